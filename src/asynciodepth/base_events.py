@@ -444,7 +444,8 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
 
         # ---- 3. Timers that are due become ready --------------------------
         if scheduled:
-            end_time = self._now() + self._clock_resolution
+            now = self._now()
+            end_time = now + self._clock_resolution
             observer = self._observer
             while scheduled:
                 if scheduled[0][0] >= end_time:
@@ -456,7 +457,7 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
                     continue
                 ready.append(timer)
                 if observer is not None:
-                    observer.on_timer_fired(self, timer, end_time)
+                    observer.on_timer_fired(self, timer, now)
 
         # ---- 4. Run what was ready at this point, and nothing else -------
         # Invariant: callbacks scheduled by these callbacks wait for the next

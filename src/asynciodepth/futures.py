@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import reprlib
 import sys
 import types
 from types import GenericAlias
@@ -69,14 +70,15 @@ class Future:
 
     __class_getitem__ = classmethod(GenericAlias)
 
+    @reprlib.recursive_repr()  # Why: a future may hold itself as its result.
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._repr_info()}>"
 
     def _repr_info(self) -> str:
         if self._state == _FINISHED:
             if self._exception is not None:
-                return f"finished exception={self._exception!r}"
-            return f"finished result={self._result!r}"
+                return f"finished exception={reprlib.repr(self._exception)}"
+            return f"finished result={reprlib.repr(self._result)}"
         return self._state.lower()
 
     def __del__(self) -> None:

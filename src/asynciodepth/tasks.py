@@ -14,6 +14,7 @@ import asyncio.tasks as _aio_tasks
 import contextvars
 import inspect
 import itertools
+import reprlib
 import sys
 from asyncio import base_tasks as _aio_base_tasks
 from typing import Any, Coroutine
@@ -69,6 +70,7 @@ class Task(Future):
             self._loop.call_soon(self._step, context=self._context)
             _register_task(self)
 
+    @reprlib.recursive_repr()
     def __repr__(self) -> str:
         coro = getattr(self._coro, "__qualname__", None) or "?"
         return (
