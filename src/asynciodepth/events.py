@@ -104,7 +104,12 @@ class TimerHandle(Handle):
         loop: asyncio.AbstractEventLoop,
         context: contextvars.Context | None = None,
     ) -> None:
-        super().__init__(callback, args, loop, context)
+        # Why not super().__init__(): one call less per timer (workload c).
+        self._context = contextvars.copy_context() if context is None else context
+        self._callback = callback
+        self._args = args
+        self._loop = loop
+        self._cancelled = False
         self._when = when
         # Invariant: _scheduled is True exactly while the handle is in the
         # loop's timer heap.
@@ -120,9 +125,12 @@ class TimerHandle(Handle):
 
     def cancel(self) -> None:
         """Make the loop skip this callback and tell it one timer is dead."""
-        if not self._cancelled and self._scheduled:
-            self._loop._timer_handle_cancelled(self)
-        super().cancel()
+        if not self._cancelled:
+            if self._scheduled:
+                self._loop._timer_handle_cancelled(self)
+            self._cancelled = True
+            self._callback = None
+            self._args = None
 
     # Timers compare by deadline, as asyncio's do.
     def __lt__(self, other: TimerHandle) -> bool:

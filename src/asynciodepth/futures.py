@@ -184,7 +184,13 @@ class Future:
             raise asyncio.InvalidStateError("invalid state")
         self._result = result
         self._state = _FINISHED
-        self._schedule_callbacks()
+        # Inlined _schedule_callbacks(): set_result is on every sleep's path.
+        callbacks = self._callbacks
+        if callbacks:
+            self._callbacks = []
+            call_soon = self._loop.call_soon
+            for fn, context in callbacks:
+                call_soon(fn, self, context=context)
 
     def set_exception(self, exception: BaseException | type[BaseException]) -> None:
         """Mark the future done with exception and schedule its callbacks."""
