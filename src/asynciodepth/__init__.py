@@ -9,3 +9,9 @@ Each module is tangled from one chapter of the book; see the module docstrings.
 """
 
 from asynciodepth.hello import typist, typist_sync
+from asynciodepth.futures import Future, sleep
+from asynciodepth.events import Handle, LoopObserver, TimerHandle, VirtualClock
+from asynciodepth.base_events import BaseEventLoop
+from asynciodepth.selector_events import BaseSelectorEventLoop
+from asynciodepth.tasks import Task, eager_task_factory
+from asynciodepth.runners import EventLoop, EventLoopPolicy, new_event_loop, run

@@ -3,15 +3,15 @@
 Builds on ``events.py`` (handles, the virtual clock, the observer interface)
 and ``futures.py`` (``create_future`` returns our Future). The Task arrives in
 chapter "The scheduler": until then ``create_task`` makes the stdlib's Task,
-which is happy to run on any loop that keeps asyncio's loop contract.
+which is happy to run on any loop that keeps asyncio's loop contract. How the
+loop waits (``_poll``) is left to ``selector_events.py``.
 
 One iteration of the loop, ``_run_once``, has four sections:
 
 1. decide how long the loop may block (0 if callbacks are ready, else until
    the next timer, else forever);
-2. poll for I/O with that timeout (today only the wake-up socket that
-   ``call_soon_threadsafe`` writes to; the epoll chapter adds real I/O
-   through the ``_poll``/``_process_events`` seam);
+2. poll for I/O with that timeout, through the ``_poll``/``_process_events``
+   seam (a virtual clock jumps instead of sleeping);
 3. move the timers that are due onto the ready queue;
 4. run the callbacks that were ready at that point, and no others.
 """
@@ -20,15 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
 import contextvars
 import heapq
 import itertools
 import logging
 import math
 import os
-import selectors
-import socket
 import sys
 import threading
 import time
@@ -68,12 +65,6 @@ def _run_until_complete_cb(fut: Any) -> None:
     fut.get_loop().stop()
 
 
-def _io_not_implemented(name: str) -> NotImplementedError:
-    return NotImplementedError(
-        f"asynciodepth's loop has no I/O yet: {name}() arrives in chapter 'epoll'"
-    )
-
-
 class BaseEventLoop(asyncio.AbstractEventLoop):
     """A pure-Python asyncio event loop: ready queue, timer heap and a poll."""
 
@@ -111,7 +102,7 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         self._current_handle: Handle | None = None
         self._exception_handler: Callable[..., object] | None = None
         self._task_factory: Callable[..., Any] | None = None
-        self._default_executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._default_executor: Any = None  # see runners.EventLoop
         self._executor_shutdown_called = False
         # Invariant: _external_work counts executor jobs still running; while
         # it is positive a virtual clock waits for real (see _run_once).
@@ -119,13 +110,6 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         self._asyncgens: weakref.WeakSet = weakref.WeakSet()
         self._asyncgens_shutdown_called = False
         self._coroutine_origin_tracking_saved_depth: int | None = None
-        # The wake-up socket pair: other threads write a byte to _csock, and a
-        # loop blocked in the poll sees _ssock become readable.
-        self._selector = selectors.DefaultSelector()
-        self._ssock, self._csock = socket.socketpair()
-        self._ssock.setblocking(False)
-        self._csock.setblocking(False)
-        self._selector.register(self._ssock, selectors.EVENT_READ)
 
     def __repr__(self) -> str:
         return (
@@ -230,11 +214,8 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         return handle
 
     def _write_to_self(self) -> None:
-        try:
-            self._csock.send(b"\0")
-        except OSError:
-            # Full (the loop is awake anyway and will drain it) or closed.
-            pass
+        """Wake the loop if it is blocked in _poll(); see selector_events.py."""
+        raise NotImplementedError
 
     def _timer_handle_cancelled(self, handle: TimerHandle) -> None:
         """Called by TimerHandle.cancel() for a timer still in the heap."""
@@ -386,10 +367,6 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         if executor is not None:
             self._default_executor = None
             executor.shutdown(wait=False)
-        self._selector.unregister(self._ssock)
-        self._selector.close()
-        self._ssock.close()
-        self._csock.close()
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
         if not getattr(self, "_closed", True):
@@ -404,26 +381,14 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
     def _poll(self, timeout: float | None) -> list[tuple[Any, int]]:
         """Wait up to timeout seconds (None: forever) for I/O; return the events.
 
-        This is the seam the epoll chapter replaces: it may return events for
-        any file descriptor, which _process_events() then turns into callbacks.
+        The seam between the loop and the operating system: selector_events.py
+        implements it with a selector, and the epoll chapter replaces it.
         """
-        return self._selector.select(timeout)
+        raise NotImplementedError
 
     def _process_events(self, events: list[tuple[Any, int]]) -> None:
-        """Turn the poll's events into ready callbacks (today: drain the wake-ups)."""
-        for key, _mask in events:
-            if key.fileobj is self._ssock:
-                self._read_from_self()
-
-    def _read_from_self(self) -> None:
-        while True:
-            try:
-                if not self._ssock.recv(4096):
-                    break
-            except InterruptedError:
-                continue
-            except BlockingIOError:
-                break
+        """Turn the events _poll() returned into ready callbacks."""
+        raise NotImplementedError
 
     def _run_once(self) -> None:
         """Run one iteration: poll, move due timers, run the ready snapshot."""
@@ -674,73 +639,6 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
                 )
 
     # ------------------------------------------------------------------
-    # Threads: the default executor
-    # ------------------------------------------------------------------
-
-    def run_in_executor(
-        self, executor: concurrent.futures.Executor | None, func: Callable[..., Any], *args: Any
-    ) -> Future:
-        """Run func(*args) in executor (default: a thread pool); return a Future."""
-        self._check_closed()
-        if self._debug:
-            self._check_callback(func, "run_in_executor")
-        if executor is None:
-            if self._executor_shutdown_called:
-                raise RuntimeError("Executor shutdown has been called")
-            executor = self._default_executor
-            if executor is None:
-                executor = concurrent.futures.ThreadPoolExecutor(
-                    thread_name_prefix="asyncio"
-                )
-                self._default_executor = executor
-        future = asyncio.wrap_future(executor.submit(func, *args), loop=self)
-        self._external_work += 1
-        future.add_done_callback(self._external_work_done)
-        return future
-
-    def _external_work_done(self, future: Any) -> None:
-        self._external_work -= 1
-
-    def set_default_executor(self, executor: concurrent.futures.ThreadPoolExecutor) -> None:
-        """Use executor for run_in_executor(None, ...)."""
-        if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
-            raise TypeError("executor must be ThreadPoolExecutor instance")
-        self._default_executor = executor
-
-    async def shutdown_default_executor(self, timeout: float | None = None) -> None:
-        """Wait (in a helper thread) until the default executor's threads end."""
-        self._executor_shutdown_called = True
-        if self._default_executor is None:
-            return
-        future = self.create_future()
-        thread = threading.Thread(target=self._do_shutdown, args=(future,))
-        self._external_work += 1
-        future.add_done_callback(self._external_work_done)
-        thread.start()
-        try:
-            async with asyncio.timeout(timeout):
-                await future
-        except TimeoutError:
-            warnings.warn(
-                "The executor did not finishing joining "
-                f"its threads within {timeout} seconds.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            self._default_executor.shutdown(wait=False)
-        else:
-            thread.join()
-
-    def _do_shutdown(self, future: Future) -> None:
-        try:
-            self._default_executor.shutdown(wait=True)
-            if not self.is_closed():
-                self.call_soon_threadsafe(_set_result_if_pending, future, None)
-        except Exception as exc:
-            if not self.is_closed():
-                self.call_soon_threadsafe(future.set_exception, exc)
-
-    # ------------------------------------------------------------------
     # Async generators
     # ------------------------------------------------------------------
 
@@ -760,132 +658,8 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         if not self.is_closed():
             self.call_soon_threadsafe(self.create_task, agen.aclose())
 
-    async def shutdown_asyncgens(self) -> None:
-        """Close every async generator that is still suspended."""
-        self._asyncgens_shutdown_called = True
-        if not len(self._asyncgens):
-            return
-        closing = list(self._asyncgens)
-        self._asyncgens.clear()
-        results = await asyncio.gather(
-            *[agen.aclose() for agen in closing], return_exceptions=True
-        )
-        for result, agen in zip(results, closing):
-            if isinstance(result, Exception):
-                self.call_exception_handler(
-                    {
-                        "message": "an error occurred during closing of "
-                        f"asynchronous generator {agen!r}",
-                        "exception": result,
-                        "asyncgen": agen,
-                    }
-                )
-
-    # ------------------------------------------------------------------
-    # Not yet: I/O, which arrives in chapter "epoll"
-    # ------------------------------------------------------------------
-
-    async def getaddrinfo(
-        self, host: Any, port: Any, *, family: int = 0, type: int = 0,
-        proto: int = 0, flags: int = 0,
-    ) -> Any:
-        """Resolve host and port in the default executor."""
-        return await self.run_in_executor(
-            None, socket.getaddrinfo, host, port, family, type, proto, flags
-        )
-
-    async def getnameinfo(self, sockaddr: Any, flags: int = 0) -> Any:
-        """Reverse-resolve sockaddr in the default executor."""
-        return await self.run_in_executor(None, socket.getnameinfo, sockaddr, flags)
-
-    def add_reader(self, fd: Any, callback: Any, *args: Any) -> None:
-        raise _io_not_implemented("add_reader")
-
-    def remove_reader(self, fd: Any) -> bool:
-        raise _io_not_implemented("remove_reader")
-
-    def add_writer(self, fd: Any, callback: Any, *args: Any) -> None:
-        raise _io_not_implemented("add_writer")
-
-    def remove_writer(self, fd: Any) -> bool:
-        raise _io_not_implemented("remove_writer")
-
-    def add_signal_handler(self, sig: int, callback: Any, *args: Any) -> None:
-        raise _io_not_implemented("add_signal_handler")
-
-    def remove_signal_handler(self, sig: int) -> bool:
-        raise _io_not_implemented("remove_signal_handler")
-
-    async def sock_recv(self, sock: Any, nbytes: int) -> Any:
-        raise _io_not_implemented("sock_recv")
-
-    async def sock_recv_into(self, sock: Any, buf: Any) -> Any:
-        raise _io_not_implemented("sock_recv_into")
-
-    async def sock_recvfrom(self, sock: Any, bufsize: int) -> Any:
-        raise _io_not_implemented("sock_recvfrom")
-
-    async def sock_recvfrom_into(self, sock: Any, buf: Any, nbytes: int = 0) -> Any:
-        raise _io_not_implemented("sock_recvfrom_into")
-
-    async def sock_sendall(self, sock: Any, data: Any) -> Any:
-        raise _io_not_implemented("sock_sendall")
-
-    async def sock_sendto(self, sock: Any, data: Any, address: Any) -> Any:
-        raise _io_not_implemented("sock_sendto")
-
-    async def sock_connect(self, sock: Any, address: Any) -> Any:
-        raise _io_not_implemented("sock_connect")
-
-    async def sock_accept(self, sock: Any) -> Any:
-        raise _io_not_implemented("sock_accept")
-
-    async def sock_sendfile(self, sock: Any, file: Any, *args: Any, **kwargs: Any) -> Any:
-        raise _io_not_implemented("sock_sendfile")
-
-    async def sendfile(self, transport: Any, file: Any, *args: Any, **kwargs: Any) -> Any:
-        raise _io_not_implemented("sendfile")
-
-    async def start_tls(self, transport: Any, protocol: Any, *args: Any, **kwargs: Any) -> Any:
-        raise _io_not_implemented("start_tls")
-
-    async def create_connection(self, *args: Any, **kwargs: Any) -> Any:
-        raise _io_not_implemented("create_connection")
-
-    async def create_server(self, *args: Any, **kwargs: Any) -> Any:
-        raise _io_not_implemented("create_server")
-
-    async def create_unix_connection(self, *args: Any, **kwargs: Any) -> Any:
-        raise _io_not_implemented("create_unix_connection")
-
-    async def create_unix_server(self, *args: Any, **kwargs: Any) -> Any:
-        raise _io_not_implemented("create_unix_server")
-
-    async def create_datagram_endpoint(self, *args: Any, **kwargs: Any) -> Any:
-        raise _io_not_implemented("create_datagram_endpoint")
-
-    async def connect_accepted_socket(self, *args: Any, **kwargs: Any) -> Any:
-        raise _io_not_implemented("connect_accepted_socket")
-
-    async def connect_read_pipe(self, *args: Any, **kwargs: Any) -> Any:
-        raise _io_not_implemented("connect_read_pipe")
-
-    async def connect_write_pipe(self, *args: Any, **kwargs: Any) -> Any:
-        raise _io_not_implemented("connect_write_pipe")
-
-    async def subprocess_exec(self, *args: Any, **kwargs: Any) -> Any:
-        raise _io_not_implemented("subprocess_exec")
-
-    async def subprocess_shell(self, *args: Any, **kwargs: Any) -> Any:
-        raise _io_not_implemented("subprocess_shell")
-
 
 _HANDLER_RUNS_IN_CONTEXT = sys.version_info >= (3, 12)
-
-
-def _set_result_if_pending(future: Any, result: Any) -> None:
-    if not future.done():
-        future.set_result(result)
 
 
 def _debug_from_environment() -> bool:
