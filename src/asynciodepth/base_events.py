@@ -404,6 +404,7 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         # ---- 1. How long may we block? ----------------------------------
         if self._timer_cancelled_count:
             self._drop_cancelled_timers()
+            scheduled = self._scheduled  # it may have been rebuilt
         if ready or self._stopping:
             timeout: float | None = 0.0
         elif scheduled:
@@ -446,10 +447,15 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         # ---- 4. Run what was ready at this point, and nothing else -------
         # Invariant: callbacks scheduled by these callbacks wait for the next
         # iteration. This is the only place where callbacks are called.
-        ntodo = len(ready)
-        self._callbacks_since_poll += ntodo
-        if self._observer is None and not self._debug:
-            popleft = ready.popleft
+        if self._observer is not None or self._debug:
+            ntodo = len(ready)
+            self._callbacks_since_poll += ntodo
+            self._run_ready_instrumented(ntodo)
+            return
+        popleft = ready.popleft
+        while True:
+            ntodo = len(ready)
+            self._callbacks_since_poll += ntodo
             for _ in range(ntodo):
                 handle = popleft()
                 if handle._cancelled:
@@ -460,9 +466,19 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
                     raise
                 except BaseException as exc:
                     self._callback_failed(handle, exc)
-        else:
-            self._run_ready_instrumented(ntodo)
-        handle = None  # Why: don't keep the last callback's arguments alive.
+            handle = None  # Why: don't keep the last callback's arguments alive.
+            # Why loop: if only callbacks are pending (no timer, no stop, no
+            # poll due), sections 1-3 of the next iteration would do nothing,
+            # so we start its section 4 right here. Same order, same snapshot
+            # per iteration, one method call less per iteration: about 10% of
+            # benchmark (a), a chain of callbacks.
+            if (
+                not ready
+                or scheduled
+                or self._stopping
+                or self._callbacks_since_poll >= _POLL_EVERY_CALLBACKS
+            ):
+                return
 
     def _poll_and_wait(self, timeout: float | None) -> int:
         """Poll with timeout; under a virtual clock jump instead of sleeping."""
