@@ -19,7 +19,6 @@ import pytest
 from asynciodepth import coroutines
 from asynciodepth.coroutines import Driver, Job, Sleep, await_chain, sleep, trap
 
-
 # -- Two implementations of "run these coroutines concurrently, give me results" --
 
 
@@ -353,8 +352,7 @@ def test_never_awaited_warning():
     assert [(w.category, str(w.message)) for w in caught] == [
         (
             RuntimeWarning,
-            "coroutine "
-            "'test_never_awaited_warning.<locals>.typist' was never awaited",
+            "coroutine 'test_never_awaited_warning.<locals>.typist' was never awaited",
         )
     ]
 
@@ -494,7 +492,9 @@ def test_await_a_non_awaitable():
     async def f():
         await 5
 
-    with pytest.raises(TypeError, match="^object int can't be used in 'await' expression$"):
+    with pytest.raises(
+        TypeError, match="^object int can't be used in 'await' expression$"
+    ):
         f().send(None)
 
 
@@ -506,7 +506,9 @@ def test_await_returning_a_non_iterator():
     async def f():
         await Bad()
 
-    with pytest.raises(TypeError, match="^__await__\\(\\) returned non-iterator of type 'int'$"):
+    with pytest.raises(
+        TypeError, match="^__await__\\(\\) returned non-iterator of type 'int'$"
+    ):
         f().send(None)
 
 
