@@ -65,7 +65,7 @@ async def sleep(delay: float, result: Any = None) -> Any:
     return result
 
 
-# %% book/04_await.ipynb cell 24
+# %% book/04_await.ipynb cell 26
 @dataclass(eq=False)
 class Job:
     """One coroutine being driven, with its outcome once it is done."""
@@ -75,7 +75,7 @@ class Job:
     result: Any = None  # the coroutine's return value, once `done`
 
 
-# %% book/04_await.ipynb cell 26
+# %% book/04_await.ipynb cell 28
 class Driver:
     """Run coroutines round-robin, waking sleepers from a timer heap."""
 
