@@ -1,4 +1,4 @@
-"""Tests for coroutine classes (book/11_coroutine_classes.ipynb -> coroutine_classes.py).
+"""Tests for coroutine classes (book/11_coroutine_classes.ipynb -> coroutine_classes).
 
 Behaviour under asyncio runs over LOOP_FACTORIES (the `loop_factory` fixture) and over
 TASK_FACTORIES (the `task_factory` fixture). LOOP_FACTORIES holds the stdlib loop, and
