@@ -56,7 +56,9 @@ def test_sleepers_wake_by_deadline_and_ties_are_fifo():
         yield from sleep(delay)
         events.append((sched.time(), name))
 
-    sched.run(task("late", 0.3), task("tie1", 0.1), task("early", 0.05), task("tie2", 0.1))
+    sched.run(
+        task("late", 0.3), task("tie1", 0.1), task("early", 0.05), task("tie2", 0.1)
+    )
     assert events == [(0.05, "early"), (0.1, "tie1"), (0.1, "tie2"), (0.3, "late")]
     assert sched.time() == 0.3
 
@@ -212,9 +214,7 @@ def test_a_task_may_catch_the_unknown_request_error_and_go_on():
         except TypeError as error:
             return str(error)
 
-    assert Scheduler().run(careful()) == [
-        "unknown request to the scheduler: 'hello'"
-    ]
+    assert Scheduler().run(careful()) == ["unknown request to the scheduler: 'hello'"]
 
 
 def test_run_refuses_what_is_not_a_generator_or_coroutine():
@@ -247,7 +247,8 @@ def test_run_cannot_be_nested():
         yield
 
     with pytest.raises(
-        RuntimeError, match=r"^Scheduler.run\(\) cannot be called from a running scheduler$"
+        RuntimeError,
+        match=r"^Scheduler.run\(\) cannot be called from a running scheduler$",
     ):
         sched.run(nested())
 
@@ -317,7 +318,9 @@ def test_typist_generator_types_and_returns_the_pauses():
 
 
 @pytest.mark.parametrize(
-    "sleep_trap", [sleep, coroutines.sleep], ids=["generators.sleep", "coroutines.sleep"]
+    "sleep_trap",
+    [sleep, coroutines.sleep],
+    ids=["generators.sleep", "coroutines.sleep"],
 )
 def test_async_typist_runs_on_the_generator_scheduler(sleep_trap):
     out = io.StringIO()
@@ -356,8 +359,14 @@ def test_generator_and_async_typists_interleave_by_time():
 
 def test_our_trap_is_a_bad_yield_for_the_stdlib_task():
     with pytest.raises(RuntimeError, match=r"^Task got bad yield: Sleep\(delay=0.5\)$"):
-        asyncio.run(typist("a", rng=random.Random(SEED), out=io.StringIO(),
-                           sleep=lambda _: sleep(0.5)))
+        asyncio.run(
+            typist(
+                "a",
+                rng=random.Random(SEED),
+                out=io.StringIO(),
+                sleep=lambda _: sleep(0.5),
+            )
+        )
 
 
 def test_types_coroutine_generator_style_runs_on_stdlib_asyncio():

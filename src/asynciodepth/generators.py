@@ -3,7 +3,7 @@
 
 
 # %% book/09_generators.ipynb cell 38
-"""A scheduler built from generators alone, in the style of the years before async/await.
+"""A scheduler built from generators alone, in the style of the years before `await`.
 
 Chapter 9, "Generators" (book/09_generators.ipynb). Builds on the trap of chapter 4,
 "await" (`asynciodepth.coroutines`: `trap` and its `Sleep` request), and on the typist's
@@ -111,7 +111,8 @@ class Scheduler:
         # `joiners` of the task it waits for.
         self._ready: collections.deque[tuple[Task, Any, BaseException | None]]
         self._ready = collections.deque()  # (task, value to send, exception to throw)
-        self._sleeping: list[tuple[float, int, Task]] = []  # heap: (deadline, seq, task)
+        # A heap of (deadline, seq, task): the sleeping task with the earliest first.
+        self._sleeping: list[tuple[float, int, Task]] = []
         self._seq = itertools.count()  # breaks ties between equal deadlines: FIFO
         self._names = itertools.count(1)
         self._tasks: list[Task] = []  # every task of the current run
@@ -139,7 +140,9 @@ class Scheduler:
         Raises the exception of the first of `coros` that failed, if one did.
         """
         if self._running:
-            raise RuntimeError("Scheduler.run() cannot be called from a running scheduler")
+            raise RuntimeError(
+                "Scheduler.run() cannot be called from a running scheduler"
+            )
         for coro in coros:
             if not isinstance(coro, (Generator, Coroutine)):
                 raise TypeError(
