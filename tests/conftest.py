@@ -1,0 +1,77 @@
+"""Shared fixtures: every behaviour test runs on three setups.
+
+- ``stdlib``: asyncio's own loop with its C Task;
+- ``ours``: asynciodepth.EventLoop with asynciodepth.Task;
+- ``ours+ctask``: asynciodepth.EventLoop with asyncio's C Task, chosen with
+  ``loop.set_task_factory``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any, Callable
+
+import pytest
+
+import asynciodepth
+
+SETUPS = ["stdlib", "ours", "ours+ctask"]
+
+
+def c_task_factory(loop, coro, **kwargs):
+    """Task factory making the stdlib's (C) Task."""
+    return asyncio.Task(coro, loop=loop, **kwargs)
+
+
+class Setup:
+    """One loop implementation, with the few helpers tests need."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.ours = name != "stdlib"
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def new_loop(self, **options: Any) -> asyncio.AbstractEventLoop:
+        """A new loop; options (clock=, observer=) only apply to ours."""
+        if self.name == "stdlib":
+            return asyncio.new_event_loop()
+        loop = asynciodepth.EventLoop(**options)
+        if self.name == "ours+ctask":
+            loop.set_task_factory(c_task_factory)
+        return loop
+
+    @property
+    def task_class(self) -> type:
+        return asynciodepth.Task if self.name == "ours" else asyncio.Task
+
+    def eager_factory(self) -> Callable[..., Any]:
+        """The eager task factory of this setup's Task class (3.12+ for the C one)."""
+        if self.name == "ours":
+            return asynciodepth.eager_task_factory
+        return asyncio.eager_task_factory
+
+    def run(self, main: Any, **options: Any) -> Any:
+        """Run main with asyncio.Runner on a fresh loop of this setup."""
+        with asyncio.Runner(loop_factory=lambda: self.new_loop(**options)) as runner:
+            return runner.run(main)
+
+
+@pytest.fixture(params=SETUPS)
+def setup(request) -> Setup:
+    return Setup(request.param)
+
+
+@pytest.fixture
+def loop(setup):
+    loop = setup.new_loop()
+    yield loop
+    if not loop.is_closed():
+        loop.close()
+
+
+requires_312 = pytest.mark.skipif(
+    sys.version_info < (3, 12), reason="asyncio feature added in 3.12"
+)

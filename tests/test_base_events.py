@@ -1,0 +1,695 @@
+"""The loop core: scheduling order, running, errors, threads, executor, asyncgens."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import logging
+import sys
+import threading
+
+import pytest
+
+import asynciodepth
+from asynciodepth import EventLoop, LoopObserver, VirtualClock
+
+# -- ordering ----------------------------------------------------------------
+
+
+def test_call_soon_is_fifo(loop):
+    events = []
+    for i in range(5):
+        loop.call_soon(events.append, i)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert events == [0, 1, 2, 3, 4]
+
+
+def test_only_the_snapshot_runs_in_one_iteration(loop):
+    """Callbacks scheduled by a callback run in the next iteration, after stop."""
+    events = []
+
+    def first():
+        events.append("first")
+        loop.call_soon(events.append, "scheduled by first")
+        loop.stop()
+
+    loop.call_soon(first)
+    loop.call_soon(events.append, "second")
+    loop.run_forever()
+    assert events == ["first", "second"]
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert events == ["first", "second", "scheduled by first"]
+
+
+def test_snapshot_gives_fairness(loop):
+    """Two self-rescheduling callbacks alternate; neither starves the other."""
+    events = []
+
+    def ping(name, n):
+        events.append(name)
+        if n > 1:
+            loop.call_soon(ping, name, n - 1)
+
+    loop.call_soon(ping, "a", 3)
+    loop.call_soon(ping, "b", 3)
+    loop.call_later(0.001, loop.stop)
+    loop.run_forever()
+    assert events == ["a", "b", "a", "b", "a", "b"]
+
+
+def test_timers_run_in_deadline_order(loop):
+    events = []
+    now = loop.time()
+    for delay in (0.03, 0.01, 0.02):
+        loop.call_at(now + delay, events.append, delay)
+    loop.call_at(now + 0.04, loop.stop)
+    loop.run_forever()
+    assert events == [0.01, 0.02, 0.03]
+
+
+def test_timers_with_equal_deadlines(setup, loop):
+    """Ours runs equal deadlines in call_at order; asyncio leaves it undefined."""
+    events = []
+    when = loop.time() + 0.01
+    for i in range(20):
+        loop.call_at(when, events.append, i)
+    loop.call_at(when + 0.01, loop.stop)
+    loop.run_forever()
+    assert sorted(events) == list(range(20))
+    if setup.ours:
+        assert events == list(range(20))
+
+
+def test_cancelled_handles_do_not_run(loop):
+    events = []
+    loop.call_soon(events.append, "kept")
+    loop.call_soon(events.append, "dropped").cancel()
+    timer = loop.call_later(0.001, events.append, "dropped timer")
+    assert not timer.cancelled()
+    timer.cancel()
+    assert timer.cancelled()
+    loop.call_later(0.002, loop.stop)
+    loop.run_forever()
+    assert events == ["kept"]
+
+
+def test_many_cancelled_timers_are_dropped(loop):
+    events = []
+    timers = [loop.call_later(10 + i, events.append, i) for i in range(300)]
+    for timer in timers[:250]:
+        timer.cancel()
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert events == []
+    if isinstance(loop, EventLoop):
+        assert len(loop._scheduled) == 50
+        assert loop._timer_cancelled_count == 0
+
+
+def test_timer_handle_when_and_call_later_relative(loop):
+    before = loop.time()
+    timer = loop.call_later(5, print)
+    assert before + 5 <= timer.when() <= loop.time() + 5
+    timer.cancel()
+
+
+def test_nan_delay_runs_at_once(setup, loop):
+    """call_later has no NaN check: a NaN deadline is always due.
+
+    On 3.13 the stdlib loop then hands a NaN timeout to the selector, which
+    raises ValueError; ours keeps NaN out of the heap and runs it at once.
+    """
+    events = []
+    loop.call_later(float("nan"), events.append, "nan")
+    loop.call_later(0.01, loop.stop)
+    if sys.version_info >= (3, 13) and not setup.ours:
+        with pytest.raises(ValueError, match="NaN"):
+            loop.run_forever()
+        return
+    loop.run_forever()
+    assert events == ["nan"]
+
+
+def test_asyncio_sleep_nan(setup):
+    """asyncio.sleep(nan) raises ValueError from 3.13 on, and completes before."""
+    async def main():
+        await asyncio.sleep(float("nan"))
+        return "slept"
+
+    if sys.version_info >= (3, 13):
+        with pytest.raises(ValueError) as info:
+            setup.run(main())
+        assert str(info.value) == "Invalid delay: NaN (not a number)"
+    else:
+        assert setup.run(main()) == "slept"
+
+
+# -- running and stopping ----------------------------------------------------
+
+
+def test_run_until_complete_returns_result(loop):
+    async def answer():
+        return 42
+
+    assert loop.run_until_complete(answer()) == 42
+    assert not loop.is_running()
+
+
+def test_run_until_complete_raises_exception(loop):
+    async def fail():
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        loop.run_until_complete(fail())
+
+
+def test_run_until_complete_rejects_non_awaitable(loop):
+    with pytest.raises(TypeError) as info:
+        loop.run_until_complete(1)
+    assert str(info.value) == (
+        "An asyncio.Future, a coroutine or an awaitable is required"
+    )
+
+
+def test_run_until_complete_stopped_early(loop):
+    fut = loop.create_future()
+    loop.call_soon(loop.stop)
+    with pytest.raises(RuntimeError) as info:
+        loop.run_until_complete(fut)
+    assert str(info.value) == "Event loop stopped before Future completed."
+
+
+def test_run_forever_while_running(loop):
+    async def nested():
+        loop.run_forever()
+
+    with pytest.raises(RuntimeError) as info:
+        loop.run_until_complete(nested())
+    assert str(info.value) == "This event loop is already running"
+
+
+def test_run_while_another_loop_runs(setup):
+    outer = setup.new_loop()
+    inner = setup.new_loop()
+
+    async def nested():
+        inner.run_forever()
+
+    try:
+        with pytest.raises(RuntimeError) as info:
+            outer.run_until_complete(nested())
+        assert str(info.value) == (
+            "Cannot run the event loop while another loop is running"
+        )
+    finally:
+        inner.close()
+        outer.close()
+
+
+def test_is_running_and_running_loop(loop):
+    seen = []
+
+    def check():
+        seen.append((loop.is_running(), asyncio.get_running_loop() is loop))
+        loop.stop()
+
+    loop.call_soon(check)
+    loop.run_forever()
+    assert seen == [(True, True)]
+    assert not loop.is_running()
+    assert asyncio._get_running_loop() is None
+
+
+def test_closed_loop_refuses_work(loop):
+    loop.close()
+    loop.close()  # a second close is a no-op
+    assert loop.is_closed()
+    for call in (
+        lambda: loop.call_soon(print),
+        lambda: loop.call_later(1, print),
+        lambda: loop.call_at(1, print),
+        lambda: loop.call_soon_threadsafe(print),
+        loop.run_forever,
+        lambda: loop.run_in_executor(None, print),
+    ):
+        with pytest.raises(RuntimeError) as info:
+            call()
+        assert str(info.value) == "Event loop is closed"
+    coro = asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match="^Event loop is closed$"):
+        loop.create_task(coro)
+    coro.close()
+
+
+def test_close_running_loop(loop):
+    errors = []
+
+    def close():
+        try:
+            loop.close()
+        except RuntimeError as exc:
+            errors.append(str(exc))
+        loop.stop()
+
+    loop.call_soon(close)
+    loop.run_forever()
+    assert errors == ["Cannot close a running event loop"]
+
+
+def test_none_deadlines(loop):
+    with pytest.raises(TypeError, match="^delay must not be None$"):
+        loop.call_later(None, print)
+    with pytest.raises(TypeError, match="^when cannot be None$"):
+        loop.call_at(None, print)
+
+
+def test_non_callable_callback(loop):
+    """Without debug mode asyncio accepts it and the call fails later."""
+    errors = []
+    loop.set_exception_handler(lambda loop, context: errors.append(context))
+    handle = loop.call_soon(1)
+    assert not handle.cancelled()
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert [type(context["exception"]) for context in errors] == [TypeError]
+    assert errors[0]["handle"] is handle
+    assert errors[0]["message"].startswith("Exception in callback")
+
+
+def test_non_callable_callback_in_debug_mode(loop):
+    loop.set_debug(True)
+
+    async def coroutine_function():
+        pass
+
+    for method in ("call_soon", "call_soon_threadsafe"):
+        with pytest.raises(TypeError) as info:
+            getattr(loop, method)(1)
+        assert str(info.value) == f"a callable object was expected by {method}(), got 1"
+        with pytest.raises(TypeError) as info:
+            getattr(loop, method)(coroutine_function)
+        assert str(info.value) == f"coroutines cannot be used with {method}()"
+    with pytest.raises(TypeError) as info:
+        loop.call_later(1, 1)
+    assert str(info.value) == "a callable object was expected by call_at(), got 1"
+
+
+def test_set_task_factory_rejects_non_callable(loop):
+    with pytest.raises(TypeError, match="^task factory must be a callable or None$"):
+        loop.set_task_factory(1)
+
+
+# -- contexts, exceptions and the exception handler --------------------------
+
+var = contextvars.ContextVar("var", default="unset")
+
+
+def test_callback_runs_in_given_context(loop):
+    seen = []
+    context = contextvars.copy_context()
+    context.run(var.set, "given")
+    loop.call_soon(lambda: seen.append(var.get()), context=context)
+    var_token = var.set("caller")
+    loop.call_soon(lambda: seen.append(var.get()))
+    var.reset(var_token)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert seen == ["given", "caller"]
+
+
+def test_callback_changes_stay_in_its_context(loop):
+    seen = []
+
+    def setter():
+        var.set("changed")
+
+    loop.call_soon(setter)
+    loop.call_soon(lambda: seen.append(var.get()))
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert seen == ["unset"]
+
+
+def test_exception_in_callback_goes_to_handler(loop):
+    contexts = []
+    loop.set_exception_handler(lambda loop, context: contexts.append(context))
+    assert loop.get_exception_handler() is not None
+
+    def fail():
+        raise ValueError("in callback")
+
+    handle = loop.call_soon(fail)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert len(contexts) == 1
+    assert contexts[0]["handle"] is handle
+    assert isinstance(contexts[0]["exception"], ValueError)
+    assert contexts[0]["message"].startswith("Exception in callback")
+
+
+def test_set_exception_handler_rejects_non_callable(loop):
+    with pytest.raises(TypeError) as info:
+        loop.set_exception_handler(1)
+    assert str(info.value) == "A callable object or None is expected, got 1"
+
+
+def test_default_exception_handler_logs(loop, caplog):
+    def fail():
+        raise ValueError("logged")
+
+    loop.call_soon(fail)
+    loop.call_soon(loop.stop)
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        loop.run_forever()
+    assert len(caplog.records) == 1
+    record = caplog.records[0]
+    assert record.getMessage().startswith("Exception in callback")
+    assert record.exc_info[0] is ValueError
+
+
+def test_failing_exception_handler_is_logged(loop, caplog):
+    def handler(loop, context):
+        raise KeyError("handler broke")
+
+    loop.set_exception_handler(handler)
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        loop.call_exception_handler({"message": "original"})
+    assert [r.getMessage().splitlines()[0] for r in caplog.records] == [
+        "Unhandled error in exception handler"
+    ]
+
+
+def test_exception_handler_context(setup, loop):
+    """3.12+ run a custom handler in the failing handle's context; 3.11 doesn't."""
+    seen = []
+    loop.set_exception_handler(lambda loop, context: seen.append(var.get()))
+    context = contextvars.copy_context()
+    context.run(var.set, "handle's")
+
+    def fail():
+        raise ValueError
+
+    loop.call_soon(fail, context=context)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    expected = "handle's" if sys.version_info >= (3, 12) else "unset"
+    assert seen == [expected]
+
+
+def test_keyboard_interrupt_in_callback_propagates(loop):
+    def interrupt():
+        raise KeyboardInterrupt
+
+    loop.call_soon(interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        loop.run_forever()
+    assert not loop.is_running()
+
+
+# -- debug mode --------------------------------------------------------------
+
+
+def test_debug_mode_logs_slow_callbacks(loop, caplog):
+    loop.set_debug(True)
+    assert loop.get_debug()
+    loop.slow_callback_duration = 0.0  # every callback is "slow": no timing
+    loop.call_soon(loop.stop)
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        loop.run_forever()
+    assert any(r.getMessage().startswith("Executing") for r in caplog.records)
+
+
+def test_debug_mode_refuses_calls_from_other_threads(loop):
+    loop.set_debug(True)
+    errors = []
+    done = threading.Event()
+
+    def from_thread():
+        try:
+            loop.call_soon(print)
+        except RuntimeError as exc:
+            errors.append(str(exc))
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            done.set()
+
+    def start_thread():
+        threading.Thread(target=from_thread).start()
+
+    loop.call_soon(start_thread)
+    loop.call_later(10, loop.stop)  # safety net: never hang
+    loop.run_forever()
+    assert done.wait(10)
+    assert errors == [
+        "Non-thread-safe operation invoked on an event loop other than the "
+        "current one"
+    ]
+
+
+# -- threads -----------------------------------------------------------------
+
+
+def test_call_soon_threadsafe_wakes_a_sleeping_loop(loop):
+    events = []
+
+    def worker():
+        events.append("worker")
+        loop.call_soon_threadsafe(events.append, "woken")
+        loop.call_soon_threadsafe(loop.stop)
+
+    # The loop has nothing to do: it blocks in its poll until the thread
+    # writes to the wake-up socket. The 10 s timer is only a safety net.
+    safety = loop.call_later(10, loop.stop)
+    thread = threading.Thread(target=worker)
+    loop.call_soon(thread.start)
+    loop.run_forever()
+    thread.join(10)
+    assert events == ["worker", "woken"]
+    assert not safety.cancelled()
+    safety.cancel()
+
+
+def test_run_in_executor(loop):
+    async def main():
+        return await loop.run_in_executor(None, sum, [1, 2, 3])
+
+    assert loop.run_until_complete(asyncio.wait_for(main(), 10)) == 6
+    loop.run_until_complete(loop.shutdown_default_executor())
+
+
+def test_run_in_given_executor_and_exception(loop):
+    def fail():
+        raise ValueError("in thread")
+
+    with concurrent.futures.ThreadPoolExecutor(1) as executor:
+        fut = loop.run_in_executor(executor, fail)
+        with pytest.raises(ValueError, match="in thread"):
+            loop.run_until_complete(asyncio.wait_for(fut, 10))
+
+
+def test_set_default_executor(loop):
+    with pytest.raises(TypeError) as info:
+        loop.set_default_executor(1)
+    assert str(info.value) == "executor must be ThreadPoolExecutor instance"
+    executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mine")
+    loop.set_default_executor(executor)
+
+    def name():
+        return threading.current_thread().name
+
+    thread_name = loop.run_until_complete(
+        asyncio.wait_for(loop.run_in_executor(None, name), 10)
+    )
+    assert thread_name.startswith("mine")
+    loop.run_until_complete(loop.shutdown_default_executor())
+    with pytest.raises(RuntimeError) as info:
+        loop.run_in_executor(None, name)
+    assert str(info.value) == "Executor shutdown has been called"
+
+
+def test_executor_under_virtual_clock_waits_for_the_thread():
+    """Virtual time does not jump over a timer while a thread works."""
+    loop = EventLoop(clock=VirtualClock())
+    gate = threading.Event()
+
+    def slow():
+        gate.wait(10)
+        return "done"
+
+    async def main():
+        fut = loop.run_in_executor(None, slow)
+        loop.call_later(0.5, gate.set)  # only fires if virtual time jumps
+        threading.Timer(0.05, gate.set).start()
+        return await asyncio.wait_for(fut, 60)
+
+    try:
+        assert loop.run_until_complete(main()) == "done"
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()
+
+
+# -- async generators --------------------------------------------------------
+
+
+def test_shutdown_asyncgens_closes_suspended_generators(loop):
+    events = []
+
+    async def agen():
+        try:
+            yield 1
+            yield 2
+        finally:
+            events.append("closed")
+
+    async def main():
+        gen = agen()
+        assert await gen.__anext__() == 1
+        return gen
+
+    gen = loop.run_until_complete(main())
+    assert events == []
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    assert events == ["closed"]
+    del gen
+
+
+def test_asyncgen_finalizer_hook_schedules_aclose(loop):
+    events = []
+
+    async def agen():
+        try:
+            yield 1
+            yield 2
+        finally:
+            events.append("closed")
+
+    async def main():
+        gen = agen()
+        await gen.__anext__()
+        del gen  # the finalizer hook schedules aclose() on the loop
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    loop.run_until_complete(main())
+    assert events == ["closed"]
+
+
+# -- our loop only: virtual clock and observer --------------------------------
+
+
+def test_virtual_clock_jumps_to_next_timer():
+    clock = VirtualClock()
+    loop = EventLoop(clock=clock)
+    seen = []
+    loop.call_later(3600, lambda: seen.append(loop.time()))
+    loop.call_later(7200, loop.stop)
+    loop.run_forever()
+    loop.close()
+    assert seen == [3600.0]
+    assert clock.time() == 7200.0
+
+
+def test_virtual_clock_never_goes_back():
+    clock = VirtualClock(10)
+    clock.advance_to(5)
+    assert clock.time() == 10.0
+    clock.advance_to(12.5)
+    assert clock.time() == 12.5
+
+
+def test_typist_on_virtual_clock_is_reproducible(capsys):
+    import random
+
+    async def typist(rng):
+        for ch in "Hello, world!":
+            await asyncio.sleep(max(0, rng.gauss(0.08, 0.03)))
+            print(ch, end="")
+        print()
+        return asyncio.get_running_loop().time()
+
+    ends = []
+    for _ in range(2):
+        ends.append(
+            asynciodepth.run(
+                typist(random.Random(7)),
+                loop_factory=lambda: EventLoop(clock=VirtualClock()),
+            )
+        )
+    assert capsys.readouterr().out == "Hello, world!\n" * 2
+    assert ends[0] == ends[1] > 0.5
+
+
+class Recorder(LoopObserver):
+    def __init__(self):
+        self.events = []
+
+    def on_callback(self, loop, handle, start, end):
+        self.events.append(("callback", getattr(handle._callback, "__name__", "?"), start))
+
+    def on_task_step(self, loop, task, woken_by, start, end):
+        self.events.append(("step", task.get_name(), type(woken_by).__name__, start))
+
+    def on_poll(self, loop, timeout, start, end, nevents):
+        self.events.append(("poll", timeout, start, end))
+
+    def on_timer_fired(self, loop, handle, now):
+        self.events.append(("timer", now))
+
+
+def test_observer_sees_callbacks_steps_polls_and_timers():
+    recorder = Recorder()
+    loop = EventLoop(clock=VirtualClock(), observer=recorder)
+    assert loop.get_observer() is recorder
+
+    async def sleeper():
+        await asyncio.sleep(0)
+        await asyncio.sleep(2)
+
+    loop.run_until_complete(loop.create_task(sleeper(), name="sleeper"))
+    loop.close()
+    steps = [e for e in recorder.events if e[0] == "step"]
+    assert steps == [
+        ("step", "sleeper", "NoneType", 0.0),  # first step
+        ("step", "sleeper", "NoneType", 0.0),  # after sleep(0): rescheduled
+        ("step", "sleeper", "Future", 2.0),  # woken by the sleep's future
+    ]
+    assert ("poll", 2.0, 0.0, 2.0) in recorder.events
+    assert ("timer", 2.0) in [e[:2] for e in recorder.events if e[0] == "timer"]
+    callbacks = [e[1] for e in recorder.events if e[0] == "callback"]
+    assert callbacks.count("_step") == 2 and callbacks.count("_wakeup") == 1
+
+
+def test_observer_can_be_removed():
+    recorder = Recorder()
+    loop = EventLoop()
+    loop.set_observer(recorder)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    loop.set_observer(None)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    loop.close()
+    assert [e[1] for e in recorder.events if e[0] == "callback"] == ["stop"]
+
+
+def test_io_methods_say_they_are_not_there_yet():
+    loop = EventLoop()
+    try:
+        with pytest.raises(NotImplementedError, match="add_reader.*epoll"):
+            loop.add_reader(0, print)
+        with pytest.raises(NotImplementedError, match="create_connection"):
+            loop.run_until_complete(loop.create_connection(object, "localhost", 1))
+    finally:
+        loop.close()
+
+
+def test_getaddrinfo_uses_the_executor(loop):
+    infos = loop.run_until_complete(
+        asyncio.wait_for(loop.getaddrinfo("127.0.0.1", 80), 10)
+    )
+    assert infos[0][4][0] == "127.0.0.1"
+    loop.run_until_complete(loop.shutdown_default_executor())

@@ -1,0 +1,159 @@
+"""Running our loop: Runner, asyncio.run, asynciodepth.run, policy, Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+import pytest
+
+import asynciodepth
+from asynciodepth import EventLoop, EventLoopPolicy, VirtualClock
+
+
+async def which_loop():
+    await asyncio.sleep(0)
+    return type(asyncio.get_running_loop()), type(asyncio.current_task())
+
+
+def test_runner_with_loop_factory():
+    with asyncio.Runner(loop_factory=EventLoop) as runner:
+        assert runner.run(which_loop()) == (EventLoop, asynciodepth.Task)
+        assert runner.run(which_loop()) == (EventLoop, asynciodepth.Task)
+        loop = runner.get_loop()
+    assert loop.is_closed()
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="loop_factory is 3.12+")
+def test_asyncio_run_with_loop_factory():
+    assert asyncio.run(which_loop(), loop_factory=EventLoop) == (
+        EventLoop,
+        asynciodepth.Task,
+    )
+
+
+def test_asynciodepth_run():
+    assert asynciodepth.run(which_loop()) == (EventLoop, asynciodepth.Task)
+
+
+def test_asynciodepth_run_debug():
+    async def debug():
+        return asyncio.get_running_loop().get_debug()
+
+    assert asynciodepth.run(debug(), debug=True) is True
+    assert asynciodepth.run(debug(), debug=False) is False
+
+
+def test_asynciodepth_run_rejects_non_coroutines():
+    with pytest.raises(ValueError, match="a coroutine was expected"):
+        asynciodepth.run(1)
+
+
+def test_asynciodepth_run_with_virtual_clock():
+    async def nap():
+        await asyncio.sleep(3600)
+        return asyncio.get_running_loop().time()
+
+    factory = lambda: EventLoop(clock=VirtualClock())  # noqa: E731
+    assert asynciodepth.run(nap(), loop_factory=factory) == 3600.0
+
+
+def test_new_event_loop():
+    loop = asynciodepth.new_event_loop(clock=VirtualClock(5))
+    try:
+        assert isinstance(loop, EventLoop) and loop.time() == 5.0
+    finally:
+        loop.close()
+
+
+def test_policy_makes_asyncio_use_our_loop():
+    old = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(EventLoopPolicy())
+    try:
+        assert asyncio.run(which_loop()) == (EventLoop, asynciodepth.Task)
+        loop = asyncio.new_event_loop()
+        assert isinstance(loop, EventLoop)
+        loop.close()
+    finally:
+        asyncio.set_event_loop_policy(old)
+
+
+def test_run_inside_a_running_loop_restores_it():
+    """What Jupyter needs: a cell runs while ipykernel's loop is running."""
+
+    async def cell():
+        outer_loop = asyncio.get_running_loop()
+        outer_task = asyncio.current_task()
+        inner = asynciodepth.run(which_loop())
+        return (
+            inner,
+            asyncio.get_running_loop() is outer_loop,
+            asyncio.current_task() is outer_task,
+        )
+
+    kernel_loop = asyncio.new_event_loop()
+    try:
+        inner, same_loop, same_task = kernel_loop.run_until_complete(cell())
+    finally:
+        kernel_loop.close()
+    assert inner == (EventLoop, asynciodepth.Task)
+    assert same_loop and same_task
+
+
+def test_running_loop_restored_after_failure():
+    async def fail():
+        raise KeyError("inner")
+
+    async def cell():
+        outer_loop = asyncio.get_running_loop()
+        with pytest.raises(KeyError):
+            asynciodepth.run(fail())
+        return asyncio.get_running_loop() is outer_loop
+
+    kernel_loop = asyncio.new_event_loop()
+    try:
+        assert kernel_loop.run_until_complete(cell())
+    finally:
+        kernel_loop.close()
+
+
+@pytest.mark.skipif(
+    signal.getsignal(signal.SIGINT) is not signal.default_int_handler,
+    reason="the Runner only handles Ctrl-C when SIGINT has its default handler",
+)
+def test_ctrl_c_cancels_the_main_task(setup):
+    events = []
+
+    async def main():
+        asyncio.get_running_loop().call_soon(signal.raise_signal, signal.SIGINT)
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            events.append("main task cancelled")
+            raise
+
+    with pytest.raises(KeyboardInterrupt):
+        setup.run(main())
+    assert events == ["main task cancelled"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_runner_shuts_down_asyncgens_and_executor(setup):
+    events = []
+
+    async def agen():
+        try:
+            yield 1
+            yield 2
+        finally:
+            events.append("agen closed")
+
+    async def main():
+        global _kept
+        _kept = agen()
+        await _kept.__anext__()
+        await asyncio.wait_for(asyncio.to_thread(events.append, "thread ran"), 10)
+
+    setup.run(main())
+    assert events == ["thread ran", "agen closed"]
