@@ -1,8 +1,8 @@
 """Tests for coroutine classes (book/11_coroutine_classes.ipynb -> coroutine_classes).
 
 Behaviour under asyncio runs over LOOP_FACTORIES (the `loop_factory` fixture) and over
-TASK_FACTORIES (the `task_factory` fixture). LOOP_FACTORIES holds the stdlib loop, and
-asynciodepth's own `EventLoop` as soon as the package exports it. Each error case that
+TASK_FACTORIES (the `task_factory` fixture). LOOP_FACTORIES holds the stdlib loop and
+asynciodepth's own `EventLoop` (when the package exports it). Each error case that
 chapter 11 shows is a test here, next to the native coroutine's behaviour.
 """
 
@@ -21,6 +21,8 @@ import warnings
 import pytest
 
 from asynciodepth.coroutine_classes import (
+    FutureIter,
+    IteratorFuture,
     Trap,
     TrapIter,
     TypistCoroutine,
@@ -28,6 +30,7 @@ from asynciodepth.coroutine_classes import (
 )
 from asynciodepth.coroutines import Driver, Sleep, await_chain
 from asynciodepth.coroutines import sleep as coroutine_sleep
+from asynciodepth.futures import Future
 from asynciodepth.generators import Scheduler
 from asynciodepth.generators import sleep as generator_sleep
 from asynciodepth.hello import keystroke_pauses, typist
@@ -539,3 +542,101 @@ def test_await_chain_stops_at_the_class_and_no_never_awaited_warning():
         TypistCoroutine()
         gc.collect()
     assert [str(w.message) for w in caught] == ["coroutine 'typist' was never awaited"]
+
+
+# -- Our Future, awaited through a generator or through FutureIter ---------------------
+
+FUTURE_CLASSES = pytest.mark.parametrize(
+    "future_class", [Future, IteratorFuture], ids=["Future", "IteratorFuture"]
+)
+
+
+@FUTURE_CLASSES
+@pytest.mark.parametrize("how", ["result", "exception", "cancel"])
+def test_a_task_awaits_our_future_either_way(
+    loop_factory, task_factory, future_class, how
+):
+    events = []
+
+    async def main(loop):
+        future = future_class(loop=loop)
+
+        async def waiter():
+            events.append("waits")
+            result = await future
+            events.append(f"got {result!r}")
+            return result
+
+        task = task_factory(loop, waiter())
+        await asyncio.sleep(0)
+        assert future._asyncio_future_blocking is False  # reset by the Task
+        if how == "result":
+            future.set_result("ready")
+        elif how == "exception":
+            future.set_exception(KeyError("lost"))
+        else:
+            task.cancel()
+        try:
+            return await task
+        except (KeyError, asyncio.CancelledError) as error:
+            events.append(type(error).__name__)
+            return task
+
+    result = run(loop_factory, main)
+    expected = {
+        "result": ["waits", "got 'ready'"],
+        "exception": ["waits", "KeyError"],
+        "cancel": ["waits", "CancelledError"],
+    }[how]
+    assert events == expected
+    if how == "cancel":
+        assert result.cancelled()
+
+
+@FUTURE_CLASSES
+def test_a_done_future_is_awaited_without_yielding(future_class):
+    loop = asyncio.new_event_loop()
+    try:
+        future = future_class(loop=loop)
+        future.set_result(7)
+        steps = future.__await__()
+        with pytest.raises(StopIteration) as stop:
+            next(steps)
+        assert stop.value.value == 7
+    finally:
+        loop.close()
+
+
+@FUTURE_CLASSES
+def test_resuming_a_pending_future_by_hand_is_refused(future_class):
+    loop = asyncio.new_event_loop()
+    try:
+        steps = future_class(loop=loop).__await__()
+        first = next(steps)
+        assert isinstance(first, future_class) and first._asyncio_future_blocking
+        with pytest.raises(RuntimeError, match=r"^await wasn't used with future$"):
+            next(steps)
+    finally:
+        loop.close()
+
+
+def test_future_iter_throw_and_close_finish_it():
+    loop = asyncio.new_event_loop()
+    try:
+        future = IteratorFuture(loop=loop)
+        steps = future.__await__()
+        assert isinstance(steps, FutureIter) and iter(steps) is steps
+        next(steps)
+        with pytest.raises(KeyError, match="thrown"):
+            steps.throw(KeyError("thrown"))
+        future.set_result(1)
+        with pytest.raises(StopIteration) as stop:
+            next(steps)
+        assert stop.value.value is None  # finished: no second result
+        other = IteratorFuture(loop=loop).__await__()
+        next(other)
+        other.close()
+        with pytest.raises(StopIteration):
+            next(other)
+    finally:
+        loop.close()

@@ -8,6 +8,7 @@ event lists; time is the scheduler's virtual clock.
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import random
 import types
@@ -475,11 +476,10 @@ def test_a_plain_generator_cannot_yield_from_a_native_coroutine():
         warnings.simplefilter("always")
         with pytest.raises(
             TypeError,
-            match=r"^cannot 'yield from' a coroutine object in a non-coroutine generator$",
+            match=r"^cannot 'yield from' a coroutine object "
+            r"in a non-coroutine generator$",
         ):
             next(old_style())
-        import gc
-
         gc.collect()
     assert [str(w.message) for w in caught] == [
         f"coroutine '{answer.__qualname__}' was never awaited"

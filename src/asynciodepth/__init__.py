@@ -34,9 +34,14 @@ from asynciodepth.runners import EventLoop, EventLoopPolicy, new_event_loop, run
 from asynciodepth.generators import Scheduler, typist_generator
 
 
-# %% book/10_async_generators.ipynb cell 50
+# %% book/10_async_generators.ipynb cell 52
 from asynciodepth.asyncgens import Keystrokes, asyncgen_hooks, keystrokes
 
 
-# %% book/11_coroutine_classes.ipynb cell 46
-from asynciodepth.coroutine_classes import Trap, TypistCoroutine, get_awaitable_iter
+# %% book/11_coroutine_classes.ipynb cell 51
+from asynciodepth.coroutine_classes import (
+    IteratorFuture,
+    Trap,
+    TypistCoroutine,
+    get_awaitable_iter,
+)

@@ -6,10 +6,10 @@
 """Awaitables and a complete coroutine written as classes, without `async def`.
 
 Chapter 11, "Coroutine classes" (book/11_coroutine_classes.ipynb). Builds on the
-coroutine protocol of chapters 3 and 4 (`send`, `throw`, `close`, `__await__`) and on
-the typist of chapter 1 (`asynciodepth.hello`). This is how C extensions and Cython
-provide coroutines: objects with the right methods, known to
-`collections.abc.Coroutine`.
+coroutine protocol of chapters 3 and 4 (`send`, `throw`, `close`, `__await__`), on our
+Future of chapter 5 (`asynciodepth.futures`) and on the typist of chapter 1
+(`asynciodepth.hello`). This is how C extensions and Cython provide coroutines:
+objects with the right methods, known to `collections.abc.Coroutine`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import types
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TextIO
 
+from asynciodepth.futures import Future
 from asynciodepth.hello import TEXT, Gauss, keystroke_pause
 
 
@@ -66,7 +67,7 @@ def _exception(typ: Any, val: Any = None, tb: Any = None) -> BaseException:
 
 
 class Trap:
-    """An awaitable class: `await Trap(request)` does what `await trap(request)` does."""
+    """An awaitable class: `await Trap(request)` is `await trap(request)`."""
 
     def __init__(self, request: Any) -> None:
         self.request = request
@@ -247,3 +248,52 @@ class TypistCoroutine:
         ):
             return next(awaiting)  # Why: a plain iterator need not have send()
         return awaiting.send(value)
+
+
+# %% book/11_coroutine_classes.ipynb cell 42
+class FutureIter:
+    """The iterator that awaits a future: `Future.__await__` written as a class."""
+
+    def __init__(self, future: Any) -> None:
+        self._future = future
+        # Invariant: _step is "start", then "waiting" once the future has gone up
+        # the chain, then "finished" once the result has been returned.
+        self._step = "start"
+
+    def __iter__(self) -> FutureIter:
+        return self
+
+    def __next__(self) -> Any:
+        return self.send(None)
+
+    def send(self, value: Any) -> Any:
+        """First step: yield the pending future; next step: return its result."""
+        future = self._future
+        if self._step == "start" and not future.done():
+            self._step = "waiting"
+            future._asyncio_future_blocking = True
+            return future  # up the chain, to the Task
+        if self._step == "waiting" and not future.done():
+            raise RuntimeError("await wasn't used with future")
+        if self._step == "finished":
+            raise StopIteration
+        self._step = "finished"
+        raise StopIteration(future.result())  # or raise its exception
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        """Raise the exception where the awaiting coroutine is suspended."""
+        self._step = "finished"
+        raise _exception(typ, val, tb)
+
+    def close(self) -> None:
+        """Give up waiting; nothing else to clean up."""
+        self._step = "finished"
+
+
+class IteratorFuture(Future):
+    """Our Future, awaited through a `FutureIter` instead of a generator."""
+
+    def __await__(self) -> FutureIter:  # type: ignore[override]
+        return FutureIter(self)
+
+    __iter__ = __await__  # type: ignore[assignment]
