@@ -38,7 +38,7 @@ from asynciodepth.generators import Scheduler, typist_generator
 from asynciodepth.asyncgens import Keystrokes, asyncgen_hooks, keystrokes
 
 
-# %% book/11_coroutine_classes.ipynb cell 51
+# %% book/11_coroutine_classes.ipynb cell 53
 from asynciodepth.coroutine_classes import (
     IteratorFuture,
     Trap,

@@ -250,7 +250,7 @@ class TypistCoroutine:
         return awaiting.send(value)
 
 
-# %% book/11_coroutine_classes.ipynb cell 42
+# %% book/11_coroutine_classes.ipynb cell 44
 class FutureIter:
     """The iterator that awaits a future: `Future.__await__` written as a class."""
 
