@@ -9,14 +9,15 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import itertools
+import random
 import types
 import warnings
 
 import pytest
 
 from asynciodepth import coroutines
-from asynciodepth.coroutines import Driver, Job, Sleep, sleep, trap
-
+from asynciodepth.coroutines import Driver, Job, Sleep, await_chain, sleep, trap
 
 # -- Two implementations of "run these coroutines concurrently, give me results" --
 
@@ -351,8 +352,7 @@ def test_never_awaited_warning():
     assert [(w.category, str(w.message)) for w in caught] == [
         (
             RuntimeWarning,
-            "coroutine "
-            "'test_never_awaited_warning.<locals>.typist' was never awaited",
+            "coroutine 'test_never_awaited_warning.<locals>.typist' was never awaited",
         )
     ]
 
@@ -492,7 +492,9 @@ def test_await_a_non_awaitable():
     async def f():
         await 5
 
-    with pytest.raises(TypeError, match="^object int can't be used in 'await' expression$"):
+    with pytest.raises(
+        TypeError, match="^object int can't be used in 'await' expression$"
+    ):
         f().send(None)
 
 
@@ -504,7 +506,9 @@ def test_await_returning_a_non_iterator():
     async def f():
         await Bad()
 
-    with pytest.raises(TypeError, match="^__await__\\(\\) returned non-iterator of type 'int'$"):
+    with pytest.raises(
+        TypeError, match="^__await__\\(\\) returned non-iterator of type 'int'$"
+    ):
         f().send(None)
 
 
@@ -531,3 +535,186 @@ def test_types_coroutine_wraps_a_plain_generator_to_be_awaitable():
     assert not inspect.isawaitable(plain())
     wrapped = types.coroutine(plain)
     assert inspect.isawaitable(wrapped())
+
+
+def test_await_a_plain_generator():
+    def plain():
+        yield "up"
+
+    async def f():
+        await plain()
+
+    with pytest.raises(
+        TypeError, match="^object generator can't be used in 'await' expression$"
+    ):
+        f().send(None)
+
+
+def test_stop_iteration_escaping_a_coroutine_becomes_runtime_error():
+    async def careless():
+        return next(iter([]))
+
+    with pytest.raises(RuntimeError, match="^coroutine raised StopIteration$") as info:
+        careless().send(None)
+    assert type(info.value.__cause__) is StopIteration
+
+
+def test_asyncio_sleep_outside_a_running_loop():
+    coro = asyncio.sleep(0.1)
+    with pytest.raises(RuntimeError, match="^no running event loop$"):
+        coro.send(None)
+
+
+def test_cancel_throws_cancelled_error_at_the_innermost_await():
+    events = []
+
+    async def worker():
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            events.append("cancelled at the sleep")
+            raise
+
+    async def main():
+        task = asyncio.create_task(worker())
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return task.cancelled()
+
+    assert asyncio.run(main()) is True
+    assert events == ["cancelled at the sleep"]
+
+
+def test_throw_into_a_created_coroutine_never_runs_the_body():
+    events = []
+
+    async def f():
+        events.append("body ran")
+
+    coro = f()
+    with pytest.raises(KeyError, match="'k'"):
+        coro.throw(KeyError("k"))
+    assert events == []
+    assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
+
+
+def test_close_on_a_created_coroutine_does_not_warn():
+    async def f():
+        pass
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        coro = f()
+        coro.close()
+        del coro
+        gc.collect()
+    assert caught == []
+
+
+def test_calling_a_coroutine_function_runs_nothing():
+    events = []
+
+    async def f():
+        events.append("ran")
+
+    assert f.__code__.co_flags & inspect.CO_COROUTINE
+    coro = f()
+    assert events == [] and inspect.getcoroutinestate(coro) == inspect.CORO_CREATED
+    coro.close()
+
+
+# -- await_chain ----------------------------------------------------------------------
+
+
+def test_await_chain_follows_cr_await_down_to_the_trap():
+    async def inner():
+        return await trap("request")
+
+    async def outer():
+        return await inner()
+
+    coro = outer()
+    assert await_chain(coro) == [coro]  # not started: awaits nothing yet
+    coro.send(None)
+    chain = await_chain(coro)
+    assert [link.__qualname__.rsplit(".", 1)[-1] for link in chain] == [
+        "outer",
+        "inner",
+        "trap",
+    ]
+    assert chain[0] is coro and inspect.isgenerator(chain[-1])
+    coro.close()
+    assert await_chain(coro) == [coro]
+
+
+def test_await_chain_stops_at_an_iterator_it_cannot_see_into():
+    class Twice:
+        def __await__(self):
+            return iter(["tick", "tock"])
+
+    async def f():
+        await Twice()
+
+    coro = f()
+    assert coro.send(None) == "tick"
+    chain = await_chain(coro)
+    assert len(chain) == 2 and type(chain[1]).__name__ == "list_iterator"
+    coro.close()
+
+
+# -- the typist on the driver ---------------------------------------------------------
+
+
+def test_three_typists_strike_every_key_on_time():
+    from asynciodepth.hello import keystroke_pauses, typist
+
+    driver = Driver(virtual=True)
+    log = []
+
+    class Keystrokes:
+        def __init__(self, name):
+            self.name = name
+
+        def write(self, text):
+            log.extend((driver.time(), self.name, ch) for ch in text)
+
+        def flush(self):
+            pass
+
+    texts = {"ada": "Hello, world!", "bob": "Hi there!", "cy": "Good morning!"}
+    coros = [
+        typist(text, rng=random.Random(i), out=Keystrokes(name), sleep=sleep)
+        for i, (name, text) in enumerate(texts.items())
+    ]
+    waited = driver.run(*coros)
+    for i, (name, text) in enumerate(texts.items()):
+        expected = list(itertools.accumulate(keystroke_pauses(text, random.Random(i))))
+        assert [t for t, who, ch in log if who == name and ch != "\n"] == expected
+        assert "".join(ch for _, who, ch in log if who == name) == text + "\n"
+    assert log == sorted(log, key=lambda entry: entry[0])
+    assert driver.time() == max(waited)
+    # the typists really interleave: nobody types all of their text in one go
+    names = [who for _, who, _ in log]
+    assert names != sorted(names, key=list(texts).index)
+
+
+def test_a_busy_coroutine_cannot_starve_a_sleeper():
+    now = [0.0]
+    events = []
+
+    async def spinner():
+        for i in range(3):
+            now[0] += 1.0  # each step of work takes a second of (fake) real time
+            events.append(f"spin{i}")
+            await sleep(0)
+
+    async def sleeper():
+        await sleep(0.5)
+        events.append("sleeper")
+
+    driver = Driver(clock=lambda: now[0], wait=lambda seconds: None)
+    driver.run(sleeper(), spinner())
+    # Expired timers join the ready queue between rounds, behind the jobs already there.
+    assert events == ["spin0", "spin1", "sleeper", "spin2"]

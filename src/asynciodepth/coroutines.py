@@ -33,7 +33,7 @@ def trap(request):
 
 # %% book/04_await.ipynb cell 16
 def await_chain(awaitable: Any) -> list[Any]:
-    """List `awaitable` and what it awaits, and so on down to the bottom of the chain."""
+    """List `awaitable` and everything below it in its await chain, top first."""
     chain = []
     while awaitable is not None:
         chain.append(awaitable)
@@ -65,7 +65,7 @@ async def sleep(delay: float, result: Any = None) -> Any:
     return result
 
 
-# %% book/04_await.ipynb cell 24
+# %% book/04_await.ipynb cell 26
 @dataclass(eq=False)
 class Job:
     """One coroutine being driven, with its outcome once it is done."""
@@ -75,7 +75,7 @@ class Job:
     result: Any = None  # the coroutine's return value, once `done`
 
 
-# %% book/04_await.ipynb cell 26
+# %% book/04_await.ipynb cell 28
 class Driver:
     """Run coroutines round-robin, waking sleepers from a timer heap."""
 
@@ -110,6 +110,7 @@ class Driver:
                 for other in coros:
                     if isinstance(other, Coroutine):
                         other.close()
+                # Why: ValueError, not TypeError, because asyncio.run raises it here.
                 raise ValueError(f"a coroutine was expected, got {coro!r}")
         if self._ready or self._timers or self.current is not None:
             raise RuntimeError("Driver.run() cannot be called from a running driver")
