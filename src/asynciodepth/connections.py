@@ -5,8 +5,8 @@
 # %% book/08_epoll.ipynb cell 33
 """Connections and servers: chapter "epoll".
 
-Builds on ``selector_events.py`` (``SocketEventLoop``: sock_connect and readiness
-callbacks) and ``transports.py`` (``SocketTransport``). ``BaseSelectorEventLoop``
+Builds on ``io_events.py`` (``SocketEventLoop``: sock_connect and readiness
+callbacks) and ``transports.py`` (``SocketTransport``). ``ConnectionEventLoop``
 adds ``create_connection``, ``create_server`` and ``connect_accepted_socket``, and
 ``Server`` is the object ``create_server`` returns. CPython has these in
 ``asyncio/base_events.py``. This module also says, in one place, what is out of
@@ -23,10 +23,10 @@ import stat
 import sys
 from typing import Any, Callable, Iterable
 
-from asynciodepth.selector_events import SocketEventLoop
+from asynciodepth.io_events import SocketEventLoop
 from asynciodepth.transports import SocketTransport
 
-__all__ = ["Server", "BaseSelectorEventLoop"]
+__all__ = ["Server", "ConnectionEventLoop"]
 
 # After running out of file descriptors, try accepting again this much later.
 ACCEPT_RETRY_DELAY = 1.0
@@ -227,7 +227,7 @@ def _refuse_ssl(method: str, ssl: Any) -> None:
         raise _out_of_scope("SSL", f"{method}(ssl=...)")
 
 
-class BaseSelectorEventLoop(SocketEventLoop):
+class ConnectionEventLoop(SocketEventLoop):
     """SocketEventLoop that also makes transports: connections and servers."""
 
     async def _make_transport(

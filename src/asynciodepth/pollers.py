@@ -6,7 +6,7 @@
 """Pollers: epoll itself, and a ``selectors`` fallback: chapter "epoll".
 
 Builds on nothing of ours. A poller is the one object through which the loop of
-``selector_events.py`` asks the kernel which file descriptors are ready.
+``io_events.py`` asks the kernel which file descriptors are ready.
 ``EpollPoller`` calls ``select.epoll`` directly, so every system call is in sight;
 ``SelectorsPoller`` wraps the standard library's ``selectors`` (kqueue on macOS).
 Both are level-triggered; the chapter explains why.

@@ -5,7 +5,7 @@
 # %% book/08_epoll.ipynb cell 31
 """The socket transport: chapter "epoll".
 
-Builds on ``selector_events.py``: a ``SocketTransport`` owns one connected,
+Builds on ``io_events.py``: a ``SocketTransport`` owns one connected,
 non-blocking socket on a ``ReadinessEventLoop``, stays registered for reading and
 pushes what arrives to its protocol; writes go out at once or through a buffer
 with high and low water marks. CPython's counterpart is

@@ -5,7 +5,7 @@
 # %% book/08_epoll.ipynb cell 38
 """The finished loop: chapter "epoll".
 
-Builds on ``connections.py`` (``BaseSelectorEventLoop``). ``SelectorEventLoop``
+Builds on ``connections.py`` (``ConnectionEventLoop``). ``SelectorEventLoop``
 adds what asyncio's Unix loop adds: signal handlers, woken through
 ``signal.set_wakeup_fd`` and the loop's wake-up socket, and Unix domain socket
 connections and servers. It becomes the package's ``EventLoop``; this module's
@@ -25,7 +25,7 @@ import stat
 from typing import Any, Callable, Coroutine
 
 from asynciodepth import runners
-from asynciodepth.connections import BaseSelectorEventLoop, Server, _refuse_ssl
+from asynciodepth.connections import ConnectionEventLoop, Server, _refuse_ssl
 from asynciodepth.events import Handle
 
 __all__ = ["SelectorEventLoop", "EventLoopPolicy", "new_event_loop", "run"]
@@ -37,7 +37,7 @@ def _sighandler_noop(signum: int, frame: Any) -> None:
     """Python-level handler: the work is done by the loop, woken by the byte."""
 
 
-class SelectorEventLoop(BaseSelectorEventLoop):
+class SelectorEventLoop(ConnectionEventLoop):
     """asynciodepth's event loop with I/O: epoll (or selectors), signals, Unix sockets.
 
     ``SelectorEventLoop(poller="selectors")`` chooses the fallback poller.

@@ -10,7 +10,8 @@ Builds on ``runners.py`` (``EventLoop``: the loop core with our Task, whose
 layers, one class each: ``ReadinessEventLoop`` runs a callback when a file
 descriptor is ready (``add_reader``...); ``SocketEventLoop`` turns that into
 awaitable socket operations (``sock_recv``...). CPython has both in
-``asyncio/selector_events.py``.
+``asyncio/selector_events.py``; ours of that name holds the wake-up socket and
+the poll seam of chapter "The event loop", which this module builds on.
 """
 
 from __future__ import annotations
