@@ -5,12 +5,12 @@
 # %% book/08_epoll.ipynb cell 38
 """The finished loop: chapter "epoll".
 
-Builds on ``connections.py`` (``ConnectionEventLoop``). ``SelectorEventLoop``
-adds what asyncio's Unix loop adds: signal handlers, woken through
-``signal.set_wakeup_fd`` and the loop's wake-up socket, and Unix domain socket
-connections and servers. It becomes the package's ``EventLoop``; this module's
-``new_event_loop``, ``EventLoopPolicy`` and ``run`` make it. CPython's
-counterpart is ``asyncio/unix_events.py``.
+Builds on ``connections.py`` (``ConnectionEventLoop``). ``EventLoop`` adds what
+asyncio's Unix loop adds: signal handlers, woken through ``signal.set_wakeup_fd``
+and the loop's wake-up socket, and Unix domain socket connections and servers.
+It becomes the package's ``EventLoop`` (also named ``SelectorEventLoop``, as in
+asyncio); this module's ``new_event_loop``, ``EventLoopPolicy`` and ``run`` make
+it. CPython's counterpart is ``asyncio/unix_events.py``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from asynciodepth import runners
 from asynciodepth.connections import ConnectionEventLoop, Server, _refuse_ssl
 from asynciodepth.events import Handle
 
-__all__ = ["SelectorEventLoop", "EventLoopPolicy", "new_event_loop", "run"]
+__all__ = ["EventLoop", "SelectorEventLoop", "EventLoopPolicy", "new_event_loop", "run"]
 
 logger = logging.getLogger("asyncio")
 
@@ -37,10 +37,12 @@ def _sighandler_noop(signum: int, frame: Any) -> None:
     """Python-level handler: the work is done by the loop, woken by the byte."""
 
 
-class SelectorEventLoop(ConnectionEventLoop):
+class EventLoop(ConnectionEventLoop):
     """asynciodepth's event loop with I/O: epoll (or selectors), signals, Unix sockets.
 
-    ``SelectorEventLoop(poller="selectors")`` chooses the fallback poller.
+    ``EventLoop(poller="selectors")`` chooses the fallback poller. Its name is
+    the package's loop's name: from this chapter on, ``asynciodepth.EventLoop``
+    is this class, a subclass of chapter "The scheduler"'s ``runners.EventLoop``.
     """
 
     def __init__(self, **options: Any) -> None:
@@ -193,15 +195,19 @@ class SelectorEventLoop(ConnectionEventLoop):
 
 
 # %% book/08_epoll.ipynb cell 39
-def new_event_loop(**options: Any) -> SelectorEventLoop:
-    """Return a new SelectorEventLoop; options: poller=, clock=, observer=."""
-    return SelectorEventLoop(**options)
+# asyncio's name for its loop with a selector; here it is the same class.
+SelectorEventLoop = EventLoop
+
+
+def new_event_loop(**options: Any) -> EventLoop:
+    """Return a new EventLoop with I/O; options: poller=, clock=, observer=."""
+    return EventLoop(**options)
 
 
 class EventLoopPolicy(runners.EventLoopPolicy):
-    """Event loop policy whose loops are SelectorEventLoops (with I/O)."""
+    """Event loop policy whose loops are EventLoops with I/O."""
 
-    _loop_factory = SelectorEventLoop
+    _loop_factory = EventLoop
 
 
 def run(
@@ -210,5 +216,5 @@ def run(
     debug: bool | None = None,
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
 ) -> Any:
-    """Run main on a new SelectorEventLoop, like asyncio.run(); works in Jupyter too."""
-    return runners.run(main, debug=debug, loop_factory=loop_factory or SelectorEventLoop)
+    """Run main on a new EventLoop with I/O, like asyncio.run(); works in Jupyter too."""
+    return runners.run(main, debug=debug, loop_factory=loop_factory or EventLoop)
