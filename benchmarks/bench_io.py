@@ -230,8 +230,11 @@ def main() -> None:
         import uvloop  # noqa: F401
     except ImportError:
         loops = [name for name in loops if name != "uvloop"]
-    print(f"Python {sys.version.split()[0]}; requests/s, median of {args.repeats} "
-          f"windows of {args.duration} s; ratio = ours / stdlib", flush=True)
+    print(
+        f"Python {sys.version.split()[0]}; requests/s, median of {args.repeats} "
+        f"windows of {args.duration} s; ratio = ours / stdlib",
+        flush=True,
+    )
     header = f"{'level':8} {'size':>6} {'clients':>7} " + " ".join(
         f"{name:>14}" for name in loops
     )
@@ -247,11 +250,26 @@ def main() -> None:
                 medians = {}
                 for name in loops:
                     run = subprocess.run(
-                        [sys.executable, __file__, "--child", "--loop", name,
-                         "--level", level, "--size", str(size), "--nclients",
-                         str(clients), "--duration", str(args.duration),
-                         "--repeats", str(args.repeats)],
-                        capture_output=True, text=True, timeout=120,
+                        [
+                            sys.executable,
+                            __file__,
+                            "--child",
+                            "--loop",
+                            name,
+                            "--level",
+                            level,
+                            "--size",
+                            str(size),
+                            "--nclients",
+                            str(clients),
+                            "--duration",
+                            str(args.duration),
+                            "--repeats",
+                            str(args.repeats),
+                        ],
+                        capture_output=True,
+                        text=True,
+                        timeout=120,
                     )
                     if run.returncode:
                         print(run.stderr, file=sys.stderr)

@@ -74,7 +74,9 @@ class raised_fd_limit:
         resource.setrlimit(resource.RLIMIT_NOFILE, self.saved)
 
 
-async def echo_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def echo_handler(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
     """A stream echo server's handler: echo until EOF, then close."""
     try:
         while data := await reader.read(65536):
@@ -82,5 +84,3 @@ async def echo_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
             await writer.drain()
     finally:
         writer.close()
-
-

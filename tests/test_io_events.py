@@ -66,15 +66,37 @@ OUR_IO_MODULES = {
 def test_no_io_method_is_left_a_stub():
     # Every I/O entry point the earlier chapters left as a stub is defined by
     # this chapter's modules now.
-    for name in ["add_reader", "remove_reader", "add_writer", "remove_writer",
-                 "add_signal_handler", "remove_signal_handler", "sock_recv",
-                 "sock_recv_into", "sock_sendall", "sock_connect", "sock_accept",
-                 "create_connection", "create_server", "create_unix_connection",
-                 "create_unix_server", "connect_accepted_socket", "start_tls",
-                 "create_datagram_endpoint", "sock_recvfrom", "sock_recvfrom_into",
-                 "sock_sendto", "subprocess_exec", "subprocess_shell",
-                 "connect_read_pipe", "connect_write_pipe", "sock_sendfile",
-                 "sendfile", "getaddrinfo", "getnameinfo"]:
+    for name in [
+        "add_reader",
+        "remove_reader",
+        "add_writer",
+        "remove_writer",
+        "add_signal_handler",
+        "remove_signal_handler",
+        "sock_recv",
+        "sock_recv_into",
+        "sock_sendall",
+        "sock_connect",
+        "sock_accept",
+        "create_connection",
+        "create_server",
+        "create_unix_connection",
+        "create_unix_server",
+        "connect_accepted_socket",
+        "start_tls",
+        "create_datagram_endpoint",
+        "sock_recvfrom",
+        "sock_recvfrom_into",
+        "sock_sendto",
+        "subprocess_exec",
+        "subprocess_shell",
+        "connect_read_pipe",
+        "connect_write_pipe",
+        "sock_sendfile",
+        "sendfile",
+        "getaddrinfo",
+        "getnameinfo",
+    ]:
         owner = next(cls for cls in asynciodepth.EventLoop.__mro__ if name in vars(cls))
         if name in {"getaddrinfo", "getnameinfo"}:
             continue  # the earlier chapters' executor versions are the real ones
@@ -84,11 +106,17 @@ def test_no_io_method_is_left_a_stub():
 @pytest.mark.parametrize(
     "call, what",
     [
-        (lambda loop: loop.create_datagram_endpoint(asyncio.DatagramProtocol,
-                                                    local_addr=("127.0.0.1", 0)), "UDP"),
+        (
+            lambda loop: loop.create_datagram_endpoint(
+                asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)
+            ),
+            "UDP",
+        ),
         (lambda loop: loop.sock_sendto(None, b"", None), "UDP"),
-        (lambda loop: loop.subprocess_exec(asyncio.SubprocessProtocol, "true"),
-         "Subprocesses"),
+        (
+            lambda loop: loop.subprocess_exec(asyncio.SubprocessProtocol, "true"),
+            "Subprocesses",
+        ),
         (lambda loop: asyncio.create_subprocess_exec("true"), "Subprocesses"),
         (lambda loop: asyncio.open_connection("127.0.0.1", 1, ssl=True), "SSL"),
         (lambda loop: loop.start_tls(None, None, None), "SSL"),
@@ -137,8 +165,15 @@ def test_add_reader_replaces_callback_and_writer_coexists(any_impl):
         events = []
         done = loop.create_future()
         loop.add_reader(a, lambda: events.append("old reader"))
-        loop.add_reader(a, lambda: (events.append("new reader"), a.recv(10),
-                                    loop.remove_reader(a), done.set_result(None)))
+        loop.add_reader(
+            a,
+            lambda: (
+                events.append("new reader"),
+                a.recv(10),
+                loop.remove_reader(a),
+                done.set_result(None),
+            ),
+        )
 
         def on_writable():
             events.append("writer")
@@ -167,11 +202,12 @@ def test_remove_reader_skips_callback_already_queued(impl):
                 ran.append(i)
                 for j in range(2):
                     loop.remove_reader(pairs[j][0])
+
             return callback
 
-        for i, (a, b) in enumerate(pairs):
+        for i, (a, _) in enumerate(pairs):
             loop.add_reader(a, make(i))
-        for a, b in pairs:
+        for _, b in pairs:
             b.send(b"x")
         # Let the loop poll once with both ready.
         for _ in range(3):
@@ -390,7 +426,9 @@ def test_getaddrinfo_and_getnameinfo(impl):
     async def main():
         loop = asyncio.get_running_loop()
         infos = await loop.getaddrinfo("127.0.0.1", 80, type=socket.SOCK_STREAM)
-        name = await loop.getnameinfo(("127.0.0.1", 80), socket.NI_NUMERICHOST | socket.NI_NUMERICSERV)
+        name = await loop.getnameinfo(
+            ("127.0.0.1", 80), socket.NI_NUMERICHOST | socket.NI_NUMERICSERV
+        )
         return infos[0][4], name
 
     assert run(impl, main()) == (("127.0.0.1", 80), ("127.0.0.1", "80"))

@@ -36,8 +36,10 @@ def test_1000_concurrent_connections_no_leaked_fds(impl):
 
         server = await asyncio.start_server(handler, "127.0.0.1", 0, backlog=1024)
         port = server.sockets[0].getsockname()[1]
-        tasks = [asyncio.create_task(client(port, i, all_connected))
-                 for i in range(CONNECTIONS)]
+        tasks = [
+            asyncio.create_task(client(port, i, all_connected))
+            for i in range(CONNECTIONS)
+        ]
         # Wait until the server holds every connection, then release them all.
         while accepted < CONNECTIONS:
             await asyncio.sleep(0.005)

@@ -36,7 +36,9 @@ def test_open_connection_and_start_server(any_impl):
             await writer.wait_closed()
 
         async with await asyncio.start_server(handle, "127.0.0.1", 0) as server:
-            reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname())
+            reader, writer = await asyncio.open_connection(
+                *server.sockets[0].getsockname()
+            )
             answers = []
             for word in [b"one\n", b"two\n"]:
                 writer.write(word)
@@ -123,7 +125,9 @@ def test_peer_reset_reaches_the_stream(any_impl):
 def _write_after_close(impl):
     async def main():
         async with await asyncio.start_server(echo_handler, "127.0.0.1", 0) as server:
-            reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname())
+            reader, writer = await asyncio.open_connection(
+                *server.sockets[0].getsockname()
+            )
             writer.close()
             outcome = []
             try:
@@ -159,7 +163,9 @@ def test_drain_backpressure(any_impl):
             writer.close()
 
         async with await asyncio.start_server(slow, "127.0.0.1", 0) as server:
-            reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname())
+            reader, writer = await asyncio.open_connection(
+                *server.sockets[0].getsockname()
+            )
             writer.write(b"x" * (16 << 20))
             drain = asyncio.ensure_future(writer.drain())
             await asyncio.sleep(0.02)
@@ -204,15 +210,18 @@ async def _roundtrip(port: int, payload: bytes) -> bool:
 def test_nothing_lost_single_client(impl, size):
     async def main():
         async with await asyncio.start_server(echo_handler, "127.0.0.1", 0) as server:
-            return await _roundtrip(server.sockets[0].getsockname()[1], os.urandom(size))
+            return await _roundtrip(
+                server.sockets[0].getsockname()[1], os.urandom(size)
+            )
 
     assert run(impl, main(), timeout=30)
 
 
 def test_nothing_lost_100_concurrent_clients(impl):
     rng = random.Random(5)
-    sizes = [1, 8 << 20] + [rng.choice([1, 7, 1024, 65_536, 200_000, 1 << 20])
-                           for _ in range(98)]
+    sizes = [1, 8 << 20] + [
+        rng.choice([1, 7, 1024, 65_536, 200_000, 1 << 20]) for _ in range(98)
+    ]
     payloads = [rng.randbytes(size) for size in sizes]
 
     async def main():
@@ -231,8 +240,9 @@ def test_nothing_lost_100_concurrent_clients(impl):
 def test_server_api(any_impl):
     async def main():
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0,
-                                          start_serving=False)
+        server = await loop.create_server(
+            asyncio.Protocol, "127.0.0.1", 0, start_serving=False
+        )
         facts = [server.is_serving(), len(server.sockets), server.get_loop() is loop]
         await server.start_serving()
         facts.append(server.is_serving())
@@ -288,8 +298,10 @@ def test_close_clients_and_abort_clients(impl):
             await reader.read()
 
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        clients = [await asyncio.open_connection(*server.sockets[0].getsockname())
-                   for _ in range(2)]
+        clients = [
+            await asyncio.open_connection(*server.sockets[0].getsockname())
+            for _ in range(2)
+        ]
         await asyncio.sleep(0.01)
         server.close()
         server.close_clients()
@@ -308,8 +320,9 @@ def test_bind_errors(any_impl):
             taken.bind(("127.0.0.1", 0))
             taken.listen()
             with pytest.raises(OSError) as info:
-                await loop.create_server(asyncio.Protocol, *taken.getsockname(),
-                                         reuse_address=False)
+                await loop.create_server(
+                    asyncio.Protocol, *taken.getsockname(), reuse_address=False
+                )
         assert info.value.errno == errno.EADDRINUSE
         assert "error while attempting to bind on address" in str(info.value)
         with pytest.raises(ValueError):

@@ -251,7 +251,6 @@ def test_set_write_buffer_limits_bad_input(any_impl):
 
 def test_pause_and_resume_reading(any_impl):
     async def main():
-        loop = asyncio.get_running_loop()
         transport, protocol, theirs = await connected_pair()
         transport.pause_reading()
         assert not transport.is_reading()

@@ -30,6 +30,7 @@ from asynciodepth.runners import EventLoop, EventLoopPolicy, new_event_loop, run
 from asynciodepth.pollers import EpollPoller, SelectorsPoller
 from asynciodepth.transports import SocketTransport
 from asynciodepth.connections import Server
+
 # From chapter "epoll" on, the package's loop is the one with I/O.
 from asynciodepth.unix_events import (
     EventLoop,

@@ -19,7 +19,6 @@ import asyncio
 import errno
 import os
 import socket
-import stat
 import sys
 from typing import Any, Callable, Iterable
 
@@ -103,7 +102,12 @@ class Server(asyncio.AbstractServer):
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
                 return
             except OSError as exc:
-                if exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                if exc.errno not in (
+                    errno.EMFILE,
+                    errno.ENFILE,
+                    errno.ENOBUFS,
+                    errno.ENOMEM,
+                ):
                     raise
                 # Out of file descriptors: stop accepting for a while, or the
                 # level-triggered socket would spin the loop.
@@ -128,7 +132,9 @@ class Server(asyncio.AbstractServer):
                     {"message": "Error in protocol factory", "exception": exc}
                 )
                 continue
-            SocketTransport(self._loop, conn, protocol, extra={"peername": address}, server=self)
+            SocketTransport(
+                self._loop, conn, protocol, extra={"peername": address}, server=self
+            )
 
     def _resume_accepting(self, sock: socket.socket) -> None:
         if self._serving and self._sockets is not None:
@@ -146,7 +152,10 @@ class Server(asyncio.AbstractServer):
         self._serving = False
         if self._unix_path is not None:
             _unlink_if_same(*self._unix_path)
-        if self._serving_forever_fut is not None and not self._serving_forever_fut.done():
+        if (
+            self._serving_forever_fut is not None
+            and not self._serving_forever_fut.done()
+        ):
             self._serving_forever_fut.cancel()
             self._serving_forever_fut = None
         if not self._clients:
@@ -246,13 +255,22 @@ class ConnectionEventLoop(SocketEventLoop):
         return transport, protocol
 
     async def create_connection(
-        self, protocol_factory: Callable[[], Any], host: str | None = None,
-        port: int | str | None = None, *, ssl: Any = None, family: int = 0,
-        proto: int = 0, flags: int = 0, sock: socket.socket | None = None,
-        local_addr: Any = None, server_hostname: str | None = None,
+        self,
+        protocol_factory: Callable[[], Any],
+        host: str | None = None,
+        port: int | str | None = None,
+        *,
+        ssl: Any = None,
+        family: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+        sock: socket.socket | None = None,
+        local_addr: Any = None,
+        server_hostname: str | None = None,
         ssl_handshake_timeout: float | None = None,
         ssl_shutdown_timeout: float | None = None,
-        happy_eyeballs_delay: float | None = None, interleave: int | None = None,
+        happy_eyeballs_delay: float | None = None,
+        interleave: int | None = None,
         all_errors: bool = False,
     ) -> tuple[SocketTransport, Any]:
         """Connect to host:port (or wrap sock); return (transport, protocol).
@@ -262,21 +280,31 @@ class ConnectionEventLoop(SocketEventLoop):
         _refuse_ssl("create_connection", ssl)
         if host is not None or port is not None:
             if sock is not None:
-                raise ValueError("host/port and sock can not be specified at the same time")
+                raise ValueError(
+                    "host/port and sock can not be specified at the same time"
+                )
             infos = await self._ensure_resolved(
-                (host, port), family=family, type=socket.SOCK_STREAM, proto=proto,
+                (host, port),
+                family=family,
+                type=socket.SOCK_STREAM,
+                proto=proto,
                 flags=flags,
             )
             local_infos = None
             if local_addr is not None:
                 local_infos = await self._ensure_resolved(
-                    local_addr, family=family, type=socket.SOCK_STREAM, proto=proto,
+                    local_addr,
+                    family=family,
+                    type=socket.SOCK_STREAM,
+                    proto=proto,
                     flags=flags,
                 )
             errors: list[OSError] = []
             for family_, type_, proto_, _, address in infos:
                 try:
-                    sock = await self._connect_one(family_, type_, proto_, address, local_infos)
+                    sock = await self._connect_one(
+                        family_, type_, proto_, address, local_infos
+                    )
                     break
                 except OSError as exc:
                     errors.append(exc)
@@ -314,7 +342,9 @@ class ConnectionEventLoop(SocketEventLoop):
                             f"{exc.strerror.lower()}",
                         ) from None
                 else:
-                    raise OSError(f"no matching local address with family={family} found")
+                    raise OSError(
+                        f"no matching local address with family={family} found"
+                    )
             await self.sock_connect(sock, address)
             return sock
         except BaseException:
@@ -322,13 +352,22 @@ class ConnectionEventLoop(SocketEventLoop):
             raise
 
     async def create_server(
-        self, protocol_factory: Callable[[], Any], host: str | Iterable[str] | None = None,
-        port: int | str | None = None, *, family: int = socket.AF_UNSPEC,
-        flags: int = socket.AI_PASSIVE, sock: socket.socket | None = None,
-        backlog: int = 100, ssl: Any = None, reuse_address: bool | None = None,
-        reuse_port: bool | None = None, keep_alive: bool | None = None,
+        self,
+        protocol_factory: Callable[[], Any],
+        host: str | Iterable[str] | None = None,
+        port: int | str | None = None,
+        *,
+        family: int = socket.AF_UNSPEC,
+        flags: int = socket.AI_PASSIVE,
+        sock: socket.socket | None = None,
+        backlog: int = 100,
+        ssl: Any = None,
+        reuse_address: bool | None = None,
+        reuse_port: bool | None = None,
+        keep_alive: bool | None = None,
         ssl_handshake_timeout: float | None = None,
-        ssl_shutdown_timeout: float | None = None, start_serving: bool = True,
+        ssl_shutdown_timeout: float | None = None,
+        start_serving: bool = True,
     ) -> Server:
         """Listen on host:port (every host of a list; all interfaces for None)."""
         if isinstance(ssl, bool):
@@ -336,10 +375,18 @@ class ConnectionEventLoop(SocketEventLoop):
         _refuse_ssl("create_server", ssl)
         if host is not None or port is not None:
             if sock is not None:
-                raise ValueError("host/port and sock can not be specified at the same time")
+                raise ValueError(
+                    "host/port and sock can not be specified at the same time"
+                )
             if reuse_address is None:
                 reuse_address = os.name == "posix" and sys.platform != "cygwin"
-            hosts = [None] if host in (None, "") else [host] if isinstance(host, str) else list(host)
+            hosts = (
+                [None]
+                if host in (None, "")
+                else [host]
+                if isinstance(host, str)
+                else list(host)
+            )
             infos: list[Any] = []
             for one in hosts:
                 for info in await self._ensure_resolved(
@@ -386,8 +433,12 @@ class ConnectionEventLoop(SocketEventLoop):
         return server
 
     async def connect_accepted_socket(
-        self, protocol_factory: Callable[[], Any], sock: socket.socket, *,
-        ssl: Any = None, ssl_handshake_timeout: float | None = None,
+        self,
+        protocol_factory: Callable[[], Any],
+        sock: socket.socket,
+        *,
+        ssl: Any = None,
+        ssl_handshake_timeout: float | None = None,
         ssl_shutdown_timeout: float | None = None,
     ) -> tuple[SocketTransport, Any]:
         """Wrap a socket accepted elsewhere; return (transport, protocol)."""

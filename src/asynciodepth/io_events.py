@@ -112,7 +112,9 @@ class ReadinessEventLoop(EventLoop):
         """Bytes from the wake-up socket; signals arrive this way (unix_events)."""
 
     # ---- readers and writers --------------------------------------------
-    def add_reader(self, fd: Any, callback: Callable[..., object], *args: Any) -> Handle:
+    def add_reader(
+        self, fd: Any, callback: Callable[..., object], *args: Any
+    ) -> Handle:
         """Run callback(*args) whenever fd is readable, until remove_reader(fd)."""
         fd = _fileobj_to_fd(fd)
         self._ensure_fd_no_transport(fd)
@@ -124,7 +126,9 @@ class ReadinessEventLoop(EventLoop):
         self._ensure_fd_no_transport(fd)
         return self._remove_reader(fd)
 
-    def add_writer(self, fd: Any, callback: Callable[..., object], *args: Any) -> Handle:
+    def add_writer(
+        self, fd: Any, callback: Callable[..., object], *args: Any
+    ) -> Handle:
         """Run callback(*args) whenever fd is writable, until remove_writer(fd)."""
         fd = _fileobj_to_fd(fd)
         self._ensure_fd_no_transport(fd)
@@ -143,10 +147,14 @@ class ReadinessEventLoop(EventLoop):
                 f"File descriptor {fd!r} is used by transport {transport!r}"
             )
 
-    def _add_reader(self, fd: int, callback: Callable[..., object], *args: Any) -> Handle:
+    def _add_reader(
+        self, fd: int, callback: Callable[..., object], *args: Any
+    ) -> Handle:
         return self._add(self._readers, EVENT_READ, fd, Handle(callback, args, self))
 
-    def _add_writer(self, fd: int, callback: Callable[..., object], *args: Any) -> Handle:
+    def _add_writer(
+        self, fd: int, callback: Callable[..., object], *args: Any
+    ) -> Handle:
         return self._add(self._writers, EVENT_WRITE, fd, Handle(callback, args, self))
 
     def _remove_reader(self, fd: int) -> bool:
@@ -155,7 +163,9 @@ class ReadinessEventLoop(EventLoop):
     def _remove_writer(self, fd: int) -> bool:
         return self._remove(self._writers, EVENT_WRITE, fd)
 
-    def _add(self, table: dict[int, Handle], bit: int, fd: int, handle: Handle) -> Handle:
+    def _add(
+        self, table: dict[int, Handle], bit: int, fd: int, handle: Handle
+    ) -> Handle:
         self._check_closed()
         # Why first: if the kernel refuses fd (closed, not pollable), it raises
         # here and nothing of ours has changed.
@@ -261,7 +271,11 @@ class SocketEventLoop(ReadinessEventLoop):
         await self._wait_for(EVENT_WRITE, sock, self._sock_connect, sock, address)
 
     async def _wait_for(
-        self, direction: int, sock: socket.socket, callback: Callable[..., object], *args: Any
+        self,
+        direction: int,
+        sock: socket.socket,
+        callback: Callable[..., object],
+        *args: Any,
     ) -> Any:
         """Register callback(future, *args) for sock's direction; await the future."""
         fd = _fileobj_to_fd(sock)
@@ -273,7 +287,9 @@ class SocketEventLoop(ReadinessEventLoop):
         else:
             handle = self._add_writer(fd, callback, future, *args)
             remove = self._remove_writer
-        future.add_done_callback(functools.partial(_drop_registration, remove, fd, handle))
+        future.add_done_callback(
+            functools.partial(_drop_registration, remove, fd, handle)
+        )
         return await future
 
     # The retrying callbacks: each first checks that its future still waits.
@@ -306,7 +322,7 @@ class SocketEventLoop(ReadinessEventLoop):
         if future.done():
             return
         try:
-            sent = sock.send(view[position[0]:])
+            sent = sock.send(view[position[0] :])
         except (BlockingIOError, InterruptedError):
             return
         except (SystemExit, KeyboardInterrupt):
@@ -332,8 +348,13 @@ class SocketEventLoop(ReadinessEventLoop):
             future.set_exception(OSError(err, f"Connect call failed {address}"))
 
     async def _ensure_resolved(
-        self, address: Any, *, family: int = 0, type: int = socket.SOCK_STREAM,
-        proto: int = 0, flags: int = 0,
+        self,
+        address: Any,
+        *,
+        family: int = 0,
+        type: int = socket.SOCK_STREAM,
+        proto: int = 0,
+        flags: int = 0,
     ) -> list[tuple[Any, ...]]:
         """Resolve (host, port, ...) to getaddrinfo() results."""
         host, port = address[:2]

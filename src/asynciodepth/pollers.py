@@ -14,7 +14,6 @@ Both are level-triggered; the chapter explains why.
 
 from __future__ import annotations
 
-import errno
 import select
 import selectors
 

@@ -45,7 +45,10 @@ class SocketTransport(asyncio.Transport):
         """Take sock over; connection_made() and reading start on the next iteration."""
         super().__init__(extra)
         self._extra["socket"] = sock
-        for key, call in [("sockname", sock.getsockname), ("peername", sock.getpeername)]:
+        for key, call in [
+            ("sockname", sock.getsockname),
+            ("peername", sock.getpeername),
+        ]:
             if key not in self._extra:
                 try:
                     self._extra[key] = call()
@@ -71,7 +74,10 @@ class SocketTransport(asyncio.Transport):
         if server is not None:
             server._attach(self)
         loop._transports[self._sock_fd] = self
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
+        if (
+            sock.family in (socket.AF_INET, socket.AF_INET6)
+            and sock.type == socket.SOCK_STREAM
+        ):
             # Why: small writes go out at once instead of waiting for an ACK
             # (Nagle's algorithm); request/response traffic needs that.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -82,7 +88,9 @@ class SocketTransport(asyncio.Transport):
             loop.call_soon(_set_result_unless_cancelled, waiter, None)
 
     def __repr__(self) -> str:
-        state = "closed" if self._sock is None else "closing" if self._closing else "open"
+        state = (
+            "closed" if self._sock is None else "closing" if self._closing else "open"
+        )
         return f"<SocketTransport {state} buffer={len(self._buffer)}>"
 
     # ---- the protocol ----------------------------------------------------
@@ -175,7 +183,8 @@ class SocketTransport(asyncio.Transport):
         """Send data, now or as soon as the socket can take it; never blocks."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(
-                f"data argument must be a bytes-like object, not {type(data).__name__!r}"
+                "data argument must be a bytes-like object, "
+                f"not {type(data).__name__!r}"
             )
         if self._eof:
             raise RuntimeError("Cannot call write() after write_eof()")
@@ -248,7 +257,9 @@ class SocketTransport(asyncio.Transport):
             self._sock.shutdown(socket.SHUT_WR)
 
     # ---- flow control ----------------------------------------------------
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+    def set_write_buffer_limits(
+        self, high: int | None = None, low: int | None = None
+    ) -> None:
         """Set the water marks: pause_writing() above high, resume_writing() at low."""
         if high is None:
             high = 64 * 1024 if low is None else 4 * low

@@ -54,7 +54,9 @@ class EventLoop(ConnectionEventLoop):
         self._old_wakeup_fd = -1
 
     # ---- signals -----------------------------------------------------------
-    def add_signal_handler(self, sig: int, callback: Callable[..., object], *args: Any) -> None:
+    def add_signal_handler(
+        self, sig: int, callback: Callable[..., object], *args: Any
+    ) -> None:
         """Run callback(*args) on the loop whenever signal sig arrives."""
         if asyncio.iscoroutine(callback) or asyncio.iscoroutinefunction(callback):
             raise TypeError("coroutines cannot be used with add_signal_handler()")
@@ -64,7 +66,7 @@ class EventLoop(ConnectionEventLoop):
             # Only the main thread may do this; ValueError elsewhere.
             old = signal.set_wakeup_fd(self._csock.fileno())
         except (ValueError, OSError) as exc:
-            raise RuntimeError(str(exc))
+            raise RuntimeError(str(exc)) from None
         if not self._signal_handlers:
             self._old_wakeup_fd = old
         self._signal_handlers[sig] = Handle(callback, args, self)
@@ -77,7 +79,7 @@ class EventLoop(ConnectionEventLoop):
             if not self._signal_handlers:
                 self._restore_wakeup_fd()
             if exc.errno == errno.EINVAL:
-                raise RuntimeError(f"sig {sig:d} cannot be caught")
+                raise RuntimeError(f"sig {sig:d} cannot be caught") from None
             raise
 
     def remove_signal_handler(self, sig: int) -> bool:
@@ -90,7 +92,7 @@ class EventLoop(ConnectionEventLoop):
             signal.signal(sig, default)
         except OSError as exc:
             if exc.errno == errno.EINVAL:
-                raise RuntimeError(f"sig {sig:d} cannot be caught")
+                raise RuntimeError(f"sig {sig:d} cannot be caught") from None
             raise
         if not self._signal_handlers:
             self._restore_wakeup_fd()
@@ -126,12 +128,17 @@ class EventLoop(ConnectionEventLoop):
 
     # ---- Unix domain sockets -----------------------------------------------
     async def create_unix_connection(
-        self, protocol_factory: Callable[[], Any], path: str | None = None, *,
-        ssl: Any = None, sock: socket.socket | None = None,
-        server_hostname: str | None = None, ssl_handshake_timeout: float | None = None,
+        self,
+        protocol_factory: Callable[[], Any],
+        path: str | None = None,
+        *,
+        ssl: Any = None,
+        sock: socket.socket | None = None,
+        server_hostname: str | None = None,
+        ssl_handshake_timeout: float | None = None,
         ssl_shutdown_timeout: float | None = None,
     ) -> tuple[Any, Any]:
-        """Connect to the Unix socket at path (or wrap sock); return (transport, protocol)."""
+        """Connect to the Unix socket at path (or wrap sock); return the pair."""
         _refuse_ssl("create_unix_connection", ssl)
         if path is not None:
             if sock is not None:
@@ -150,10 +157,16 @@ class EventLoop(ConnectionEventLoop):
         return await self._make_transport(sock, protocol_factory)
 
     async def create_unix_server(
-        self, protocol_factory: Callable[[], Any], path: str | None = None, *,
-        sock: socket.socket | None = None, backlog: int = 100, ssl: Any = None,
+        self,
+        protocol_factory: Callable[[], Any],
+        path: str | None = None,
+        *,
+        sock: socket.socket | None = None,
+        backlog: int = 100,
+        ssl: Any = None,
         ssl_handshake_timeout: float | None = None,
-        ssl_shutdown_timeout: float | None = None, start_serving: bool = True,
+        ssl_shutdown_timeout: float | None = None,
+        start_serving: bool = True,
         cleanup_socket: bool = True,
     ) -> Server:
         """Listen on the Unix socket path; a stale socket file there is replaced."""
@@ -177,7 +190,9 @@ class EventLoop(ConnectionEventLoop):
             except OSError as exc:
                 sock.close()
                 if exc.errno == errno.EADDRINUSE:
-                    raise OSError(errno.EADDRINUSE, f"Address {path!r} is already in use") from None
+                    raise OSError(
+                        errno.EADDRINUSE, f"Address {path!r} is already in use"
+                    ) from None
                 raise
         elif sock is None:
             raise ValueError("path was not specified, and no sock specified")
@@ -216,5 +231,5 @@ def run(
     debug: bool | None = None,
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
 ) -> Any:
-    """Run main on a new EventLoop with I/O, like asyncio.run(); works in Jupyter too."""
+    """Run main on a new EventLoop with I/O, like asyncio.run(); also in Jupyter."""
     return runners.run(main, debug=debug, loop_factory=loop_factory or EventLoop)
