@@ -14,9 +14,10 @@ import socket
 import threading
 
 import pytest
+from io_helpers import IMPLS, WITH_STDLIB, loop_factory, run
 
 import asynciodepth
-from io_helpers import IMPLS, WITH_STDLIB, loop_factory, run
+from asynciodepth.unix_events import SelectorEventLoop
 
 
 @pytest.fixture(params=IMPLS)
@@ -32,7 +33,7 @@ def any_impl(request):
 def test_public_names_give_the_io_loop():
     loop = asynciodepth.new_event_loop()
     try:
-        assert type(loop) is asynciodepth.EventLoop is asynciodepth.SelectorEventLoop
+        assert type(loop) is asynciodepth.EventLoop is SelectorEventLoop
         assert loop.get_poller().name == "epoll"
     finally:
         loop.close()
@@ -45,13 +46,13 @@ def test_public_names_give_the_io_loop():
     async def which():
         return type(asyncio.get_running_loop())
 
-    assert asynciodepth.run(which()) is asynciodepth.SelectorEventLoop
+    assert asynciodepth.run(which()) is SelectorEventLoop
     with asyncio.Runner(loop_factory=asynciodepth.EventLoop) as runner:
-        assert runner.run(which()) is asynciodepth.SelectorEventLoop
+        assert runner.run(which()) is SelectorEventLoop
     policy = asynciodepth.EventLoopPolicy()
     loop = policy.new_event_loop()
     try:
-        assert type(loop) is asynciodepth.SelectorEventLoop
+        assert type(loop) is SelectorEventLoop
     finally:
         loop.close()
 

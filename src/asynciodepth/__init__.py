@@ -31,15 +31,7 @@ from asynciodepth.runners import EventLoop, EventLoopPolicy, new_event_loop, run
 
 
 # %% book/08_epoll.ipynb cell 41
-from asynciodepth.pollers import EpollPoller, SelectorsPoller
-from asynciodepth.transports import SocketTransport
-from asynciodepth.connections import Server
-
-# From chapter "epoll" on, the package's loop is the one with I/O.
-from asynciodepth.unix_events import (
-    EventLoop,
-    EventLoopPolicy,
-    SelectorEventLoop,
-    new_event_loop,
-    run,
-)
+# From chapter "epoll" on, the package's loop is the one with I/O. (The other
+# names of this chapter live in its modules: asynciodepth.pollers, .io_events,
+# .transports, .connections, .unix_events.)
+from asynciodepth.unix_events import EventLoop, EventLoopPolicy, new_event_loop, run
