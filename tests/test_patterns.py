@@ -125,7 +125,9 @@ def test_backoff_delays_never_overflow():
 @pytest.mark.parametrize("jitter", ["full", "equal"])
 def test_backoff_jitter_bounds_and_seed(jitter):
     def take(seed):
-        delays = backoff_delays(base=1, max_delay=8, jitter=jitter, rng=random.Random(seed))
+        delays = backoff_delays(
+            base=1, max_delay=8, jitter=jitter, rng=random.Random(seed)
+        )
         return [next(delays) for _ in range(200)]
 
     values = take(7)
@@ -163,7 +165,10 @@ def test_retry_succeeds_after_failures_with_backoff(setup):
     result = run(
         setup,
         lambda: retry(
-            flaky, "x", base=base, rng=random.Random(3),
+            flaky,
+            "x",
+            base=base,
+            rng=random.Random(3),
             on_retry=lambda n, e, pause: retries.append((n, str(e), pause)),
         ),
     )

@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import warnings
 
-import pytest
+from conftest import requires_312
 
 import asynciodepth
 from asynciodepth import VirtualClock
-
-from conftest import requires_312
 
 IMPLS = {"asyncio": asyncio.TaskGroup, "ours": asynciodepth.TaskGroup}
 PY313 = sys.version_info >= (3, 13)
@@ -39,7 +36,7 @@ def both(setup, scenario) -> list[str]:
     for name, group_class in IMPLS.items():
         events: list[str] = []
 
-        async def main():
+        async def main(group_class=group_class, events=events):
             # Bound every scenario: a bug must fail the test, not hang it.
             await asyncio.wait_for(scenario(group_class, events), 5)
 
@@ -97,7 +94,7 @@ def test_failure_cancels_sibling_and_body(setup):
                     events.append(f"body cancelled, cancelling={task.cancelling()}")
                     events.append(repr(tg))
                     raise
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 (we record whatever it is)
             events.append(describe(exc))
             events.append(f"suppressed context: {exc.__suppress_context__}")
         events.append(f"after: cancelling={task.cancelling()}")
@@ -108,8 +105,10 @@ def test_failure_cancels_sibling_and_body(setup):
         "sibling cancelled",
         "body cancelled, cancelling=1",
         "<TaskGroup tasks=1 errors=1 cancelling>",
-        "ExceptionGroup('unhandled errors in a TaskGroup', "
-        "[ZeroDivisionError('boom')])",
+        (
+            "ExceptionGroup('unhandled errors in a TaskGroup', "
+            "[ZeroDivisionError('boom')])"
+        ),
         "suppressed context: True",
         "after: cancelling=0",
         "parent goes on",
@@ -136,8 +135,10 @@ def test_error_in_body_and_error_during_cleanup(setup):
 
     assert both(setup, scenario) == [
         "body: ExceptionGroup('unhandled errors in a TaskGroup', [ValueError('body')])",
-        "child: ExceptionGroup('unhandled errors in a TaskGroup', "
-        "[RuntimeError('cleanup failed')])",
+        (
+            "child: ExceptionGroup('unhandled errors in a TaskGroup', "
+            "[RuntimeError('cleanup failed')])"
+        ),
     ]
 
 
@@ -154,12 +155,14 @@ def test_errors_are_grouped_in_completion_order_body_last(setup):
                 tg.create_task(crash(0.01, ZeroDivisionError("first")))
                 tg.create_task(stubborn("late"))
                 await asyncio.sleep(1)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 (we record whatever it is)
             events.append(describe(exc))
 
     assert both(setup, scenario) == [
-        "ExceptionGroup('unhandled errors in a TaskGroup', "
-        "[ZeroDivisionError('first'), KeyError('late')])"
+        (
+            "ExceptionGroup('unhandled errors in a TaskGroup', "
+            "[ZeroDivisionError('first'), KeyError('late')])"
+        )
     ]
 
 
@@ -174,12 +177,14 @@ def test_nested_groups_nest_their_exception_groups(setup):
                         inner.create_task(crash(0.01, OSError("disk")))
 
                 outer.create_task(inner_group())
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 (we record whatever it is)
             events.append(describe(exc))
 
     assert both(setup, scenario) == [
-        "ExceptionGroup('unhandled errors in a TaskGroup', "
-        "[ExceptionGroup('unhandled errors in a TaskGroup', [OSError('disk')])])"
+        (
+            "ExceptionGroup('unhandled errors in a TaskGroup', "
+            "[ExceptionGroup('unhandled errors in a TaskGroup', [OSError('disk')])])"
+        )
     ]
 
 
@@ -227,7 +232,7 @@ def test_cancelled_from_outside_while_a_child_fails(setup):
             try:
                 async with TG() as tg:
                     tg.create_task(stubborn())
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 (we record whatever it is)
                 events.append(describe(exc))
             events.append(f"cancelling={asyncio.current_task().cancelling()}")
             try:
@@ -308,7 +313,7 @@ def test_misuse_raises_asyncio_errors(setup):
     for name, group_class in IMPLS.items():
         events: list[str] = []
 
-        async def main():
+        async def main(group_class=group_class, events=events):
             try:
                 await scenario(group_class, events)
             except ExceptionGroup as exc:
@@ -344,7 +349,7 @@ def test_refused_coroutine_is_closed_on_313(setup):
     seen = {}
     for name, group_class in IMPLS.items():
 
-        async def main():
+        async def main(group_class=group_class):
             coro = asyncio.sleep(0)
             try:
                 group_class().create_task(coro)
@@ -374,7 +379,9 @@ def test_no_parent_task(setup):
             loop.call_soon(step)
             loop.call_soon(loop.stop)
             loop.run_forever()
-        assert messages == ["TaskGroup <TaskGroup> cannot determine the parent task"] * 2
+        assert (
+            messages == ["TaskGroup <TaskGroup> cannot determine the parent task"] * 2
+        )
     finally:
         loop.close()
 
@@ -387,7 +394,7 @@ def test_eager_child_that_finishes_at_once(setup):
 
         async with TG() as tg:
             task = tg.create_task(instant(7))
-            events.append(f"{task.done()} {repr(tg)}")
+            events.append(f"{task.done()} {tg!r}")
         events.append(f"result {task.result()}")
 
     results = {}
@@ -408,10 +415,9 @@ def test_works_with_our_timeout(setup):
     async def scenario(TG, events):
         task = asyncio.current_task()
         try:
-            async with asynciodepth.timeout(0.05):
-                async with TG() as tg:
-                    tg.create_task(asyncio.sleep(1))
-                    tg.create_task(asyncio.sleep(2))
+            async with asynciodepth.timeout(0.05), TG() as tg:
+                tg.create_task(asyncio.sleep(1))
+                tg.create_task(asyncio.sleep(2))
         except TimeoutError:
             events.append(f"timed out, cancelling={task.cancelling()}")
 

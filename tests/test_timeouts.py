@@ -30,7 +30,7 @@ def both(setup, scenario) -> list[str]:
     for name, impl in IMPLS.items():
         events: list[str] = []
 
-        async def main():
+        async def main(impl=impl, events=events):
             await asyncio.wait_for(scenario(impl, events), 5)
 
         setup.run(main(), clock=VirtualClock())
@@ -194,7 +194,7 @@ def test_outside_a_task(setup):
 def test_outside_cancellation_stays_a_cancellation(setup):
     async def scenario(impl, events):
         async def victim(delay):
-            async with impl.timeout(delay) as cm:
+            async with impl.timeout(delay):
                 await asyncio.sleep(1)
             events.append("not reached")
 
@@ -297,7 +297,7 @@ def test_other_error_while_expiring(setup):
                 try:
                     await asyncio.sleep(1)
                 except asyncio.CancelledError:
-                    raise ValueError("cleanup failed")  # noqa: B904
+                    raise ValueError("cleanup failed")
         except ValueError as exc:
             chain = []
             link = exc.__context__
@@ -315,9 +315,8 @@ def test_other_error_while_expiring(setup):
 def test_timeout_error_from_a_group(setup):
     async def scenario(impl, events):
         try:
-            async with impl.timeout(0.01):
-                async with asynciodepth.TaskGroup() as tg:
-                    tg.create_task(asyncio.sleep(1))
+            async with impl.timeout(0.01), asynciodepth.TaskGroup() as tg:
+                tg.create_task(asyncio.sleep(1))
         except TimeoutError:
             events.append("TimeoutError")
 
