@@ -43,7 +43,9 @@ def new_loop(config: str) -> asyncio.AbstractEventLoop:
         loop = asyncio.new_event_loop()
         if config == "stdlib+pytask":
             py_task = asyncio.tasks._PyTask
-            loop.set_task_factory(lambda loop, coro, **kw: py_task(coro, loop=loop, **kw))
+            loop.set_task_factory(
+                lambda loop, coro, **kw: py_task(coro, loop=loop, **kw)
+            )
         return loop
     if config.startswith("ours"):
         import asynciodepth
@@ -51,7 +53,9 @@ def new_loop(config: str) -> asyncio.AbstractEventLoop:
         loop = asynciodepth.EventLoop()
         if config == "ours+ctask":
             c_task = asyncio.Task
-            loop.set_task_factory(lambda loop, coro, **kw: c_task(coro, loop=loop, **kw))
+            loop.set_task_factory(
+                lambda loop, coro, **kw: c_task(coro, loop=loop, **kw)
+            )
         return loop
     if config == "uvloop":
         import uvloop
@@ -123,7 +127,7 @@ def available(config: str) -> bool:
     if config != "uvloop":
         return True
     try:
-        import uvloop  # noqa: F401
+        import uvloop
     except ImportError:
         return False
     return True
@@ -148,14 +152,25 @@ def main() -> None:
         for workload in workloads:
             for config in configs:
                 output = subprocess.run(
-                    [sys.executable, __file__, "--child", config, workload,
-                     "--scale", str(args.scale)],
-                    check=True, capture_output=True, text=True,
+                    [
+                        sys.executable,
+                        __file__,
+                        "--child",
+                        config,
+                        workload,
+                        "--scale",
+                        str(args.scale),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
                 ).stdout
                 runs.setdefault((config, workload), []).append(json.loads(output))
 
-    print(f"Python {sys.version.split()[0]}, {args.repeats} repeats, scale "
-          f"{args.scale}; medians (ratio = {BASELINE} / configuration)")
+    print(
+        f"Python {sys.version.split()[0]}, {args.repeats} repeats, scale "
+        f"{args.scale}; medians (ratio = {BASELINE} / configuration)"
+    )
     for column, title in [(0, "wall seconds"), (1, "CPU seconds")]:
         medians = {
             key: statistics.median(run[column] for run in value)

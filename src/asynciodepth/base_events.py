@@ -37,7 +37,8 @@ import time
 import warnings
 import weakref
 from asyncio import events as _aio_events
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from asynciodepth.events import Handle, LoopObserver, TimerHandle, VirtualClock
 from asynciodepth.futures import Future, isfuture
@@ -331,7 +332,7 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
             sys.set_asyncgen_hooks(*old_hooks)
 
     def run_until_complete(self, future: Awaitable[Any]) -> Any:
-        """Run until future (a coroutine, future or awaitable) is done; return its result."""
+        """Run until future (a coroutine or awaitable) is done; return its result."""
         self._check_closed()
         self._check_running()
         new_task = not isfuture(future)
@@ -408,7 +409,9 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         if ready or self._stopping:
             timeout: float | None = 0.0
         elif scheduled:
-            timeout = min(max(0.0, scheduled[0][0] - self._now()), _MAXIMUM_POLL_TIMEOUT)
+            timeout = min(
+                max(0.0, scheduled[0][0] - self._now()), _MAXIMUM_POLL_TIMEOUT
+            )
         else:
             timeout = None
 
@@ -541,9 +544,7 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
             if debug:
                 duration = time.perf_counter() - wall_start
                 if duration >= self.slow_callback_duration:
-                    logger.warning(
-                        "Executing %s took %.3f seconds", handle, duration
-                    )
+                    logger.warning("Executing %s took %.3f seconds", handle, duration)
             if observer is not None:
                 observer.on_callback(self, handle, start, self._now())
 
@@ -631,8 +632,8 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
                 logger.error("Exception in default exception handler", exc_info=True)
             return
         try:
-            owner = context.get("task") or context.get("future") or context.get(
-                "handle"
+            owner = (
+                context.get("task") or context.get("future") or context.get("handle")
             )
             get_context = getattr(owner, "get_context", None)
             if _HANDLER_RUNS_IN_CONTEXT and get_context is not None:

@@ -19,10 +19,11 @@ import contextvars
 import reprlib
 import sys
 import types
+from collections.abc import Callable, Generator
 from types import GenericAlias
-from typing import Any, Callable, Generator
+from typing import Any
 
-__all__ = ["Future", "sleep", "isfuture"]
+__all__ = ["Future", "isfuture", "sleep"]
 
 # The three states, spelled like asyncio's, so stdlib helpers that read
 # ``fut._state`` see what they expect.
@@ -52,9 +53,17 @@ class Future:
     # Why slots: a future is created for every sleep; slots make creating it
     # and reading its state cheaper (benchmarks/bench_loop.py, workload c).
     __slots__ = (
-        "_state", "_result", "_exception", "_exception_tb", "_loop", "_callbacks",
-        "_cancel_message", "_cancelled_exc", "_asyncio_future_blocking",
-        "_log_traceback", "__weakref__",
+        "__weakref__",
+        "_asyncio_future_blocking",
+        "_callbacks",
+        "_cancel_message",
+        "_cancelled_exc",
+        "_exception",
+        "_exception_tb",
+        "_log_traceback",
+        "_loop",
+        "_result",
+        "_state",
     )
 
     def __init__(self, *, loop: asyncio.AbstractEventLoop | None = None) -> None:

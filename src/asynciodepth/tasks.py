@@ -22,7 +22,8 @@ import itertools
 import reprlib
 import sys
 from asyncio import base_tasks as _aio_base_tasks
-from typing import Any, Coroutine
+from collections.abc import Coroutine
+from typing import Any
 
 from asynciodepth.futures import _PENDING, Future
 
@@ -44,8 +45,14 @@ class Task(Future):
     """A coroutine driven step by step by the event loop, itself a Future."""
 
     __slots__ = (
-        "_name", "_coro", "_context", "_fut_waiter", "_must_cancel",
-        "_num_cancels_requested", "_log_destroy_pending", "__dict__",
+        "__dict__",
+        "_context",
+        "_coro",
+        "_fut_waiter",
+        "_log_destroy_pending",
+        "_must_cancel",
+        "_name",
+        "_num_cancels_requested",
     )
 
     def __init__(
@@ -162,9 +169,7 @@ class Task(Future):
     def _step(self, exc: BaseException | None = None, woken_by: Any = None) -> None:
         """Run the coroutine until its next trap, as the loop's current task."""
         if self._state != _PENDING:
-            raise asyncio.InvalidStateError(
-                f"_step(): already done: {self!r}, {exc!r}"
-            )
+            raise asyncio.InvalidStateError(f"_step(): already done: {self!r}, {exc!r}")
         if self._must_cancel:
             if not isinstance(exc, asyncio.CancelledError):
                 exc = self._make_cancelled_error()
