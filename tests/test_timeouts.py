@@ -321,3 +321,51 @@ def test_timeout_error_from_a_group(setup):
             events.append("TimeoutError")
 
     assert both(setup, scenario) == ["TimeoutError"]
+
+
+def test_group_raised_while_expiring(setup):
+    """3.13+ also thread the TimeoutError into each member of an ExceptionGroup."""
+
+    async def scenario(impl, events):
+        async def refuses():
+            try:
+                await asyncio.sleep(1)
+            except asyncio.CancelledError:
+                raise ValueError("refused") from None
+
+        def chain(exc):
+            names = []
+            while exc is not None:
+                names.append(type(exc).__name__)
+                exc = exc.__context__
+            return " <- ".join(names)
+
+        try:
+            async with impl.timeout(0.01), asyncio.TaskGroup() as tg:
+                tg.create_task(refuses())
+                try:
+                    await asyncio.sleep(1)
+                except asyncio.CancelledError:
+                    raise KeyError("body") from None
+        except ExceptionGroup as group:
+            events.append(f"group: {chain(group)}")
+            events.extend(f"member: {chain(exc)}" for exc in group.exceptions)
+
+    # The body's KeyError is in the group's chain and is a member as well, so
+    # 3.13 walks it twice and threads a TimeoutError in twice: asyncio's own
+    # behaviour, which ours reproduces.
+    expected = [
+        "group: ExceptionGroup <- KeyError <- CancelledError",
+        "member: ValueError <- CancelledError",
+        "member: KeyError <- CancelledError",
+    ]
+    if PY313:
+        expected = [
+            (
+                "group: ExceptionGroup <- KeyError <- TimeoutError <- TimeoutError"
+                " <- CancelledError"
+            ),
+            "member: ValueError <- TimeoutError <- CancelledError",
+            "member: KeyError <- TimeoutError <- TimeoutError <- CancelledError",
+        ]
+    assert both(setup, scenario) == expected
