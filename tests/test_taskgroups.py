@@ -1,0 +1,459 @@
+"""asynciodepth.TaskGroup against asyncio.TaskGroup, on every loop setup.
+
+Each scenario runs twice on the same setup (see conftest.py), once with
+asyncio's TaskGroup and once with ours, and records what happened in a list
+of events. The two lists must be equal, and equal to what the scenario
+expects, so a test fails both when we drift from asyncio and when both
+misbehave. The stdlib TaskGroup differs a little between 3.11, 3.12 and 3.13;
+comparing with the running Python's checks each version's semantics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from conftest import requires_312
+
+import asynciodepth
+from asynciodepth import VirtualClock
+
+IMPLS = {"asyncio": asyncio.TaskGroup, "ours": asynciodepth.TaskGroup}
+PY313 = sys.version_info >= (3, 13)
+
+
+def describe(exc: BaseException) -> str:
+    """Type, message and, for groups, the members: what a user can observe."""
+    if isinstance(exc, BaseExceptionGroup):
+        inner = ", ".join(describe(e) for e in exc.exceptions)
+        return f"{type(exc).__name__}({exc.message!r}, [{inner}])"
+    return f"{type(exc).__name__}({', '.join(map(repr, exc.args))})"
+
+
+def both(setup, scenario) -> list[str]:
+    """Run scenario(TaskGroup, events) with both TaskGroups; return the events."""
+    results = {}
+    for name, group_class in IMPLS.items():
+        events: list[str] = []
+
+        async def main(group_class=group_class, events=events):
+            # Bound every scenario: a bug must fail the test, not hang it.
+            await asyncio.wait_for(scenario(group_class, events), 5)
+
+        setup.run(main(), clock=VirtualClock())
+        results[name] = events
+    assert results["ours"] == results["asyncio"], results
+    return results["ours"]
+
+
+async def crash(delay: float, exc: BaseException) -> None:
+    await asyncio.sleep(delay)
+    raise exc
+
+
+def test_all_children_finish(setup):
+    async def scenario(TG, events):
+        async def child(name, delay):
+            await asyncio.sleep(delay)
+            events.append(f"{name} done")
+            return name
+
+        async with TG() as tg:
+            a = tg.create_task(child("a", 0.02))
+            b = tg.create_task(child("b", 0.01))
+            events.append(repr(tg))
+        events.append(repr(tg))
+        events.append(f"results {a.result()} {b.result()}")
+
+    assert both(setup, scenario) == [
+        "<TaskGroup tasks=2 entered>",
+        "b done",
+        "a done",
+        "<TaskGroup entered>",
+        "results a b",
+    ]
+
+
+def test_failure_cancels_sibling_and_body(setup):
+    async def scenario(TG, events):
+        async def slow():
+            try:
+                await asyncio.sleep(1)
+            except asyncio.CancelledError:
+                events.append("sibling cancelled")
+                raise
+
+        task = asyncio.current_task()
+        try:
+            async with TG() as tg:
+                tg.create_task(crash(0.01, ZeroDivisionError("boom")))
+                tg.create_task(slow())
+                try:
+                    await asyncio.sleep(1)
+                except asyncio.CancelledError:
+                    events.append(f"body cancelled, cancelling={task.cancelling()}")
+                    events.append(repr(tg))
+                    raise
+        except BaseException as exc:  # noqa: BLE001 (we record whatever it is)
+            events.append(describe(exc))
+            events.append(f"suppressed context: {exc.__suppress_context__}")
+        events.append(f"after: cancelling={task.cancelling()}")
+        await asyncio.sleep(0)
+        events.append("parent goes on")
+
+    assert both(setup, scenario) == [
+        "sibling cancelled",
+        "body cancelled, cancelling=1",
+        "<TaskGroup tasks=1 errors=1 cancelling>",
+        (
+            "ExceptionGroup('unhandled errors in a TaskGroup', "
+            "[ZeroDivisionError('boom')])"
+        ),
+        "suppressed context: True",
+        "after: cancelling=0",
+        "parent goes on",
+    ]
+
+
+def test_error_in_body_and_error_during_cleanup(setup):
+    async def scenario(TG, events):
+        async def stubborn():
+            try:
+                await asyncio.sleep(1)
+            except asyncio.CancelledError:
+                raise RuntimeError("cleanup failed") from None
+
+        try:
+            async with TG() as tg:
+                tg.create_task(stubborn())
+                await asyncio.sleep(0.01)
+                raise ValueError("body")
+        except* ValueError as group:
+            events.append("body: " + describe(group))
+        except* RuntimeError as group:
+            events.append("child: " + describe(group))
+
+    assert both(setup, scenario) == [
+        "body: ExceptionGroup('unhandled errors in a TaskGroup', [ValueError('body')])",
+        (
+            "child: ExceptionGroup('unhandled errors in a TaskGroup', "
+            "[RuntimeError('cleanup failed')])"
+        ),
+    ]
+
+
+def test_errors_are_grouped_in_completion_order_body_last(setup):
+    async def scenario(TG, events):
+        async def stubborn(name):
+            try:
+                await asyncio.sleep(1)
+            except asyncio.CancelledError:
+                raise KeyError(name) from None
+
+        try:
+            async with TG() as tg:
+                tg.create_task(crash(0.01, ZeroDivisionError("first")))
+                tg.create_task(stubborn("late"))
+                await asyncio.sleep(1)
+        except BaseException as exc:  # noqa: BLE001 (we record whatever it is)
+            events.append(describe(exc))
+
+    assert both(setup, scenario) == [
+        (
+            "ExceptionGroup('unhandled errors in a TaskGroup', "
+            "[ZeroDivisionError('first'), KeyError('late')])"
+        )
+    ]
+
+
+def test_nested_groups_nest_their_exception_groups(setup):
+    async def scenario(TG, events):
+        try:
+            async with TG() as outer:
+                outer.create_task(asyncio.sleep(1))
+
+                async def inner_group():
+                    async with TG() as inner:
+                        inner.create_task(crash(0.01, OSError("disk")))
+
+                outer.create_task(inner_group())
+        except BaseException as exc:  # noqa: BLE001 (we record whatever it is)
+            events.append(describe(exc))
+
+    assert both(setup, scenario) == [
+        (
+            "ExceptionGroup('unhandled errors in a TaskGroup', "
+            "[ExceptionGroup('unhandled errors in a TaskGroup', [OSError('disk')])])"
+        )
+    ]
+
+
+def test_cancelled_from_outside(setup):
+    async def scenario(TG, events):
+        async def child():
+            try:
+                await asyncio.sleep(1)
+            except asyncio.CancelledError:
+                events.append("child cancelled")
+                raise
+
+        async def parent():
+            async with TG() as tg:
+                tg.create_task(child())
+            events.append("not reached")
+
+        task = asyncio.create_task(parent())
+        await asyncio.sleep(0.01)
+        task.cancel("stop")
+        try:
+            await task
+        except asyncio.CancelledError as exc:
+            events.append(f"parent {describe(exc)}")
+        events.append(f"cancelled={task.cancelled()} cancelling={task.cancelling()}")
+
+    assert both(setup, scenario) == [
+        "child cancelled",
+        "parent CancelledError('stop')",
+        "cancelled=True cancelling=1",
+    ]
+
+
+def test_cancelled_from_outside_while_a_child_fails(setup):
+    """Errors win over an outside cancellation; 3.13 keeps the cancel pending."""
+
+    async def scenario(TG, events):
+        async def stubborn():
+            try:
+                await asyncio.sleep(1)
+            except asyncio.CancelledError:
+                raise ValueError("refused") from None
+
+        async def parent():
+            try:
+                async with TG() as tg:
+                    tg.create_task(stubborn())
+            except BaseException as exc:  # noqa: BLE001 (we record whatever it is)
+                events.append(describe(exc))
+            events.append(f"cancelling={asyncio.current_task().cancelling()}")
+            try:
+                await asyncio.sleep(0.5)
+                events.append("next await: ran")
+            except asyncio.CancelledError:
+                events.append("next await: cancelled")
+                raise
+
+        task = asyncio.create_task(parent())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        events.append(f"task cancelled={task.cancelled()}")
+
+    events = both(setup, scenario)
+    assert events[0] == (
+        "ExceptionGroup('unhandled errors in a TaskGroup', [ValueError('refused')])"
+    )
+    assert events[1] == "cancelling=1"
+    if PY313:
+        assert events[2:] == ["next await: cancelled", "task cancelled=True"]
+    else:
+        assert events[2:] == ["next await: ran", "task cancelled=False"]
+
+
+def test_base_error_in_body_is_raised_ungrouped(setup):
+    async def scenario(TG, events):
+        async def child():
+            try:
+                await asyncio.sleep(1)
+            except asyncio.CancelledError:
+                events.append("child cancelled")
+                raise
+
+        try:
+            async with TG() as tg:
+                tg.create_task(child())
+                await asyncio.sleep(0.01)
+                raise SystemExit(3)
+        except SystemExit as exc:
+            events.append(describe(exc))
+
+    assert both(setup, scenario) == ["child cancelled", "SystemExit(3)"]
+
+
+def test_misuse_raises_asyncio_errors(setup):
+    async def scenario(TG, events):
+        def attempt(what, call):
+            coro = asyncio.sleep(0)
+            try:
+                call(coro)
+            except RuntimeError as exc:
+                events.append(f"{what}: {exc}")
+            finally:
+                coro.close()
+
+        tg = TG()
+        attempt("before", tg.create_task)
+        async with tg:
+            try:
+                async with tg:
+                    pass
+            except RuntimeError as exc:
+                events.append(f"twice: {exc}")
+            tg.create_task(crash(0, KeyError("k")))
+            try:
+                await asyncio.sleep(1)
+            except asyncio.CancelledError:
+                attempt("aborting", tg.create_task)
+                raise
+        events.append("not reached")
+
+    results = {}
+    for name, group_class in IMPLS.items():
+        events: list[str] = []
+
+        async def main(group_class=group_class, events=events):
+            try:
+                await scenario(group_class, events)
+            except ExceptionGroup as exc:
+                events.append(describe(exc))
+
+        setup.run(main(), clock=VirtualClock())
+        results[name] = events
+    assert results["ours"] == results["asyncio"]
+    assert results["ours"] == [
+        "before: TaskGroup <TaskGroup> has not been entered",
+        "twice: TaskGroup <TaskGroup entered> has already been entered",
+        "aborting: TaskGroup <TaskGroup errors=1 cancelling> is shutting down",
+        "ExceptionGroup('unhandled errors in a TaskGroup', [KeyError('k')])",
+    ]
+
+
+def test_finished_group_refuses_new_tasks(setup):
+    async def scenario(TG, events):
+        async with TG() as tg:
+            pass
+        coro = asyncio.sleep(0)
+        try:
+            tg.create_task(coro)
+        except RuntimeError as exc:
+            events.append(str(exc))
+        finally:
+            coro.close()
+
+    assert both(setup, scenario) == ["TaskGroup <TaskGroup entered> is finished"]
+
+
+def test_refused_coroutine_is_closed_on_313(setup):
+    seen = {}
+    for name, group_class in IMPLS.items():
+
+        async def main(group_class=group_class):
+            coro = asyncio.sleep(0)
+            try:
+                group_class().create_task(coro)
+            except RuntimeError:
+                pass
+            return coro
+
+        coro = setup.run(main())
+        seen[name] = coro.cr_frame is None  # a closed coroutine has no frame
+        coro.close()
+    assert seen["ours"] == seen["asyncio"] == PY313
+
+
+def test_no_parent_task(setup):
+    loop = setup.new_loop()
+    try:
+        messages = []
+        for group_class in IMPLS.values():
+            coro = group_class().__aenter__()
+
+            def step(coro=coro):
+                try:
+                    coro.send(None)
+                except RuntimeError as exc:
+                    messages.append(str(exc))
+
+            loop.call_soon(step)
+            loop.call_soon(loop.stop)
+            loop.run_forever()
+        assert (
+            messages == ["TaskGroup <TaskGroup> cannot determine the parent task"] * 2
+        )
+    finally:
+        loop.close()
+
+
+@requires_312
+def test_eager_child_that_finishes_at_once(setup):
+    async def scenario(TG, events):
+        async def instant(value):
+            return value
+
+        async with TG() as tg:
+            task = tg.create_task(instant(7))
+            events.append(f"{task.done()} {tg!r}")
+        events.append(f"result {task.result()}")
+
+    results = {}
+    for name, group_class in IMPLS.items():
+        events: list[str] = []
+        loop = setup.new_loop(clock=VirtualClock())
+        loop.set_task_factory(setup.eager_factory())
+        try:
+            loop.run_until_complete(scenario(group_class, events))
+        finally:
+            loop.close()
+        results[name] = events
+    assert results["ours"] == results["asyncio"]
+    assert results["ours"] == ["True <TaskGroup entered>", "result 7"]
+
+
+def test_works_with_our_timeout(setup):
+    async def scenario(TG, events):
+        task = asyncio.current_task()
+        try:
+            async with asynciodepth.timeout(0.05), TG() as tg:
+                tg.create_task(asyncio.sleep(1))
+                tg.create_task(asyncio.sleep(2))
+        except TimeoutError:
+            events.append(f"timed out, cancelling={task.cancelling()}")
+
+    assert both(setup, scenario) == ["timed out, cancelling=0"]
+
+
+def test_child_names_and_context(setup):
+    import contextvars
+
+    var = contextvars.ContextVar("var", default="unset")
+
+    async def scenario(TG, events):
+        async def show():
+            events.append(f"{asyncio.current_task().get_name()} sees {var.get()}")
+
+        context = contextvars.copy_context()
+        context.run(var.set, "given")
+        async with TG() as tg:
+            tg.create_task(show(), name="named")
+        async with TG() as tg:
+            tg.create_task(show(), name="in-context", context=context)
+
+    assert both(setup, scenario) == ["named sees unset", "in-context sees given"]
+
+
+def test_uncancel_when_a_child_fails_while_the_parent_waits_in_aexit(setup):
+    """Before 3.13 the group's own cancellation stays counted in this case."""
+
+    async def scenario(TG, events):
+        try:
+            async with TG() as tg:
+                tg.create_task(asyncio.sleep(0.01))
+                tg.create_task(crash(0.02, ValueError("late")))
+                tg.create_task(asyncio.sleep(0.04))
+        except* ValueError:
+            pass
+        events.append(f"cancelling={asyncio.current_task().cancelling()}")
+
+    assert both(setup, scenario) == [f"cancelling={0 if PY313 else 1}"]
