@@ -84,8 +84,11 @@ def outcomes(events: list[dict], tid: int) -> list[str]:
 
 
 def task_tid(events: list[dict], coroutine: str) -> int:
-    tids = [e["tid"] for e in events if e["ph"] == "B" and e["args"]["coroutine"]
-            .endswith(coroutine)]
+    tids = [
+        e["tid"]
+        for e in events
+        if e["ph"] == "B" and e["args"]["coroutine"].endswith(coroutine)
+    ]
     assert len(tids) == 1, tids
     return tids[0]
 
@@ -117,8 +120,11 @@ async def many(count: int, n: int) -> list[int]:
 
 
 def worker_tracks(events: list[dict]) -> list[int]:
-    return [e["tid"] for e in events if e["ph"] == "B"
-            and e["args"]["coroutine"].endswith("worker")]
+    return [
+        e["tid"]
+        for e in events
+        if e["ph"] == "B" and e["args"]["coroutine"].endswith("worker")
+    ]
 
 
 def virtual_loop() -> EventLoop:
@@ -160,8 +166,12 @@ def test_loop_tracer_flows_go_from_timers_to_steps() -> None:
     kinds = []
     for start in (e for e in events if e["ph"] == "s"):
         end = next(e for e in events if e["ph"] == "f" and e["id"] == start["id"])
-        kinds.append((by_ts[start["tid"], start["ts"]]["cat"],
-                      by_ts[end["tid"], end["ts"]]["cat"]))
+        kinds.append(
+            (
+                by_ts[start["tid"], start["ts"]]["cat"],
+                by_ts[end["tid"], end["ts"]]["cat"],
+            )
+        )
     assert kinds.count(("timer", "step")) == 3
 
 
@@ -175,20 +185,29 @@ def test_loop_tracer_gather_failure_tells_outcomes_and_links_tasks() -> None:
     check_tracks(events)
     check_flows(events)
     assert outcomes(events, task_tid(events, "failing")) == ["suspended", "raised"]
-    workers = [e["tid"] for e in events if e["ph"] == "B"
-               and e["args"]["coroutine"] == "worker"]
+    workers = [
+        e["tid"]
+        for e in events
+        if e["ph"] == "B" and e["args"]["coroutine"] == "worker"
+    ]
     assert sorted(outcomes(events, tid) for tid in workers) == [
-        ["suspended", "returned"], ["suspended"] * 3 + ["returned"]]
+        ["suspended", "returned"],
+        ["suspended"] * 3 + ["returned"],
+    ]
     main = task_tid(events, "gather_with_failure")
     assert outcomes(events, main) == ["suspended", "returned"]
     # The main task's second step was woken by the failing task, through the
     # gather's done callback on the loop's track.
     flow_into_main = [e for e in events if e["ph"] == "f" and e["tid"] == main]
     assert len(flow_into_main) == 1
-    start = next(e for e in events if e["ph"] == "s"
-                 and e["id"] == flow_into_main[0]["id"])
-    callback = next(e for e in events if e["ph"] == "X" and e["tid"] == start["tid"]
-                    and e["ts"] == start["ts"])
+    start = next(
+        e for e in events if e["ph"] == "s" and e["id"] == flow_into_main[0]["id"]
+    )
+    callback = next(
+        e
+        for e in events
+        if e["ph"] == "X" and e["tid"] == start["tid"] and e["ts"] == start["ts"]
+    )
     assert callback["cat"] == "callback" and "gather" in callback["name"]
 
 
@@ -234,7 +253,11 @@ def test_loop_tracer_summary() -> None:
     rows = {row.name: row for row in summary.tasks}
     assert [row.steps for row in summary.tasks] == [2, 2, 2, 4]
     assert [row.outcome for row in summary.tasks] == [
-        "returned", "returned", "raised", "returned"]
+        "returned",
+        "returned",
+        "raised",
+        "returned",
+    ]
     assert summary.tasks[0].waiting >= 35_000
     assert all(row.running <= row.lifetime for row in rows.values())
     assert "longest steps" in str(summary)
@@ -260,14 +283,17 @@ def test_coroutine_tracer_gather(make_loop, tmp_path: Path) -> None:
     check_flows(events)
     assert outcomes(events, task_tid(events, "failing")) == ["suspended", "raised"]
     assert outcomes(events, task_tid(events, "gather_with_failure")) == [
-        "suspended", "returned"]
+        "suspended",
+        "returned",
+    ]
     workers = worker_tracks(events)
     assert sorted(len(outcomes(events, tid)) for tid in workers) == [2, 4]
 
 
 async def returns_constant() -> None:
     await asyncio.sleep(0)
-    return None  # 3.12 compiles this to RETURN_CONST: Panopticon's blind spot
+    # 3.12 compiles this to RETURN_CONST: Panopticon's blind spot.
+    return None  # noqa: PLR1711, RET501
 
 
 async def returns_variable() -> int:
@@ -287,20 +313,25 @@ def test_coroutine_tracer_tells_suspension_from_completion(coroutine) -> None:
         asyncio.run(coroutine())
     events = trace.events
     assert outcomes(events, task_tid(events, coroutine.__name__)) == [
-        "suspended", "returned"]
+        "suspended",
+        "returned",
+    ]
 
 
 def test_coroutine_tracer_cancellation_is_not_suspension() -> None:
+    async def waiter(event: asyncio.Event) -> None:
+        await event.wait()  # never set: only cancel() ends this
+
     async def main() -> None:
-        task = asyncio.ensure_future(worker(5))
-        await asyncio.sleep(0.001)
+        task = asyncio.ensure_future(waiter(asyncio.Event()))
+        await asyncio.sleep(0)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
 
     with tracing() as trace:
         asyncio.run(main())
-    steps = outcomes(trace.events, task_tid(trace.events, "worker"))
+    steps = outcomes(trace.events, task_tid(trace.events, "waiter"))
     # 3.11's profile hook cannot see the exception's type, only that it unwound.
     assert steps == ["suspended", "cancelled" if MONITORING else "raised"]
 
@@ -333,22 +364,23 @@ def test_hook_is_in_the_expected_form_and_released() -> None:
             tool = trace._tracer.tool_id
             assert sys.monitoring.get_tool(tool) == "asynciodepth.trace"
         else:
-            assert sys.getprofile() is not None
+            assert sys.gettrace() is not None
     if MONITORING:
         assert sys.monitoring.get_tool(tool) is None
     else:
-        assert sys.getprofile() is None
+        assert sys.gettrace() is None
 
 
-@pytest.mark.skipif(MONITORING, reason="3.11 only: the profile hook is shared")
-def test_profile_hook_in_use_is_a_clear_error() -> None:
-    sys.setprofile(lambda *args: None)
+@pytest.mark.skipif(MONITORING, reason="3.11 only: the trace hook is shared")
+def test_trace_hook_in_use_is_a_clear_error() -> None:
+    previous = sys.gettrace()  # None, unless the tests run under a debugger
+    sys.settrace(lambda *args: None)
     try:
-        with pytest.raises(TracingError, match="setprofile"):
+        with pytest.raises(TracingError, match="settrace"):
             with tracing():
                 pass
     finally:
-        sys.setprofile(None)
+        sys.settrace(previous)
 
 
 # -- faults ---------------------------------------------------------------------------
@@ -386,8 +418,9 @@ def test_keyboard_interrupt_mid_trace_gives_valid_json(kind: str, tmp_path: Path
             loop.run_until_complete(main())
     events = strict_load(path)
     steps = check_tracks(events)
-    pending = [e for e in events if e["ph"] == "E"
-               and e["args"]["outcome"] == "pending"]
+    pending = [
+        e for e in events if e["ph"] == "E" and e["args"]["outcome"] == "pending"
+    ]
     assert len(pending) == 1  # the worker: its track is closed, marked pending
     assert all(steps.values())
     loop.close()
@@ -412,8 +445,9 @@ def test_size_limit_stops_recording_with_a_warning(kind: str, tmp_path: Path):
     limit = 4000
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with tracing(path, loop=loop if kind == "loop" else None,
-                     max_bytes=limit) as trace:
+        with tracing(
+            path, loop=loop if kind == "loop" else None, max_bytes=limit
+        ) as trace:
             loop.run_until_complete(many(5, 400))
     loop.close()
     assert [w.category for w in caught] == [TraceSizeWarning]
@@ -423,6 +457,23 @@ def test_size_limit_stops_recording_with_a_warning(kind: str, tmp_path: Path):
     check_tracks(events)
     closing = sum(len(json.dumps(e)) + 3 for e in events if e["ph"] == "E")
     assert path.stat().st_size <= limit + closing + 8
+
+
+@pytest.mark.parametrize("kind", ["loop", "coroutines"])
+def test_tasks_started_after_the_limit_leave_no_stray_ends(kind: str, tmp_path: Path):
+    async def two_rounds() -> None:
+        await many(5, 200)  # enough to reach the limit
+        await many(3, 2)  # these tasks begin and end after recording stopped
+
+    path = tmp_path / "late.json"
+    loop = virtual_loop()
+    with pytest.warns(TraceSizeWarning):
+        with tracing(path, loop=loop if kind == "loop" else None, max_bytes=3000):
+            loop.run_until_complete(two_rounds())
+    loop.close()
+    events = strict_load(path)
+    check_tracks(events)
+    assert {e["args"]["outcome"] for e in events if e["ph"] == "E"} == {"truncated"}
 
 
 def test_truncated_stream_can_be_loaded(tmp_path: Path) -> None:
@@ -483,8 +534,9 @@ def test_plot_draws_tracks_and_arrows() -> None:
     labels = [label.get_text() for label in ax.get_yticklabels()]
     assert labels[0].startswith("loop")
     assert len(labels) == 5
-    arrows = [child for child in ax.get_children()
-              if type(child).__name__ == "Annotation"]
+    arrows = [
+        child for child in ax.get_children() if type(child).__name__ == "Annotation"
+    ]
     assert len(arrows) == check_flows(trace.events)
     assert trace._repr_png_().startswith(b"\x89PNG")
     plt.close("all")
@@ -494,7 +546,12 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=SRC, MPLBACKEND="Agg")
     return subprocess.run(
         [sys.executable, "-m", "asynciodepth.trace", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=60,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -522,13 +579,12 @@ PROGRAM = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize(
-    ("mode", "status"), [("ok", 0), ("raise", 1), ("sigint", 130)]
-)
+@pytest.mark.parametrize(("mode", "status"), [("ok", 0), ("raise", 1), ("sigint", 130)])
 def test_cli_script(mode: str, status: int, tmp_path: Path) -> None:
     (tmp_path / "prog.py").write_text(PROGRAM)
-    done = run_cli("-o", "out.json", "--plot", "t.png", "--summary",
-                   "prog.py", mode, cwd=tmp_path)
+    done = run_cli(
+        "-o", "out.json", "--plot", "t.png", "--summary", "prog.py", mode, cwd=tmp_path
+    )
     assert done.returncode == status, done.stderr
     events = strict_load(tmp_path / "out.json")
     check_tracks(events)
