@@ -12,9 +12,12 @@ Configurations:
   ours+ctask     asynciodepth.EventLoop with asyncio's C Task
   uvloop         uvloop's loop (skipped if uvloop is not installed)
 
-Every (configuration, workload) pair runs in a fresh subprocess, which times
-``--repeats`` runs, each on a new loop. The table shows medians and the ratio
-baseline / configuration (higher is faster than the baseline).
+Every run of a (configuration, workload) pair is a fresh subprocess on a new
+loop; the repeats are interleaved (repeat 1 of every configuration, then repeat
+2, ...) so that a burst of load on a shared machine does not hit one
+configuration only. Each run reports wall time and CPU time (process_time);
+the tables show medians and the ratio baseline / configuration (higher is
+faster than the baseline). On a busy machine trust the CPU table more.
 
 Usage: PYTHONPATH=src python benchmarks/bench_loop.py [--repeats N] [--scale F]
 """
@@ -40,7 +43,9 @@ def new_loop(config: str) -> asyncio.AbstractEventLoop:
         loop = asyncio.new_event_loop()
         if config == "stdlib+pytask":
             py_task = asyncio.tasks._PyTask
-            loop.set_task_factory(lambda loop, coro, **kw: py_task(coro, loop=loop, **kw))
+            loop.set_task_factory(
+                lambda loop, coro, **kw: py_task(coro, loop=loop, **kw)
+            )
         return loop
     if config.startswith("ours"):
         import asynciodepth
@@ -48,7 +53,9 @@ def new_loop(config: str) -> asyncio.AbstractEventLoop:
         loop = asynciodepth.EventLoop()
         if config == "ours+ctask":
             c_task = asyncio.Task
-            loop.set_task_factory(lambda loop, coro, **kw: c_task(coro, loop=loop, **kw))
+            loop.set_task_factory(
+                lambda loop, coro, **kw: c_task(coro, loop=loop, **kw)
+            )
         return loop
     if config == "uvloop":
         import uvloop
@@ -103,26 +110,24 @@ def workload_c(loop: asyncio.AbstractEventLoop, scale: float) -> None:
     loop.run_until_complete(main())
 
 
-def run_child(config: str, workload: str, repeats: int, scale: float) -> None:
-    """In the subprocess: time the workload repeats times, print JSON."""
+def run_child(config: str, workload: str, scale: float) -> None:
+    """In the subprocess: time one run of the workload, print [wall, cpu] as JSON."""
     function = {"a": workload_a, "b": workload_b, "c": workload_c}[workload]
-    times = []
-    for _ in range(repeats):
-        loop = new_loop(config)
-        try:
-            start = time.perf_counter()
-            function(loop, scale)
-            times.append(time.perf_counter() - start)
-        finally:
-            loop.close()
-    print(json.dumps(times))
+    loop = new_loop(config)
+    try:
+        wall, cpu = time.perf_counter(), time.process_time()
+        function(loop, scale)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        loop.close()
+    print(json.dumps([wall, cpu]))
 
 
 def available(config: str) -> bool:
     if config != "uvloop":
         return True
     try:
-        import uvloop  # noqa: F401
+        import uvloop
     except ImportError:
         return False
     return True
@@ -137,33 +142,51 @@ def main() -> None:
     parser.add_argument("--child", nargs=2, metavar=("CONFIG", "WORKLOAD"))
     args = parser.parse_args()
     if args.child:
-        run_child(*args.child, args.repeats, args.scale)
+        run_child(*args.child, args.scale)
         return
 
     configs = [c for c in args.configs.split(",") if available(c)]
     workloads = args.workloads.split(",")
-    medians: dict[tuple[str, str], float] = {}
-    for workload in workloads:
-        for config in configs:
-            output = subprocess.run(
-                [sys.executable, __file__, "--child", config, workload,
-                 "--repeats", str(args.repeats), "--scale", str(args.scale)],
-                check=True, capture_output=True, text=True,
-            ).stdout
-            medians[config, workload] = statistics.median(json.loads(output))
-
-    print(f"Python {sys.version.split()[0]}, {args.repeats} repeats, "
-          f"scale {args.scale}; median seconds (ratio = {BASELINE} / config)")
-    header = f"{'configuration':<15}" + "".join(f"{'workload ' + w:>22}" for w in workloads)
-    print(header)
-    print("-" * len(header))
-    for config in configs:
-        cells = []
+    runs: dict[tuple[str, str], list[list[float]]] = {}
+    for _ in range(args.repeats):
         for workload in workloads:
-            seconds = medians[config, workload]
-            ratio = medians.get((BASELINE, workload), float("nan")) / seconds
-            cells.append(f"{seconds:>9.3f} s  x{ratio:>5.2f}")
-        print(f"{config:<15}" + "".join(f"{cell:>22}" for cell in cells))
+            for config in configs:
+                output = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--child",
+                        config,
+                        workload,
+                        "--scale",
+                        str(args.scale),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
+                runs.setdefault((config, workload), []).append(json.loads(output))
+
+    print(
+        f"Python {sys.version.split()[0]}, {args.repeats} repeats, scale "
+        f"{args.scale}; medians (ratio = {BASELINE} / configuration)"
+    )
+    for column, title in [(0, "wall seconds"), (1, "CPU seconds")]:
+        medians = {
+            key: statistics.median(run[column] for run in value)
+            for key, value in runs.items()
+        }
+        print()
+        header = f"{title:<15}" + "".join(f"{'workload ' + w:>20}" for w in workloads)
+        print(header)
+        print("-" * len(header))
+        for config in configs:
+            cells = []
+            for workload in workloads:
+                seconds = medians[config, workload]
+                ratio = medians[BASELINE, workload] / seconds
+                cells.append(f"{seconds:>8.3f}  x{ratio:>5.2f}")
+            print(f"{config:<15}" + "".join(f"{cell:>20}" for cell in cells))
 
 
 if __name__ == "__main__":

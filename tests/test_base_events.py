@@ -135,6 +135,7 @@ def test_nan_delay_runs_at_once(setup, loop):
 
 def test_asyncio_sleep_nan(setup):
     """asyncio.sleep(nan) raises ValueError from 3.13 on, and completes before."""
+
     async def main():
         await asyncio.sleep(float("nan"))
         return "slept"
@@ -444,8 +445,7 @@ def test_debug_mode_refuses_calls_from_other_threads(loop):
     loop.run_forever()
     assert done.wait(10)
     assert errors == [
-        "Non-thread-safe operation invoked on an event loop other than the "
-        "current one"
+        "Non-thread-safe operation invoked on an event loop other than the current one"
     ]
 
 
@@ -628,7 +628,9 @@ class Recorder(LoopObserver):
         self.events = []
 
     def on_callback(self, loop, handle, start, end):
-        self.events.append(("callback", getattr(handle._callback, "__name__", "?"), start))
+        self.events.append(
+            ("callback", getattr(handle._callback, "__name__", "?"), start)
+        )
 
     def on_task_step(self, loop, task, woken_by, start, end):
         self.events.append(("step", task.get_name(), type(woken_by).__name__, start))

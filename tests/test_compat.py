@@ -136,13 +136,20 @@ def test_wait_and_as_completed(setup):
     async def main():
         slow = asyncio.ensure_future(asyncio.sleep(0.02, "slow"))
         fast = asyncio.ensure_future(asyncio.sleep(0.01, "fast"))
-        done, pending = await asyncio.wait({slow, fast}, return_when=asyncio.FIRST_COMPLETED)
+        done, pending = await asyncio.wait(
+            {slow, fast}, return_when=asyncio.FIRST_COMPLETED
+        )
         first = [t.result() for t in done]
-        order = [await f for f in asyncio.as_completed([
-            asyncio.sleep(0.02, "b"), asyncio.sleep(0.01, "a")
-        ])]
+        order = [
+            await f
+            for f in asyncio.as_completed(
+                [asyncio.sleep(0.02, "b"), asyncio.sleep(0.01, "a")]
+            )
+        ]
         await slow
-        done, pending = await asyncio.wait({asyncio.ensure_future(asyncio.sleep(10))}, timeout=0.01)
+        done, pending = await asyncio.wait(
+            {asyncio.ensure_future(asyncio.sleep(10))}, timeout=0.01
+        )
         for task in pending:
             task.cancel()
         return first, order, len(done), len(pending)
@@ -211,7 +218,14 @@ def test_lock_event_semaphore_condition(setup):
 
     setup.run(main())
     assert events == [
-        "a in", "a out", "b in", "b out", "event True", "sem 1", "sem 2", "notified",
+        "a in",
+        "a out",
+        "b in",
+        "b out",
+        "event True",
+        "sem 1",
+        "sem 2",
+        "notified",
     ]
 
 

@@ -55,7 +55,7 @@ def test_asynciodepth_run_with_virtual_clock():
         await asyncio.sleep(3600)
         return asyncio.get_running_loop().time()
 
-    factory = lambda: EventLoop(clock=VirtualClock())  # noqa: E731
+    factory = lambda: EventLoop(clock=VirtualClock())
     assert asynciodepth.run(nap(), loop_factory=factory) == 3600.0
 
 

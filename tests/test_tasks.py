@@ -9,9 +9,9 @@ import sys
 import types
 
 import pytest
+from conftest import requires_312
 
 import asynciodepth
-from conftest import requires_312
 
 var = contextvars.ContextVar("var", default="unset")
 
@@ -458,7 +458,10 @@ def test_repr_has_no_addresses():
 
     try:
         task = loop.create_task(main(), name="t")
-        assert repr(task) == "<Task pending name='t' coro=<test_repr_has_no_addresses.<locals>.main()>>"
+        assert (
+            repr(task)
+            == "<Task pending name='t' coro=<test_repr_has_no_addresses.<locals>.main()>>"
+        )
         loop.run_until_complete(task)
         assert repr(task).startswith("<Task finished result=1 name='t'")
     finally:

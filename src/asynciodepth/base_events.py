@@ -37,7 +37,8 @@ import time
 import warnings
 import weakref
 from asyncio import events as _aio_events
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from asynciodepth.events import Handle, LoopObserver, TimerHandle, VirtualClock
 from asynciodepth.futures import Future, isfuture
@@ -331,7 +332,7 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
             sys.set_asyncgen_hooks(*old_hooks)
 
     def run_until_complete(self, future: Awaitable[Any]) -> Any:
-        """Run until future (a coroutine, future or awaitable) is done; return its result."""
+        """Run until future (a coroutine or awaitable) is done; return its result."""
         self._check_closed()
         self._check_running()
         new_task = not isfuture(future)
@@ -404,10 +405,13 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         # ---- 1. How long may we block? ----------------------------------
         if self._timer_cancelled_count:
             self._drop_cancelled_timers()
+            scheduled = self._scheduled  # it may have been rebuilt
         if ready or self._stopping:
             timeout: float | None = 0.0
         elif scheduled:
-            timeout = min(max(0.0, scheduled[0][0] - self._now()), _MAXIMUM_POLL_TIMEOUT)
+            timeout = min(
+                max(0.0, scheduled[0][0] - self._now()), _MAXIMUM_POLL_TIMEOUT
+            )
         else:
             timeout = None
 
@@ -446,10 +450,15 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         # ---- 4. Run what was ready at this point, and nothing else -------
         # Invariant: callbacks scheduled by these callbacks wait for the next
         # iteration. This is the only place where callbacks are called.
-        ntodo = len(ready)
-        self._callbacks_since_poll += ntodo
-        if self._observer is None and not self._debug:
-            popleft = ready.popleft
+        if self._observer is not None or self._debug:
+            ntodo = len(ready)
+            self._callbacks_since_poll += ntodo
+            self._run_ready_instrumented(ntodo)
+            return
+        popleft = ready.popleft
+        while True:
+            ntodo = len(ready)
+            self._callbacks_since_poll += ntodo
             for _ in range(ntodo):
                 handle = popleft()
                 if handle._cancelled:
@@ -460,9 +469,19 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
                     raise
                 except BaseException as exc:
                     self._callback_failed(handle, exc)
-        else:
-            self._run_ready_instrumented(ntodo)
-        handle = None  # Why: don't keep the last callback's arguments alive.
+            handle = None  # Why: don't keep the last callback's arguments alive.
+            # Why loop: if only callbacks are pending (no timer, no stop, no
+            # poll due), sections 1-3 of the next iteration would do nothing,
+            # so we start its section 4 right here. Same order, same snapshot
+            # per iteration, one method call less per iteration: about 10% of
+            # benchmark (a), a chain of callbacks.
+            if (
+                not ready
+                or scheduled
+                or self._stopping
+                or self._callbacks_since_poll >= _POLL_EVERY_CALLBACKS
+            ):
+                return
 
     def _poll_and_wait(self, timeout: float | None) -> int:
         """Poll with timeout; under a virtual clock jump instead of sleeping."""
@@ -525,9 +544,7 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
             if debug:
                 duration = time.perf_counter() - wall_start
                 if duration >= self.slow_callback_duration:
-                    logger.warning(
-                        "Executing %s took %.3f seconds", handle, duration
-                    )
+                    logger.warning("Executing %s took %.3f seconds", handle, duration)
             if observer is not None:
                 observer.on_callback(self, handle, start, self._now())
 
@@ -615,8 +632,8 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
                 logger.error("Exception in default exception handler", exc_info=True)
             return
         try:
-            owner = context.get("task") or context.get("future") or context.get(
-                "handle"
+            owner = (
+                context.get("task") or context.get("future") or context.get("handle")
             )
             get_context = getattr(owner, "get_context", None)
             if _HANDLER_RUNS_IN_CONTEXT and get_context is not None:

@@ -14,12 +14,13 @@ run on (``VirtualClock``) and the interface of its instrumentation hook
 from __future__ import annotations
 
 import contextvars
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["Handle", "TimerHandle", "VirtualClock", "LoopObserver"]
+__all__ = ["Handle", "LoopObserver", "TimerHandle", "VirtualClock"]
 
 
 def _format_callback(callback: Callable[..., object], args: tuple) -> str:
@@ -35,7 +36,7 @@ def _format_callback(callback: Callable[..., object], args: tuple) -> str:
 class Handle:
     """A callback scheduled on the loop, with its arguments and context."""
 
-    __slots__ = ("_callback", "_args", "_cancelled", "_loop", "_context")
+    __slots__ = ("_args", "_callback", "_cancelled", "_context", "_loop")
 
     def __init__(
         self,
@@ -101,7 +102,7 @@ class Handle:
 class TimerHandle(Handle):
     """A callback scheduled for a moment of ``loop.time()``."""
 
-    __slots__ = ("_when", "_scheduled")
+    __slots__ = ("_scheduled", "_when")
 
     def __init__(
         self,

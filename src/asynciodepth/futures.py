@@ -19,10 +19,11 @@ import contextvars
 import reprlib
 import sys
 import types
+from collections.abc import Callable, Generator
 from types import GenericAlias
-from typing import Any, Callable, Generator
+from typing import Any
 
-__all__ = ["Future", "sleep", "isfuture"]
+__all__ = ["Future", "isfuture", "sleep"]
 
 # The three states, spelled like asyncio's, so stdlib helpers that read
 # ``fut._state`` see what they expect.
@@ -49,30 +50,41 @@ def isfuture(obj: object) -> bool:
 class Future:
     """A placeholder for a result that an event loop callback will set later."""
 
-    # Invariant: _state moves PENDING -> FINISHED or PENDING -> CANCELLED, once.
-    _state = _PENDING
-    _result: Any = None
-    _exception: BaseException | None = None
-    _exception_tb = None
-    _loop: asyncio.AbstractEventLoop
-    _source_traceback = None
-    _cancel_message: Any = None
-    _cancelled_exc: BaseException | None = None
-    # True while a Task that received this future from the trap has not yet
-    # subscribed to it. The class attribute marks us as a future for asyncio.
-    _asyncio_future_blocking = False
-    # Invariant: _log_traceback is True iff an exception was set and nobody has
-    # looked at it yet; __del__ reports it then.
-    _log_traceback = False
+    # Why slots: a future is created for every sleep; slots make creating it
+    # and reading its state cheaper (benchmarks/bench_loop.py, workload c).
+    __slots__ = (
+        "__weakref__",
+        "_asyncio_future_blocking",
+        "_callbacks",
+        "_cancel_message",
+        "_cancelled_exc",
+        "_exception",
+        "_exception_tb",
+        "_log_traceback",
+        "_loop",
+        "_result",
+        "_state",
+    )
 
     def __init__(self, *, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Create a pending future attached to loop (default: the current loop)."""
         if loop is None:
             loop = asyncio.get_event_loop()
         self._loop = loop
+        # Invariant: _state moves PENDING -> FINISHED or PENDING -> CANCELLED,
+        # once.
+        self._state = _PENDING
+        self._result = self._exception = self._exception_tb = None
+        self._cancel_message = self._cancelled_exc = None
         # Invariant: while pending, _callbacks holds (callback, context) pairs
         # in registration order; once done it is empty for good.
         self._callbacks: list[tuple[Callable[..., object], contextvars.Context]] = []
+        # True while a Task that received this future from the trap has not
+        # yet subscribed to it. The slot on the class marks us as a future.
+        self._asyncio_future_blocking = False
+        # Invariant: _log_traceback is True iff an exception was set and
+        # nobody has looked at it yet; __del__ reports it then.
+        self._log_traceback = False
 
     __class_getitem__ = classmethod(GenericAlias)
 
@@ -238,6 +250,8 @@ class Future:
             yield self  # The trap: hand ourselves to whoever drives the chain.
         if self._state == _PENDING:
             raise RuntimeError("await wasn't used with future")
+        if self._exception is None and self._state == _FINISHED:
+            return self._result  # the common case, without a call to result()
         return self.result()
 
     __iter__ = __await__

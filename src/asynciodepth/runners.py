@@ -22,7 +22,8 @@ import socket
 import threading
 import warnings
 from asyncio import events as _aio_events
-from typing import Any, Callable, Coroutine
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from asynciodepth.futures import Future
 from asynciodepth.selector_events import BaseSelectorEventLoop
@@ -159,8 +160,9 @@ def new_event_loop(**options: Any) -> EventLoop:
 
 # Why the base class: asyncio.DefaultEventLoopPolicy on Unix also manages
 # child watchers for subprocesses, which our loop does not have (yet).
-_BasePolicy = getattr(_aio_events, "BaseDefaultEventLoopPolicy", None) or getattr(
-    _aio_events, "_BaseDefaultEventLoopPolicy"
+_BasePolicy = (
+    getattr(_aio_events, "BaseDefaultEventLoopPolicy", None)
+    or _aio_events._BaseDefaultEventLoopPolicy
 )
 
 

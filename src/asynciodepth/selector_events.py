@@ -135,13 +135,19 @@ class BaseSelectorEventLoop(BaseEventLoop):
     async def sock_accept(self, sock: Any) -> Any:
         raise _io_not_implemented("sock_accept")
 
-    async def sock_sendfile(self, sock: Any, file: Any, *args: Any, **kwargs: Any) -> Any:
+    async def sock_sendfile(
+        self, sock: Any, file: Any, *args: Any, **kwargs: Any
+    ) -> Any:
         raise _io_not_implemented("sock_sendfile")
 
-    async def sendfile(self, transport: Any, file: Any, *args: Any, **kwargs: Any) -> Any:
+    async def sendfile(
+        self, transport: Any, file: Any, *args: Any, **kwargs: Any
+    ) -> Any:
         raise _io_not_implemented("sendfile")
 
-    async def start_tls(self, transport: Any, protocol: Any, *args: Any, **kwargs: Any) -> Any:
+    async def start_tls(
+        self, transport: Any, protocol: Any, *args: Any, **kwargs: Any
+    ) -> Any:
         raise _io_not_implemented("start_tls")
 
     async def create_connection(self, *args: Any, **kwargs: Any) -> Any:
