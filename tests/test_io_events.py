@@ -1,0 +1,521 @@
+"""Readiness callbacks, socket futures and signals on our loop (chapter "epoll").
+
+Each test runs with the epoll poller and with the selectors fallback; tests
+that pin down asyncio's behaviour also run on the stdlib loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import signal
+import socket
+import threading
+
+import pytest
+
+import asynciodepth
+from io_helpers import IMPLS, WITH_STDLIB, loop_factory, run
+
+
+@pytest.fixture(params=IMPLS)
+def impl(request):
+    return request.param
+
+
+@pytest.fixture(params=WITH_STDLIB)
+def any_impl(request):
+    return request.param
+
+
+def test_public_names_give_the_io_loop():
+    loop = asynciodepth.new_event_loop()
+    try:
+        assert type(loop) is asynciodepth.EventLoop is asynciodepth.SelectorEventLoop
+        assert loop.get_poller().name == "epoll"
+    finally:
+        loop.close()
+    loop = asynciodepth.EventLoop(poller="selectors")
+    try:
+        assert loop.get_poller().name == "selectors"
+    finally:
+        loop.close()
+
+    async def which():
+        return type(asyncio.get_running_loop())
+
+    assert asynciodepth.run(which()) is asynciodepth.SelectorEventLoop
+    with asyncio.Runner(loop_factory=asynciodepth.EventLoop) as runner:
+        assert runner.run(which()) is asynciodepth.SelectorEventLoop
+    policy = asynciodepth.EventLoopPolicy()
+    loop = policy.new_event_loop()
+    try:
+        assert type(loop) is asynciodepth.SelectorEventLoop
+    finally:
+        loop.close()
+
+
+OUR_IO_MODULES = {
+    "asynciodepth.io_events",
+    "asynciodepth.connections",
+    "asynciodepth.unix_events",
+}
+
+
+def test_no_io_method_is_left_a_stub():
+    # Every I/O entry point the earlier chapters left as a stub is defined by
+    # this chapter's modules now.
+    for name in [
+        "add_reader",
+        "remove_reader",
+        "add_writer",
+        "remove_writer",
+        "add_signal_handler",
+        "remove_signal_handler",
+        "sock_recv",
+        "sock_recv_into",
+        "sock_sendall",
+        "sock_connect",
+        "sock_accept",
+        "create_connection",
+        "create_server",
+        "create_unix_connection",
+        "create_unix_server",
+        "connect_accepted_socket",
+        "start_tls",
+        "create_datagram_endpoint",
+        "sock_recvfrom",
+        "sock_recvfrom_into",
+        "sock_sendto",
+        "subprocess_exec",
+        "subprocess_shell",
+        "connect_read_pipe",
+        "connect_write_pipe",
+        "sock_sendfile",
+        "sendfile",
+        "getaddrinfo",
+        "getnameinfo",
+    ]:
+        owner = next(cls for cls in asynciodepth.EventLoop.__mro__ if name in vars(cls))
+        if name in {"getaddrinfo", "getnameinfo"}:
+            continue  # the earlier chapters' executor versions are the real ones
+        assert owner.__module__ in OUR_IO_MODULES, (name, owner)
+
+
+@pytest.mark.parametrize(
+    "call, what",
+    [
+        (
+            lambda loop: loop.create_datagram_endpoint(
+                asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)
+            ),
+            "UDP",
+        ),
+        (lambda loop: loop.sock_sendto(None, b"", None), "UDP"),
+        (
+            lambda loop: loop.subprocess_exec(asyncio.SubprocessProtocol, "true"),
+            "Subprocesses",
+        ),
+        (lambda loop: asyncio.create_subprocess_exec("true"), "Subprocesses"),
+        (lambda loop: asyncio.open_connection("127.0.0.1", 1, ssl=True), "SSL"),
+        (lambda loop: loop.start_tls(None, None, None), "SSL"),
+    ],
+)
+def test_out_of_scope_raises_clearly(impl, call, what):
+    async def main():
+        with pytest.raises(NotImplementedError, match=f"{what} is out of scope"):
+            await call(asyncio.get_running_loop())
+
+    run(impl, main())
+
+
+# ---- readiness callbacks ---------------------------------------------------
+
+
+def test_add_reader_runs_until_removed(any_impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        got = []
+        done = loop.create_future()
+
+        def on_readable():
+            got.append(a.recv(1))
+            if len(got) == 3:
+                assert loop.remove_reader(a) is True
+                done.set_result(None)
+
+        loop.add_reader(a.fileno(), on_readable)
+        b.send(b"xyz")  # one event, three callbacks: level-triggered
+        await done
+        assert loop.remove_reader(a) is False
+        a.close(), b.close()
+        return got
+
+    assert run(any_impl, main()) == [b"x", b"y", b"z"]
+
+
+def test_add_reader_replaces_callback_and_writer_coexists(any_impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        events = []
+        done = loop.create_future()
+        loop.add_reader(a, lambda: events.append("old reader"))
+        loop.add_reader(
+            a,
+            lambda: (
+                events.append("new reader"),
+                a.recv(10),
+                loop.remove_reader(a),
+                done.set_result(None),
+            ),
+        )
+
+        def on_writable():
+            events.append("writer")
+            loop.remove_writer(a)
+
+        loop.add_writer(a, on_writable)
+        b.send(b"data")
+        await done
+        await asyncio.sleep(0)
+        a.close(), b.close()
+        return sorted(events)
+
+    assert run(any_impl, main()) == ["new reader", "writer"]
+
+
+def test_remove_reader_skips_callback_already_queued(impl):
+    # Both fds become ready in the same poll; the first callback to run removes
+    # the other's reader, which therefore must not run.
+    async def main():
+        loop = asyncio.get_running_loop()
+        pairs = [socket.socketpair() for _ in range(2)]
+        ran = []
+
+        def make(i):
+            def callback():
+                ran.append(i)
+                for j in range(2):
+                    loop.remove_reader(pairs[j][0])
+
+            return callback
+
+        for i, (a, _) in enumerate(pairs):
+            loop.add_reader(a, make(i))
+        for _, b in pairs:
+            b.send(b"x")
+        # Let the loop poll once with both ready.
+        for _ in range(3):
+            await asyncio.sleep(0.01)
+        for a, b in pairs:
+            a.close(), b.close()
+        return ran
+
+    assert len(run(impl, main())) == 1
+
+
+def test_threadsafe_call_wakes_a_sleeping_loop(impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        started = threading.Event()
+
+        def thread():
+            started.wait(5)
+            loop.call_soon_threadsafe(done.set_result, "woken")
+
+        threading.Thread(target=thread).start()
+        loop.call_soon(started.set)
+        return await done  # no timers: the loop blocks in poll(None)
+
+    assert run(impl, main()) == "woken"
+
+
+@pytest.mark.parametrize("method", ["add_reader", "add_writer"])
+def test_registering_closed_or_invalid_fd(any_impl, method):
+    async def main():
+        loop = asyncio.get_running_loop()
+        s = socket.socket()
+        s.close()
+        with pytest.raises(ValueError, match="Invalid file descriptor: -1"):
+            getattr(loop, method)(s, print)
+        with pytest.raises(ValueError, match="Invalid file descriptor: -1"):
+            getattr(loop, method)(-1, print)
+        with pytest.raises(ValueError, match="Invalid file object"):
+            getattr(loop, method)("not a file", print)
+        fd = os.open(os.devnull, os.O_RDONLY)
+        os.close(fd)
+        with pytest.raises(OSError) as info:
+            getattr(loop, method)(fd, print)
+        assert info.value.errno == errno.EBADF
+        # Nothing was recorded: removing says so.
+        assert getattr(loop, method.replace("add", "remove"))(fd) is False
+
+    run(any_impl, main())
+
+
+def test_fd_reused_by_new_socket(impl):
+    # A reader is left registered on a socket that is then closed; a new
+    # socket gets the same fd number. The loop must watch the new socket, run
+    # only the new callback, and not be confused by the old one.
+    async def main():
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        fd = a.fileno()
+        loop.add_reader(fd, lambda: pytest.fail("stale callback ran"))
+        a.close(), b.close()
+        c, d = socket.socketpair()
+        new, peer = (c, d) if c.fileno() == fd else (d, c)
+        assert new.fileno() == fd
+        new.setblocking(False)
+        got = loop.create_future()
+        loop.add_reader(new, lambda: got.done() or got.set_result(new.recv(10)))
+        peer.send(b"fresh")
+        data = await got
+        loop.remove_reader(new)
+        # And sock_* on yet another reuse of the number.
+        new.close(), peer.close()
+        e, f = socket.socketpair()
+        e.setblocking(False), f.setblocking(False)
+        recv = asyncio.ensure_future(loop.sock_recv(e, 10))
+        await asyncio.sleep(0)
+        await loop.sock_sendall(f, b"again")
+        data2 = await recv
+        e.close(), f.close()
+        return data, data2
+
+    assert run(impl, main()) == (b"fresh", b"again")
+
+
+def test_sock_methods_refuse_transport_fd(impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, a)
+        with pytest.raises(RuntimeError, match="is used by transport"):
+            await loop.sock_recv(a, 10)
+        with pytest.raises(RuntimeError, match="is used by transport"):
+            loop.add_reader(a, print)
+        transport.close()
+        b.close()
+
+    run(impl, main())
+
+
+# ---- socket futures ----------------------------------------------------------
+
+
+def test_sock_echo(any_impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.setblocking(False)
+
+        async def serve():
+            conn, _ = await loop.sock_accept(listener)
+            assert conn.gettimeout() == 0
+            with conn:
+                buf = bytearray(100)
+                while n := await loop.sock_recv_into(conn, buf):
+                    await loop.sock_sendall(conn, bytes(buf[:n]).upper())
+
+        server = asyncio.create_task(serve())
+        client = socket.socket()
+        client.setblocking(False)
+        await loop.sock_connect(client, ("localhost", listener.getsockname()[1]))
+        answers = []
+        for word in [b"a", b"bc", b"def"]:
+            await loop.sock_sendall(client, word)
+            answers.append(await loop.sock_recv(client, 100))
+        client.close()
+        await server
+        listener.close()
+        return answers
+
+    assert run(any_impl, main()) == [b"A", b"BC", b"DEF"]
+
+
+def test_sock_sendall_large_payload_waits_for_room(impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        a.setblocking(False), b.setblocking(False)
+        payload = os.urandom(4 * 1024 * 1024)
+        send = asyncio.ensure_future(loop.sock_sendall(a, payload))
+        received = bytearray()
+        while len(received) < len(payload):
+            received += await loop.sock_recv(b, 1 << 20)
+        await send
+        a.close(), b.close()
+        return bytes(received) == payload
+
+    assert run(impl, main())
+
+
+def test_connection_refused(any_impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        with socket.socket() as unused, socket.socket() as client:
+            unused.bind(("127.0.0.1", 0))
+            client.setblocking(False)
+            with pytest.raises(ConnectionRefusedError) as info:
+                await loop.sock_connect(client, unused.getsockname())
+            address = unused.getsockname()
+        with pytest.raises(ConnectionRefusedError):
+            await loop.create_connection(asyncio.Protocol, *address)
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection(*address)
+        return info.value.errno
+
+    assert run(any_impl, main()) == errno.ECONNREFUSED
+
+
+def test_cancelled_sock_recv_leaves_the_data(any_impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        first = asyncio.ensure_future(loop.sock_recv(a, 10))
+        await asyncio.sleep(0)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        b.send(b"kept")
+        second = await loop.sock_recv(a, 10)
+        a.close(), b.close()
+        return first.cancelled(), second
+
+    assert run(any_impl, main()) == (True, b"kept")
+
+
+def test_sock_accept_and_recv_with_timeout(impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.setblocking(False)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.02):
+                await loop.sock_accept(listener)
+        # The reader of the cancelled accept is gone; a new accept works.
+        client = socket.create_connection(listener.getsockname())
+        conn, _ = await loop.sock_accept(listener)
+        for s in (conn, client, listener):
+            s.close()
+
+    run(impl, main())
+
+
+def test_debug_mode_refuses_blocking_socket(any_impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.set_debug(True)
+        a, b = socket.socketpair()
+        with a, b:
+            with pytest.raises(ValueError, match="must be non-blocking"):
+                await loop.sock_recv(a, 1)
+
+    run(any_impl, main())
+
+
+def test_getaddrinfo_and_getnameinfo(impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo("127.0.0.1", 80, type=socket.SOCK_STREAM)
+        name = await loop.getnameinfo(
+            ("127.0.0.1", 80), socket.NI_NUMERICHOST | socket.NI_NUMERICSERV
+        )
+        return infos[0][4], name
+
+    assert run(impl, main()) == (("127.0.0.1", 80), ("127.0.0.1", "80"))
+
+
+# ---- signals -----------------------------------------------------------------
+
+
+def test_signal_handler_runs_on_the_loop(any_impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        got = loop.create_future()
+        loop.add_signal_handler(signal.SIGUSR1, got.set_result, "handled")
+        loop.call_soon(os.kill, os.getpid(), signal.SIGUSR1)
+        result = await got
+        assert loop.remove_signal_handler(signal.SIGUSR1) is True
+        assert loop.remove_signal_handler(signal.SIGUSR1) is False
+        return result
+
+    old = signal.getsignal(signal.SIGUSR1)
+    assert run(any_impl, main()) == "handled"
+    assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL
+    signal.signal(signal.SIGUSR1, old)
+
+
+def test_signal_wakes_a_sleeping_loop_from_another_thread(impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        got = loop.create_future()
+        loop.add_signal_handler(signal.SIGUSR2, got.set_result, "woken")
+        started = threading.Event()
+        threading.Thread(
+            target=lambda: (started.wait(5), os.kill(os.getpid(), signal.SIGUSR2))
+        ).start()
+        loop.call_soon(started.set)
+        return await got
+
+    assert run(impl, main()) == "woken"
+
+
+def test_signal_handler_bad_input(any_impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        with pytest.raises(TypeError, match="coroutines cannot be used"):
+            loop.add_signal_handler(signal.SIGUSR1, main)
+        with pytest.raises(TypeError, match="sig must be an int"):
+            loop.add_signal_handler("SIGUSR1", print)
+        with pytest.raises(ValueError, match="invalid signal number"):
+            loop.add_signal_handler(10_000, print)
+        with pytest.raises(RuntimeError, match="cannot be caught"):
+            loop.add_signal_handler(signal.SIGKILL, print)
+        assert loop.remove_signal_handler(signal.SIGUSR1) is False
+
+    run(any_impl, main())
+
+
+def test_signal_handler_outside_main_thread(any_impl):
+    errors = []
+
+    def thread():
+        loop = loop_factory(any_impl)()
+        try:
+            loop.add_signal_handler(signal.SIGUSR1, print)
+        except RuntimeError as exc:
+            errors.append(exc)
+        finally:
+            loop.close()
+
+    t = threading.Thread(target=thread)
+    t.start()
+    t.join(10)
+    assert len(errors) == 1
+
+
+def test_close_removes_signal_handlers(impl):
+    loop = loop_factory(impl)()
+    loop.add_signal_handler(signal.SIGUSR1, print)
+    loop.close()
+    assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL
+    assert signal.set_wakeup_fd(-1) == -1
+
+
+def test_closed_loop_refuses_io(impl):
+    loop = loop_factory(impl)()
+    loop.close()
+    a, b = socket.socketpair()
+    with a, b:
+        with pytest.raises(RuntimeError, match="Event loop is closed"):
+            loop.add_reader(a, print)
+        assert loop.remove_reader(a) is False

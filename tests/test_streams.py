@@ -1,0 +1,356 @@
+"""asyncio's own streams and servers, unchanged, on our loop (chapter "epoll")."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import os
+import random
+import socket
+import struct
+import tempfile
+
+import pytest
+
+from io_helpers import IMPLS, WITH_STDLIB, echo_handler, run
+
+
+@pytest.fixture(params=IMPLS)
+def impl(request):
+    return request.param
+
+
+@pytest.fixture(params=WITH_STDLIB)
+def any_impl(request):
+    return request.param
+
+
+def test_open_connection_and_start_server(any_impl):
+    async def main():
+        async def handle(reader, writer):
+            while line := await reader.readline():
+                writer.write(line.upper())
+                await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+
+        async with await asyncio.start_server(handle, "127.0.0.1", 0) as server:
+            reader, writer = await asyncio.open_connection(
+                *server.sockets[0].getsockname()
+            )
+            answers = []
+            for word in [b"one\n", b"two\n"]:
+                writer.write(word)
+                await writer.drain()
+                answers.append(await reader.readline())
+            writer.write_eof()
+            answers.append(await reader.read())
+            writer.close()
+            await writer.wait_closed()
+        return answers
+
+    assert run(any_impl, main()) == [b"ONE\n", b"TWO\n", b""]
+
+
+def test_unix_streams(any_impl):
+    async def main():
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "s.sock")
+            server = await asyncio.start_unix_server(echo_handler, path)
+            async with server:
+                reader, writer = await asyncio.open_unix_connection(path)
+                writer.write(b"over unix")
+                data = await reader.readexactly(9)
+                writer.close()
+                await writer.wait_closed()
+            # A stale socket file is replaced by a new server.
+            server = await asyncio.start_unix_server(echo_handler, path)
+            server.close()
+            await server.wait_closed()
+        return data
+
+    assert run(any_impl, main()) == b"over unix"
+
+
+def test_unix_bad_input(any_impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        with pytest.raises(ValueError):
+            await loop.create_unix_connection(asyncio.Protocol)
+        with pytest.raises(ValueError):
+            await loop.create_unix_server(asyncio.Protocol)
+        with tempfile.TemporaryDirectory() as tmp:
+            with pytest.raises(FileNotFoundError):
+                await asyncio.open_unix_connection(os.path.join(tmp, "nobody"))
+            with socket.socket() as tcp:
+                with pytest.raises(ValueError, match="UNIX Domain Stream Socket"):
+                    await loop.create_unix_server(asyncio.Protocol, sock=tcp)
+
+    run(any_impl, main())
+
+
+def test_peer_reset_reaches_the_stream(any_impl):
+    async def main():
+        accepted = asyncio.get_running_loop().create_future()
+
+        async def handle(reader, writer):
+            accepted.set_result(None)
+            try:
+                await reader.read()
+            except ConnectionResetError as exc:
+                return exc
+            finally:
+                writer.close()
+
+        results = []
+
+        async def recording(reader, writer):
+            results.append(await handle(reader, writer))
+
+        server = await asyncio.start_server(recording, "127.0.0.1", 0)
+        peer = socket.create_connection(server.sockets[0].getsockname())
+        await accepted
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        peer.close()
+        while not results:
+            await asyncio.sleep(0.001)
+        server.close()
+        await server.wait_closed()
+        return type(results[0])
+
+    assert run(any_impl, main()) is ConnectionResetError
+
+
+def _write_after_close(impl):
+    async def main():
+        async with await asyncio.start_server(echo_handler, "127.0.0.1", 0) as server:
+            reader, writer = await asyncio.open_connection(
+                *server.sockets[0].getsockname()
+            )
+            writer.close()
+            outcome = []
+            try:
+                writer.write(b"late")
+                outcome.append("write ok")
+            except Exception as exc:
+                outcome.append(type(exc).__name__)
+            try:
+                await writer.drain()
+                outcome.append("drain ok")
+            except Exception as exc:
+                outcome.append(type(exc).__name__)
+            await writer.wait_closed()
+            outcome.append(writer.is_closing())
+            return outcome
+
+    return run(impl, main())
+
+
+def test_writing_after_close_follows_asyncio(impl):
+    assert _write_after_close(impl) == _write_after_close("stdlib")
+
+
+def test_drain_backpressure(any_impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        may_read = asyncio.Event()
+        received = loop.create_future()
+
+        async def slow(reader, writer):
+            await may_read.wait()
+            received.set_result(len(await reader.read()))
+            writer.close()
+
+        async with await asyncio.start_server(slow, "127.0.0.1", 0) as server:
+            reader, writer = await asyncio.open_connection(
+                *server.sockets[0].getsockname()
+            )
+            writer.write(b"x" * (16 << 20))
+            drain = asyncio.ensure_future(writer.drain())
+            await asyncio.sleep(0.02)
+            blocked = not drain.done()
+            may_read.set()
+            await drain
+            writer.write_eof()
+            total = await received
+            writer.close()
+            await writer.wait_closed()
+        return blocked, total
+
+    assert run(any_impl, main()) == (True, 16 << 20)
+
+
+# ---- nothing lost --------------------------------------------------------------
+
+
+async def _roundtrip(port: int, payload: bytes) -> bool:
+    """Send payload (while reading), half-close, and compare the echo by hash."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+
+    async def send():
+        for i in range(0, len(payload), 1 << 20):
+            writer.write(payload[i : i + (1 << 20)])
+            await writer.drain()
+        writer.write_eof()
+
+    sender = asyncio.create_task(send())
+    digest = hashlib.sha256()
+    total = 0
+    while chunk := await reader.read(1 << 18):
+        digest.update(chunk)
+        total += len(chunk)
+    await sender
+    writer.close()
+    await writer.wait_closed()
+    return total == len(payload) and digest.digest() == hashlib.sha256(payload).digest()
+
+
+@pytest.mark.parametrize("size", [1, 100, 65_537, 1 << 20, 8 << 20])
+def test_nothing_lost_single_client(impl, size):
+    async def main():
+        async with await asyncio.start_server(echo_handler, "127.0.0.1", 0) as server:
+            return await _roundtrip(
+                server.sockets[0].getsockname()[1], os.urandom(size)
+            )
+
+    assert run(impl, main(), timeout=30)
+
+
+def test_nothing_lost_100_concurrent_clients(impl):
+    rng = random.Random(5)
+    sizes = [1, 8 << 20] + [
+        rng.choice([1, 7, 1024, 65_536, 200_000, 1 << 20]) for _ in range(98)
+    ]
+    payloads = [rng.randbytes(size) for size in sizes]
+
+    async def main():
+        async with await asyncio.start_server(
+            echo_handler, "127.0.0.1", 0, backlog=128
+        ) as server:
+            port = server.sockets[0].getsockname()[1]
+            return await asyncio.gather(*(_roundtrip(port, p) for p in payloads))
+
+    assert run(impl, main(), timeout=60) == [True] * 100
+
+
+# ---- the server object ---------------------------------------------------------
+
+
+def test_server_api(any_impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            asyncio.Protocol, "127.0.0.1", 0, start_serving=False
+        )
+        facts = [server.is_serving(), len(server.sockets), server.get_loop() is loop]
+        await server.start_serving()
+        facts.append(server.is_serving())
+        forever = asyncio.create_task(server.serve_forever())
+        await asyncio.sleep(0)
+        with pytest.raises(RuntimeError, match="already being awaited"):
+            await server.serve_forever()
+        forever.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await forever
+        facts += [server.is_serving(), server.sockets]
+        if any_impl != "stdlib":  # the stdlib's 3.11 raises a TypeError here
+            with pytest.raises(RuntimeError, match="is closed"):
+                await server.start_serving()
+        await server.wait_closed()
+        return facts
+
+    assert run(any_impl, main()) == [False, 1, True, True, False, ()]
+
+
+def test_wait_closed_waits_for_connections(impl):
+    # 3.12.1's semantics, which our Server has on every version.
+    async def main():
+        events = []
+
+        async def handle(reader, writer):
+            await reader.read()
+            events.append("client done")
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname())
+        await asyncio.sleep(0.01)
+        server.close()
+        waiting = asyncio.create_task(server.wait_closed())
+        await asyncio.sleep(0.01)
+        events.append(f"wait_closed done early: {waiting.done()}")
+        writer.close()
+        await waiting
+        events.append("wait_closed done")
+        return events
+
+    assert run(impl, main()) == [
+        "wait_closed done early: False",
+        "client done",
+        "wait_closed done",
+    ]
+
+
+def test_close_clients_and_abort_clients(impl):
+    async def main():
+        async def handle(reader, writer):
+            await reader.read()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        clients = [
+            await asyncio.open_connection(*server.sockets[0].getsockname())
+            for _ in range(2)
+        ]
+        await asyncio.sleep(0.01)
+        server.close()
+        server.close_clients()
+        await server.wait_closed()
+        for reader, writer in clients:
+            assert await reader.read() == b""
+            writer.close()
+
+    run(impl, main())
+
+
+def test_bind_errors(any_impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            with pytest.raises(OSError) as info:
+                await loop.create_server(
+                    asyncio.Protocol, *taken.getsockname(), reuse_address=False
+                )
+        assert info.value.errno == errno.EADDRINUSE
+        assert "error while attempting to bind on address" in str(info.value)
+        with pytest.raises(ValueError):
+            await loop.create_server(asyncio.Protocol)
+        with pytest.raises(ValueError):
+            await loop.create_connection(asyncio.Protocol)
+        with socket.socket(type=socket.SOCK_DGRAM) as udp:
+            with pytest.raises(ValueError, match="A Stream Socket was expected"):
+                await loop.create_connection(asyncio.Protocol, sock=udp)
+
+    run(any_impl, main())
+
+
+def test_create_connection_with_sock_and_local_addr(any_impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        async with await asyncio.start_server(echo_handler, "127.0.0.1", 0) as server:
+            address = server.sockets[0].getsockname()
+            transport, _ = await loop.create_connection(
+                asyncio.Protocol, *address, local_addr=("127.0.0.1", 0)
+            )
+            local_host = transport.get_extra_info("sockname")[0]
+            transport.close()
+            sock = socket.create_connection(address)
+            transport, _ = await loop.create_connection(asyncio.Protocol, sock=sock)
+            peer = transport.get_extra_info("peername")
+            transport.close()
+            await asyncio.sleep(0)
+        return local_host, peer == address
+
+    assert run(any_impl, main()) == ("127.0.0.1", True)

@@ -1,0 +1,365 @@
+"""The socket transport and the protocols it drives (chapter "epoll").
+
+Tests that pin down asyncio's behaviour run on the stdlib loop too, so a
+difference between the loops shows up as a failure on one of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+
+import pytest
+
+from io_helpers import IMPLS, WITH_STDLIB, run
+
+
+@pytest.fixture(params=IMPLS)
+def impl(request):
+    return request.param
+
+
+@pytest.fixture(params=WITH_STDLIB)
+def any_impl(request):
+    return request.param
+
+
+class Recorder(asyncio.Protocol):
+    """Records every call the transport makes, in order."""
+
+    def __init__(self, keep_open_on_eof=False):
+        self.events = []
+        self.data = bytearray()
+        self.keep_open_on_eof = keep_open_on_eof
+        self.transport = None
+        loop = asyncio.get_running_loop()
+        self.lost = loop.create_future()
+        self.got_eof = loop.create_future()
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.events.append("made")
+
+    def data_received(self, data):
+        self.data += data
+
+    def eof_received(self):
+        self.events.append("eof")
+        self.got_eof.set_result(None)
+        return self.keep_open_on_eof
+
+    def pause_writing(self):
+        self.events.append("pause_writing")
+
+    def resume_writing(self):
+        self.events.append("resume_writing")
+
+    def connection_lost(self, exc):
+        self.events.append(("lost", type(exc).__name__ if exc else None))
+        self.lost.set_result(exc)
+
+
+async def connected_pair(protocol_factory=Recorder):
+    """A transport on one end of a socket pair; the other end stays a socket."""
+    loop = asyncio.get_running_loop()
+    ours, theirs = socket.socketpair()
+    theirs.setblocking(False)
+    transport, protocol = await loop.connect_accepted_socket(protocol_factory, ours)
+    return transport, protocol, theirs
+
+
+def test_extra_info(any_impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Recorder, "127.0.0.1", 0)
+        address = server.sockets[0].getsockname()
+        transport, protocol = await loop.create_connection(Recorder, *address)
+        info = (
+            transport.get_extra_info("peername") == address,
+            transport.get_extra_info("sockname")[0] == "127.0.0.1",
+            transport.get_extra_info("socket").fileno() >= 0,
+            transport.get_extra_info("nothing", "default"),
+            transport.get_protocol() is protocol,
+            transport.is_closing(),
+            transport.can_write_eof(),
+        )
+        transport.close()
+        await protocol.lost
+        server.close()
+        await server.wait_closed()
+        return info
+
+    assert run(any_impl, main()) == (True, True, True, "default", True, False, True)
+
+
+def test_peer_reset_reaches_connection_lost(any_impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        made = []
+        server = await loop.create_server(
+            lambda: made.append(Recorder()) or made[-1], "127.0.0.1", 0
+        )
+        peer = socket.create_connection(server.sockets[0].getsockname())
+        while not made or not made[0].events:
+            await asyncio.sleep(0.001)
+        protocol = made[0]
+        # SO_LINGER with a zero timeout makes close() send a RST.
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        peer.close()
+        exc = await protocol.lost
+        closing = protocol.transport.is_closing()
+        server.close()
+        await server.wait_closed()
+        return type(exc), protocol.events, closing
+
+    exc_type, events, closing = run(any_impl, main())
+    assert exc_type is ConnectionResetError
+    assert events == ["made", ("lost", "ConnectionResetError")]
+    assert closing
+
+
+def test_write_after_close_follows_asyncio(any_impl):
+    async def main():
+        transport, protocol, theirs = await connected_pair()
+        transport.write(b"before")
+        transport.close()
+        transport.close()  # twice is fine
+        transport.write(b"after")  # ignored, as asyncio does
+        for _ in range(6):
+            transport.write(b"more")
+        await protocol.lost
+        received = theirs.recv(100)
+        theirs.close()
+        return received, protocol.events
+
+    assert run(any_impl, main()) == (b"before", ["made", ("lost", None)])
+
+
+def test_write_bad_input(any_impl):
+    async def main():
+        transport, protocol, theirs = await connected_pair()
+        with pytest.raises(TypeError, match="bytes-like object, not 'str'"):
+            transport.write("text")
+        transport.write(b"")  # nothing to do
+        transport.write_eof()
+        with pytest.raises(RuntimeError, match="after write_eof"):
+            transport.write(b"late")
+        transport.close()
+        await protocol.lost
+        theirs.close()
+
+    run(any_impl, main())
+
+
+def test_half_close_with_write_eof(any_impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+
+        class Answer(asyncio.Protocol):
+            def connection_made(self, transport):
+                self.transport, self.request = transport, b""
+
+            def data_received(self, data):
+                self.request += data
+
+            def eof_received(self):
+                # The client finished its request; we may still write.
+                self.transport.write(b"got " + self.request)
+                self.transport.close()
+                return True
+
+        server = await loop.create_server(Answer, "127.0.0.1", 0)
+        transport, client = await loop.create_connection(
+            Recorder, *server.sockets[0].getsockname()
+        )
+        transport.write(b"part one, ")
+        transport.write(b"part two")
+        transport.write_eof()
+        transport.write_eof()  # twice is fine
+        await client.lost
+        server.close()
+        await server.wait_closed()
+        return bytes(client.data), client.events
+
+    data, events = run(any_impl, main())
+    assert data == b"got part one, part two"
+    assert events == ["made", "eof", ("lost", None)]
+
+
+def test_eof_received_true_keeps_the_transport_open(any_impl):
+    async def main():
+        transport, protocol, theirs = await connected_pair(
+            lambda: Recorder(keep_open_on_eof=True)
+        )
+        theirs.shutdown(socket.SHUT_WR)
+        await protocol.got_eof
+        transport.write(b"still writing")
+        await asyncio.sleep(0)
+        received = b""
+        while len(received) < 13:
+            received += await asyncio.get_running_loop().sock_recv(theirs, 100)
+        transport.close()
+        await protocol.lost
+        theirs.close()
+        return received, protocol.events
+
+    assert run(any_impl, main()) == (b"still writing", ["made", "eof", ("lost", None)])
+
+
+def test_water_marks_pause_and_resume_writing(any_impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        transport, protocol, theirs = await connected_pair()
+        transport.set_write_buffer_limits(high=1000, low=100)
+        assert transport.get_write_buffer_limits() == (100, 1000)
+        while transport.get_write_buffer_size() <= 1000:
+            transport.write(b"x" * 10_000)  # the kernel's buffer fills first
+        assert protocol.events == ["made", "pause_writing"]
+        buffered = transport.get_write_buffer_size()
+        total = 0
+        while "resume_writing" not in protocol.events:
+            total += len(await loop.sock_recv(theirs, 1 << 20))
+        assert transport.get_write_buffer_size() <= 100
+        transport.close()
+        while chunk := await loop.sock_recv(theirs, 1 << 20):
+            total += len(chunk)
+        await protocol.lost
+        theirs.close()
+        return protocol.events, buffered > 1000, total % 10_000
+
+    assert run(any_impl, main()) == (
+        ["made", "pause_writing", "resume_writing", ("lost", None)],
+        True,
+        0,
+    )
+
+
+def test_set_write_buffer_limits_bad_input(any_impl):
+    async def main():
+        transport, protocol, theirs = await connected_pair()
+        with pytest.raises(ValueError):
+            transport.set_write_buffer_limits(high=10, low=20)
+        transport.set_write_buffer_limits(high=400)
+        assert transport.get_write_buffer_limits() == (100, 400)
+        transport.close()
+        await protocol.lost
+        theirs.close()
+
+    run(any_impl, main())
+
+
+def test_pause_and_resume_reading(any_impl):
+    async def main():
+        transport, protocol, theirs = await connected_pair()
+        transport.pause_reading()
+        assert not transport.is_reading()
+        transport.pause_reading()  # twice is fine
+        theirs.send(b"waiting")
+        # A round trip through the loop that must not deliver the data.
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert protocol.data == b""
+        transport.resume_reading()
+        assert transport.is_reading()
+        while protocol.data != b"waiting":
+            await asyncio.sleep(0.001)
+        transport.close()
+        assert not transport.is_reading()
+        await protocol.lost
+        theirs.close()
+        return bytes(protocol.data)
+
+    assert run(any_impl, main()) == b"waiting"
+
+
+def test_abort_drops_the_buffer(any_impl):
+    async def main():
+        transport, protocol, theirs = await connected_pair()
+        transport.set_write_buffer_limits(high=10**9)
+        while not transport.get_write_buffer_size():
+            transport.write(b"x" * 65536)
+        transport.abort()
+        assert transport.is_closing()
+        assert await protocol.lost is None
+        theirs.close()
+        return transport.get_write_buffer_size(), protocol.events
+
+    assert run(any_impl, main()) == (0, ["made", ("lost", None)])
+
+
+def test_buffered_protocol(any_impl):
+    class Buffered(asyncio.BufferedProtocol):
+        def __init__(self):
+            self.buffer = bytearray(4)
+            self.received = bytearray()
+            self.lost = asyncio.get_running_loop().create_future()
+
+        def get_buffer(self, sizehint):
+            return self.buffer
+
+        def buffer_updated(self, nbytes):
+            self.received += self.buffer[:nbytes]
+
+        def eof_received(self):
+            return False
+
+        def connection_lost(self, exc):
+            self.lost.set_result(exc)
+
+    async def main():
+        transport, protocol, theirs = await connected_pair(Buffered)
+        theirs.send(b"chunked into fours")
+        theirs.shutdown(socket.SHUT_WR)
+        await protocol.lost
+        theirs.close()
+        return bytes(protocol.received)
+
+    assert run(any_impl, main()) == b"chunked into fours"
+
+
+def test_error_in_data_received_is_reported_and_closes(any_impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        contexts = []
+        loop.set_exception_handler(lambda loop, context: contexts.append(context))
+
+        class Broken(Recorder):
+            def data_received(self, data):
+                raise ZeroDivisionError("bug in the protocol")
+
+        transport, protocol, theirs = await connected_pair(Broken)
+        theirs.send(b"boom")
+        exc = await protocol.lost
+        theirs.close()
+        return type(exc), [type(c["exception"]) for c in contexts]
+
+    assert run(any_impl, main()) == (ZeroDivisionError, [ZeroDivisionError])
+
+
+@pytest.mark.parametrize("impl", [*IMPLS, "epoll+ctask"])
+def test_write_after_a_buffered_close_is_ignored(impl):
+    # Where we differ from asyncio on purpose: asyncio's own transport (3.11 to
+    # 3.13) fails here with an AttributeError inside write(), because its
+    # socket is gone. Ours ignores the write, as it ignores any write after
+    # connection_lost().
+    async def main():
+        loop = asyncio.get_running_loop()
+        contexts = []
+        loop.set_exception_handler(lambda loop, context: contexts.append(context))
+        transport, protocol, theirs = await connected_pair()
+        transport.set_write_buffer_limits(high=10**9)
+        sent = 0
+        while not transport.get_write_buffer_size():
+            transport.write(b"x" * 65536)
+            sent += 65536
+        transport.close()  # with bytes still buffered: they go out first
+        received = 0
+        while chunk := await loop.sock_recv(theirs, 1 << 20):
+            received += len(chunk)
+        await protocol.lost
+        transport.write(b"late")  # after connection_lost: ignored
+        theirs.close()
+        return received == sent, protocol.events, contexts
+
+    assert run(impl, main()) == (True, ["made", ("lost", None)], [])
