@@ -263,6 +263,48 @@ def test_loop_tracer_summary() -> None:
     assert "longest steps" in str(summary)
 
 
+def test_loop_tracer_io_wakeups_come_from_the_poll() -> None:
+    from asynciodepth.unix_events import EventLoop as IOEventLoop
+
+    async def serve(reader, writer) -> None:
+        while line := await reader.readline():
+            writer.write(line.upper())
+            await writer.drain()
+        writer.close()
+
+    async def main() -> bytes:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"ping\n")
+            answer = await reader.readline()
+            writer.close()
+            await writer.wait_closed()
+        return answer
+
+    loop = IOEventLoop(clock=VirtualClock())
+    with tracing(loop=loop) as trace:
+        assert loop.run_until_complete(main()) == b"PING\n"
+    loop.close()
+    events = trace.events
+    check_tracks(events)
+    check_flows(events)
+    slices = {(e["tid"], e["ts"]): e for e in events if e["ph"] == "X"}
+    starts = {e["id"]: slices[e["tid"], e["ts"]] for e in events if e["ph"] == "s"}
+    ends = {e["id"]: slices[e["tid"], e["ts"]] for e in events if e["ph"] == "f"}
+    # poll -> read callback -> the step of the task whose readline it completed
+    from_poll = [ends[i] for i, start in starts.items() if start["name"] == "poll"]
+    assert any(end["name"].endswith("_read_ready") for end in from_poll)
+    read_ready = {(e["tid"], e["ts"]) for e in from_poll}
+    to_steps = [
+        ends[i]
+        for i, start in starts.items()
+        if (start["tid"], start["ts"]) in read_ready and ends[i]["cat"] == "step"
+    ]
+    assert len(to_steps) >= 2  # the server's readline, then the client's
+
+
 # -- the coroutine tracer, on any loop ------------------------------------------------
 
 LOOPS = {

@@ -67,7 +67,8 @@ class LoopTracer(LoopObserver):
         self._next_tid = LOOP_TID + 1
         self._flow_id = 0
         # Wake-up attribution: which slice put each ready handle in the queue.
-        self._source: dict[int, tuple[int, float]] = {}  # id(handle) -> (tid, ts)
+        # id(handle) -> (track, ts, whether it came from an I/O event)
+        self._source: dict[int, tuple[int, float, bool]] = {}
         self._marker: Any = None
         self._step_handle: Any = None
 
@@ -93,7 +94,7 @@ class LoopTracer(LoopObserver):
 
     # -- wake-up attribution ---------------------------------------------
 
-    def _claim_new_handles(self, loop: Any, source: tuple[int, float]) -> None:
+    def _claim_new_handles(self, loop: Any, source: tuple[int, float, bool]) -> None:
         """Attribute every handle queued since the last look to source."""
         # Why read loop._ready: the hook says what ran, not who scheduled it.
         # Handles queued since our last look sit at the right end of the FIFO,
@@ -112,9 +113,9 @@ class LoopTracer(LoopObserver):
             index -= 1
         self._marker = ready[-1]
 
-    def _flow(self, source: tuple[int, float], tid: int, ts: float) -> None:
+    def _flow(self, source: tuple[int, float, bool], tid: int, ts: float) -> None:
         self._flow_id += 1
-        flow, (src_tid, src_ts) = self._flow_id, source
+        flow, src_tid, src_ts = self._flow_id, source[0], source[1]
         self._lines.append(
             f'{{"ph":"s","id":{flow},"name":"wake-up","cat":"wakeup","pid":{PID},'
             f'"tid":{src_tid},"ts":{src_ts}}},\n'
@@ -157,7 +158,7 @@ class LoopTracer(LoopObserver):
         if ready:
             # What this step queued gets this step as its source (see
             # _claim_new_handles); usually one handle: its own next step.
-            marker, sources, source = self._marker, self._source, (tid, ts)
+            marker, sources, source = self._marker, self._source, (tid, ts, False)
             index = len(ready) - 1
             while index >= 0 and ready[index] is not marker:
                 sources[id(ready[index])] = source
@@ -233,11 +234,12 @@ class LoopTracer(LoopObserver):
         )
         source = self._source.pop(id(handle), None)
         args = handle._args
-        if source is not None and args and _is_done_future(args[0]):
-            # A future's done callback: an arrow from what completed the future.
+        if source is not None and (source[2] or args and _is_done_future(args[0])):
+            # An I/O callback, or a future's done callback: an arrow from the
+            # poll that found the I/O, or from what completed the future.
             self._flow(source, LOOP_TID, ts)
         if loop._ready:
-            self._claim_new_handles(loop, (LOOP_TID, ts))
+            self._claim_new_handles(loop, (LOOP_TID, ts, False))
 
     def on_poll(
         self,
@@ -258,7 +260,8 @@ class LoopTracer(LoopObserver):
             f'"events":{nevents}}}}},\n'
         )
         if loop._ready:
-            self._claim_new_handles(loop, (LOOP_TID, ts))
+            # What the poll queued are I/O callbacks: arrows from the poll.
+            self._claim_new_handles(loop, (LOOP_TID, ts, nevents > 0))
 
     def on_timer_fired(self, loop: Any, handle: Any, now: float) -> None:
         """Nothing to draw: the timer's callback is drawn when it runs."""
