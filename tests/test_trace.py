@@ -230,6 +230,35 @@ def test_loop_tracer_cancelled_task() -> None:
     assert set(steps[:-1]) == {"suspended"}
 
 
+def test_loop_tracer_eager_tasks() -> None:
+    from asynciodepth.tasks import eager_task_factory
+
+    async def quick() -> int:
+        return 1  # finishes in its eager first step
+
+    async def main() -> int:
+        await asyncio.sleep(0.01)
+        tasks = [asyncio.create_task(quick()), asyncio.create_task(worker(2))]
+        return sum(await asyncio.gather(*tasks))
+
+    loop = virtual_loop()
+    loop.set_task_factory(eager_task_factory)
+    with tracing(loop=loop) as trace:
+        assert loop.run_until_complete(main()) == 3
+    loop.close()
+    events = trace.events
+    check_tracks(events)
+    check_flows(events)
+    assert outcomes(events, task_tid(events, "quick")) == ["returned"]
+    assert outcomes(events, task_tid(events, "worker")) == ["suspended"] * 2 + [
+        "returned"
+    ]
+    # main was woken by its timer, then by the gather: both arrows survive the
+    # eager steps that ran inside main's step.
+    main = task_tid(events, "main")
+    assert len([e for e in events if e["ph"] == "f" and e["tid"] == main]) == 2
+
+
 def test_loop_tracer_refuses_a_loop_that_has_an_observer() -> None:
     loop = virtual_loop()
     with tracing(loop=loop):

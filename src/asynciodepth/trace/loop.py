@@ -151,9 +151,10 @@ class LoopTracer(LoopObserver):
             f'"outcome":"{outcome}"}}}},\n'
         )
         handle = self._step_handle = loop._current_handle
-        source = self._source.pop(id(handle), None)
-        if woken_by is not None and source is not None:
-            self._flow(source, tid, ts)
+        if woken_by is not None:
+            source = self._source.get(id(handle))
+            if source is not None:
+                self._flow(source, tid, ts)
         ready = loop._ready
         if ready:
             # What this step queued gets this step as its source (see
@@ -223,8 +224,10 @@ class LoopTracer(LoopObserver):
     def on_callback(self, loop: Any, handle: Any, start: float, end: float) -> None:
         """Record a plain callback (or a timer's) on the loop's track."""
         if handle is self._step_handle:
-            # A task step: on_task_step recorded it already.
+            # A task step: on_task_step recorded it already. (Not there: an eager
+            # task's first step runs inside another step, with that one's handle.)
             self._step_handle = None
+            self._source.pop(id(handle), None)
             return
         ts, dur = self._span(loop, start, end)
         kind = "timer" if isinstance(handle, TimerHandle) else "callback"
