@@ -21,8 +21,8 @@ The rate is requests per second of the process's CPU time by default
 ends in one process, loopback), and on a shared machine other processes steal
 wall time at random, while the CPU time a request costs stays put.
 
-Every (level, size, clients, loop) runs in a fresh subprocess: one discarded
-run, then a run that warms up and measures ``--repeats`` windows of
+Every (level, size, clients, loop) runs in a fresh subprocess: two discarded
+runs, then a run that warms up and measures ``--repeats`` windows of
 ``--duration`` seconds. The loops take turns, ``--rounds`` times; the table
 shows the median window. Ratios are against the stdlib loop (higher is faster).
 
@@ -157,7 +157,10 @@ async def start_protocol(size: int, clients: int, counter: Counter):
 
 
 async def start_stream(size: int, clients: int, counter: Counter):
+    handlers = []
+
     async def handle(reader, writer):
+        handlers.append(asyncio.current_task())
         while data := await reader.read(262144):
             writer.write(data)
             await writer.drain()
@@ -181,6 +184,7 @@ async def start_stream(size: int, clients: int, counter: Counter):
 
     async def cleanup():
         await asyncio.gather(*tasks)
+        await asyncio.gather(*handlers)  # each ends when its client closes
         server.close()
 
     return cleanup
@@ -210,10 +214,10 @@ async def measure(level: str, size: int, clients: int, duration: float, repeats:
 
 
 def child(args: argparse.Namespace) -> None:
-    # Why two runs: on the shared test machine the first run in a fresh process
-    # was 2-4x slower than later ones, whatever the loop (measured: stdlib then
-    # stdlib gave 5,000 then 17,000 requests/s). The first run is discarded.
-    for repeats in (1, args.repeats):
+    # Why discarded runs: on the shared test machine the first runs in a fresh
+    # process were 2-4x slower than later ones, whatever the loop (measured:
+    # stdlib then stdlib gave 5,000 then 17,000 requests/s). Two are discarded.
+    for repeats in (1, 1, args.repeats):
         with asyncio.Runner(loop_factory=lambda: new_loop(args.loop)) as runner:
             rates = runner.run(
                 measure(args.level, args.size, args.nclients, args.duration, repeats)

@@ -267,18 +267,21 @@ def test_wait_closed_waits_for_connections(impl):
     # 3.12.1's semantics, which our Server has on every version.
     async def main():
         events = []
+        connected = asyncio.Event()
 
         async def handle(reader, writer):
+            connected.set()
             await reader.read()
             events.append("client done")
             writer.close()
 
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
         reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname())
-        await asyncio.sleep(0.01)
+        await connected.wait()
         server.close()
         waiting = asyncio.create_task(server.wait_closed())
-        await asyncio.sleep(0.01)
+        for _ in range(10):
+            await asyncio.sleep(0)
         events.append(f"wait_closed done early: {waiting.done()}")
         writer.close()
         await waiting
@@ -292,9 +295,17 @@ def test_wait_closed_waits_for_connections(impl):
     ]
 
 
-def test_close_clients_and_abort_clients(impl):
+@pytest.mark.parametrize("how", ["close_clients", "abort_clients"])
+def test_close_clients_and_abort_clients(impl, how):
     async def main():
+        connected = 0
+        all_connected = asyncio.Event()
+
         async def handle(reader, writer):
+            nonlocal connected
+            connected += 1
+            if connected == 2:
+                all_connected.set()
             await reader.read()
 
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
@@ -302,9 +313,9 @@ def test_close_clients_and_abort_clients(impl):
             await asyncio.open_connection(*server.sockets[0].getsockname())
             for _ in range(2)
         ]
-        await asyncio.sleep(0.01)
+        await all_connected.wait()
         server.close()
-        server.close_clients()
+        getattr(server, how)()
         await server.wait_closed()
         for reader, writer in clients:
             assert await reader.read() == b""

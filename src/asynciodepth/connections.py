@@ -449,34 +449,45 @@ class ConnectionEventLoop(SocketEventLoop):
 
     # ---- out of scope, each with a clear message --------------------------
     async def start_tls(self, *args: Any, **kwargs: Any) -> Any:
+        """Out of scope (SSL): raises NotImplementedError."""
         raise _out_of_scope("SSL", "start_tls")
 
     async def create_datagram_endpoint(self, *args: Any, **kwargs: Any) -> Any:
+        """Out of scope (UDP): raises NotImplementedError."""
         raise _out_of_scope("UDP", "create_datagram_endpoint")
 
     async def sock_recvfrom(self, *args: Any, **kwargs: Any) -> Any:
+        """Out of scope (UDP): raises NotImplementedError."""
         raise _out_of_scope("UDP", "sock_recvfrom")
 
     async def sock_recvfrom_into(self, *args: Any, **kwargs: Any) -> Any:
+        """Out of scope (UDP): raises NotImplementedError."""
         raise _out_of_scope("UDP", "sock_recvfrom_into")
 
     async def sock_sendto(self, *args: Any, **kwargs: Any) -> Any:
+        """Out of scope (UDP): raises NotImplementedError."""
         raise _out_of_scope("UDP", "sock_sendto")
 
     async def subprocess_exec(self, *args: Any, **kwargs: Any) -> Any:
+        """Out of scope (Subprocesses): raises NotImplementedError."""
         raise _out_of_scope("Subprocesses", "subprocess_exec")
 
     async def subprocess_shell(self, *args: Any, **kwargs: Any) -> Any:
+        """Out of scope (Subprocesses): raises NotImplementedError."""
         raise _out_of_scope("Subprocesses", "subprocess_shell")
 
     async def connect_read_pipe(self, *args: Any, **kwargs: Any) -> Any:
+        """Out of scope (pipes): raises NotImplementedError."""
         raise _out_of_scope("Pipes (used by subprocesses)", "connect_read_pipe")
 
     async def connect_write_pipe(self, *args: Any, **kwargs: Any) -> Any:
+        """Out of scope (pipes): raises NotImplementedError."""
         raise _out_of_scope("Pipes (used by subprocesses)", "connect_write_pipe")
 
     async def sock_sendfile(self, *args: Any, **kwargs: Any) -> Any:
+        """Out of scope (sendfile): raises NotImplementedError."""
         raise _out_of_scope("sendfile", "sock_sendfile")
 
     async def sendfile(self, *args: Any, **kwargs: Any) -> Any:
+        """Out of scope (sendfile): raises NotImplementedError."""
         raise _out_of_scope("sendfile", "sendfile")

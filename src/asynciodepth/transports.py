@@ -207,10 +207,12 @@ class SocketTransport(asyncio.Transport):
             except BaseException as exc:
                 self._fatal_error(exc, "Fatal write error on socket transport")
                 return
-            view = memoryview(data).cast("B")
-            if sent == len(view):
+            # Why no memoryview up front: usually the kernel takes everything,
+            # and bytes or bytearray know their size.
+            size = data.nbytes if isinstance(data, memoryview) else len(data)
+            if sent == size:
                 return
-            data = view[sent:]
+            data = memoryview(data).cast("B")[sent:]
             self._loop._add_writer(self._sock_fd, self._write_ready)
         self._buffer += data
         self._maybe_pause_protocol()
