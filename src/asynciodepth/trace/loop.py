@@ -129,14 +129,7 @@ class LoopTracer(LoopObserver):
         self, loop: Any, task: Any, woken_by: Any, start: float, end: float
     ) -> None:
         """Record one step of a task on the task's own track."""
-        # Why this method repeats _span and _claim_new_handles inline: it runs
-        # once per step, and the two calls cost a third of its time (bench_trace).
-        if self.virtual:
-            ts = max(round((start - self._origin) * 1e6), self._cursor)
-            dur = max(round((end - start) * 1e6), 1)
-            self._cursor = ts + dur
-        else:
-            ts, dur = self._span(loop, start, end)
+        ts, dur = self._span(loop, start, end)
         track = self._tracks.get(id(task))
         if track is None:
             track = self._new_track(task, ts)
@@ -155,16 +148,8 @@ class LoopTracer(LoopObserver):
             source = self._source.get(id(handle))
             if source is not None:
                 self._flow(source, tid, ts)
-        ready = loop._ready
-        if ready:
-            # What this step queued gets this step as its source (see
-            # _claim_new_handles); usually one handle: its own next step.
-            marker, sources, source = self._marker, self._source, (tid, ts, False)
-            index = len(ready) - 1
-            while index >= 0 and ready[index] is not marker:
-                sources[id(ready[index])] = source
-                index -= 1
-            self._marker = ready[-1]
+        if loop._ready:
+            self._claim_new_handles(loop, (tid, ts, False))
         if done:
             del self._tracks[id(task)]
             self.recorder.emit(
