@@ -1,0 +1,241 @@
+"""Benchmark: what tracing costs (issue 7, chapter "Tracing").
+
+Workload: 200 tasks, each 50 times ``fib(8)`` then ``await asyncio.sleep(0)``.
+Each configuration runs in a subprocess of its own:
+
+- untraced, on the stdlib loop and on ours;
+- our loop-level tracer (the observer hook) on our loop;
+- our coroutine tracer (sys.monitoring on 3.12+, sys.setprofile on 3.11) on
+  the stdlib loop, on every Python given with --python;
+- viztracer --log_async and Panopticon 0.0.4, if they are installed.
+
+"run" is the time the program measures around ``asyncio.run`` (our tracers
+write their file inside it); "wall" is the whole process, so it includes
+start-up, imports, and the external tools' writing of their files at exit.
+Run ratios are against the untraced run on the same loop and Python; wall
+ratios against the untraced stdlib loop. Medians, and best, of --repeat
+interleaved runs (the slow tools run once). Usage::
+
+    PYTHONPATH=src python benchmarks/bench_trace.py [--repeat 3]
+        [--python /tmp/t312/bin/python ...] [--skip-slow]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TASKS, ROUNDS, FIB = 200, 50, 8
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def fib(n: int) -> int:
+    return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+
+async def worker() -> None:
+    for _ in range(ROUNDS):
+        fib(FIB)
+        await asyncio.sleep(0)
+
+
+async def main() -> None:
+    await asyncio.gather(*(worker() for _ in range(TASKS)))
+
+
+def child(config: str, out: str) -> None:
+    """Run the workload once in this process under config; print the result."""
+    if config != "stdlib":  # import outside the timed part
+        from asynciodepth.runners import EventLoop
+        from asynciodepth.trace import tracing
+    start = time.perf_counter()
+    trace = None
+    if config == "stdlib":
+        asyncio.run(main())
+    elif config == "ours":
+        with asyncio.Runner(loop_factory=EventLoop) as runner:
+            runner.run(main())
+    elif config == "ours+loop-tracer":
+        with asyncio.Runner(loop_factory=EventLoop) as runner:
+            with tracing(out, loop=runner.get_loop()) as trace:
+                runner.run(main())
+    elif config == "stdlib+coroutine-tracer":
+        with tracing(out) as trace:
+            asyncio.run(main())
+    else:
+        raise SystemExit(f"unknown config {config!r}")
+    seconds = time.perf_counter() - start
+    # Outside the timed part: counting parses the whole trace.
+    steps = (
+        None
+        if trace is None
+        else sum(1 for e in trace.events if e.get("cat") == "step")
+    )
+    print(json.dumps({"run": seconds, "steps": steps}))
+
+
+def run_config(python: str, config: str, tool: str | None) -> dict:
+    """Run one configuration in a subprocess; return its times and file size."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "trace.json")
+        me = os.path.abspath(__file__)
+        if tool == "viztracer":
+            command = [
+                python,
+                "-m",
+                "viztracer",
+                "--quiet",
+                "--log_async",
+                "-o",
+                out,
+                me,
+                "--child",
+                config,
+                out,
+            ]
+        elif tool == "panopticon":
+            command = [
+                python,
+                "-m",
+                "panopticon",
+                "-o",
+                out,
+                me,
+                "--child",
+                config,
+                out,
+            ]
+        else:
+            command = [python, me, "--child", config, out]
+        env = dict(os.environ, PYTHONPATH=SRC)
+        start = time.perf_counter()
+        done = subprocess.run(
+            command, capture_output=True, text=True, env=env, timeout=1800, check=False
+        )
+        wall = time.perf_counter() - start
+        if done.returncode != 0:
+            return {"error": done.stderr.strip().splitlines()[-1:]}
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        result["wall"] = wall
+        result["bytes"] = os.path.getsize(out) if os.path.exists(out) else 0
+        return result
+
+
+def has_module(python: str, name: str) -> bool:
+    code = (
+        "import importlib.util, sys; "
+        f"sys.exit(importlib.util.find_spec({name!r}) is None)"
+    )
+    return subprocess.run([python, "-c", code], check=False).returncode == 0
+
+
+def version(python: str) -> str:
+    code = "import sys; print('%d.%d' % sys.version_info[:2])"
+    return subprocess.run(
+        [python, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def summarize_runs(runs: list[dict]) -> dict:
+    errors = [r for r in runs if "error" in r]
+    if errors:
+        return errors[0]
+    return {
+        "run": statistics.median(r["run"] for r in runs),
+        "best": min(r["run"] for r in runs),
+        "wall": statistics.median(r["wall"] for r in runs),
+        "bytes": runs[-1]["bytes"],
+        "steps": runs[-1]["steps"],
+    }
+
+
+def main_bench() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--python",
+        action="append",
+        default=[],
+        help="also run every configuration on this interpreter",
+    )
+    parser.add_argument(
+        "--skip-slow", action="store_true", help="skip viztracer and Panopticon"
+    )
+    args = parser.parse_args()
+    here = sys.executable
+    plan = []
+    for python in [here, *args.python]:
+        plan += [
+            (python, "stdlib loop, untraced", "stdlib", None),
+            (python, "our loop, untraced", "ours", None),
+            (python, "our loop + loop-level tracer", "ours+loop-tracer", None),
+            (python, "stdlib loop + coroutine tracer", "stdlib+coroutine-tracer", None),
+        ]
+    # Why interleave: the machine is shared; a burst of load then hits every
+    # configuration alike instead of one of them.
+    results: dict[int, list[dict]] = {index: [] for index in range(len(plan))}
+    for _ in range(args.repeat):
+        for index, (python, _label, config, tool) in enumerate(plan):
+            results[index].append(run_config(python, config, tool))
+    rows = [
+        (version(python), label, summarize_runs(results[index]))
+        for index, (python, label, _config, _tool) in enumerate(plan)
+    ]
+    if not args.skip_slow:
+        for tool, label in [
+            ("viztracer", "stdlib loop + viztracer --log_async"),
+            ("panopticon", "stdlib loop + Panopticon 0.0.4"),
+        ]:
+            if has_module(here, tool):
+                result = summarize_runs([run_config(here, "stdlib", tool)])
+                rows.append((version(here), label, result))
+    for row in rows:
+        print(*row, file=sys.stderr)
+
+    steps = TASKS * (ROUNDS + 1)
+    baselines = {}
+    for py, label, result in rows:
+        if label == "stdlib loop, untraced" and "run" in result:
+            baselines[py] = result
+    ours_base = {py: r for py, label, r in rows if label == "our loop, untraced"}
+    print(
+        f"\nworkload: {TASKS} tasks x {ROUNDS} x (fib({FIB}), sleep(0)); "
+        f"{steps} task steps; median of {args.repeat} interleaved runs "
+        "(slow tools: 1)\n"
+    )
+    print(
+        "| Python | configuration | run s (median) | best s | x untraced (median)"
+        " | x untraced (best) | wall s | wall x stdlib | trace MB | bytes/step |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for py, label, result in rows:
+        if "error" in result:
+            print(f"| {py} | {label} | failed: {result['error']} | | | | | | | |")
+            continue
+        base = baselines[py]
+        # "untraced" means the same loop: ours for our loop, the stdlib's otherwise.
+        same = ours_base[py] if label.startswith("our loop") else base
+        size = result["bytes"]
+        per_step = f"{size / steps:.0f}" if size else "-"
+        print(
+            f"| {py} | {label} | {result['run']:.3f} | {result['best']:.3f}"
+            f" | {result['run'] / same['run']:.2f}"
+            f" | {result['best'] / same['best']:.2f}"
+            f" | {result['wall']:.2f} | {result['wall'] / base['wall']:.2f}"
+            f" | {size / 1e6:.1f} | {per_step} |"
+        )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 2 and sys.argv[1] == "--child":
+        child(sys.argv[2], sys.argv[3])
+    else:
+        main_bench()

@@ -1,0 +1,679 @@
+"""Tests of asynciodepth.trace: both tracers, the file format, faults, interfaces."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import io
+import json
+import os
+import random
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import pytest
+
+from asynciodepth.events import VirtualClock
+from asynciodepth.hello import typist
+from asynciodepth.runners import EventLoop
+from asynciodepth.trace import (
+    MONITORING,
+    TraceSizeWarning,
+    TracingError,
+    load_trace,
+    traced,
+    tracing,
+)
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+# -- helpers: the properties every trace must have ----------------------------
+
+
+def strict_load(path: Path) -> list[dict]:
+    """Parse path as strict JSON (no repair) and return its events."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert isinstance(data, list)
+    return [event for event in data if event]
+
+
+def check_flows(events: list[dict]) -> int:
+    """Every flow start has exactly one finish, later or at the same time."""
+    starts = collections.Counter(e["id"] for e in events if e["ph"] == "s")
+    ends = collections.Counter(e["id"] for e in events if e["ph"] == "f")
+    assert starts == ends
+    assert all(count == 1 for count in starts.values())
+    start_ts = {e["id"]: e["ts"] for e in events if e["ph"] == "s"}
+    for event in events:
+        if event["ph"] == "f":
+            assert event["ts"] >= start_ts[event["id"]]
+    return len(starts)
+
+
+def check_tracks(events: list[dict]) -> dict[int, list[dict]]:
+    """Every task track opens once, closes once, and holds its steps in between."""
+    begins = collections.Counter(e["tid"] for e in events if e["ph"] == "B")
+    ends = collections.Counter(e["tid"] for e in events if e["ph"] == "E")
+    assert begins == ends
+    assert all(count == 1 for count in begins.values())
+    first = {e["tid"]: e["ts"] for e in events if e["ph"] == "B"}
+    last = {e["tid"]: e["ts"] for e in events if e["ph"] == "E"}
+    steps = collections.defaultdict(list)
+    for event in events:
+        if event["ph"] == "X" and event["cat"] == "step":
+            tid = event["tid"]
+            assert tid in first
+            assert first[tid] <= event["ts"]
+            assert event["ts"] + event["dur"] <= last[tid] + 1e-6
+            steps[tid].append(event)
+    names = {e["tid"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
+    assert set(first) <= names
+    return steps
+
+
+def outcomes(events: list[dict], tid: int) -> list[str]:
+    return [
+        e["args"]["outcome"]
+        for e in events
+        if e["ph"] == "X" and e.get("cat") == "step" and e["tid"] == tid
+    ]
+
+
+def task_tid(events: list[dict], coroutine: str) -> int:
+    tids = [
+        e["tid"]
+        for e in events
+        if e["ph"] == "B" and e["args"]["coroutine"].endswith(coroutine)
+    ]
+    assert len(tids) == 1, tids
+    return tids[0]
+
+
+# -- programs to trace -----------------------------------------------------------
+
+
+async def worker(n: int) -> int:
+    for _ in range(n):
+        await asyncio.sleep(0.01)
+    return n
+
+
+async def failing() -> None:
+    await asyncio.sleep(0.035)
+    raise ValueError("boom")
+
+
+async def gather_with_failure() -> str:
+    try:
+        await asyncio.gather(worker(1), failing(), worker(3))
+    except ValueError as error:
+        return f"caught {error}"
+    return "no error"
+
+
+async def many(count: int, n: int) -> list[int]:
+    return await asyncio.gather(*(worker(n) for _ in range(count)))
+
+
+def worker_tracks(events: list[dict]) -> list[int]:
+    return [
+        e["tid"]
+        for e in events
+        if e["ph"] == "B" and e["args"]["coroutine"].endswith("worker")
+    ]
+
+
+def virtual_loop() -> EventLoop:
+    return EventLoop(clock=VirtualClock())
+
+
+# -- the loop-level tracer ---------------------------------------------------------
+
+
+def test_loop_tracer_typist_is_valid_and_deterministic(tmp_path: Path) -> None:
+    texts = []
+    for run in range(2):
+        loop = virtual_loop()
+        path = tmp_path / f"typist{run}.json"
+        out = io.StringIO()
+        with tracing(path, loop=loop) as trace:
+            coro = typist("Hello!", rng=random.Random(7), out=out)
+            # Default names (Task-N) count tasks process-wide: name it.
+            loop.run_until_complete(loop.create_task(coro, name="typist"))
+        loop.close()
+        assert out.getvalue() == "Hello!\n"
+        events = strict_load(path)
+        assert events == trace.events
+        steps = check_tracks(events)
+        # One first step, then one step per keystroke's sleep.
+        assert [len(s) for s in steps.values()] == [7]
+        assert check_flows(events) >= 6  # each timer wakes the typist
+        texts.append(path.read_text())
+    assert texts[0] == texts[1]
+
+
+def test_loop_tracer_flows_go_from_timers_to_steps() -> None:
+    loop = virtual_loop()
+    with tracing(loop=loop) as trace:
+        loop.run_until_complete(worker(3))
+    loop.close()
+    events = trace.events
+    by_ts = {(e["tid"], e["ts"]): e for e in events if e["ph"] == "X"}
+    kinds = []
+    for start in (e for e in events if e["ph"] == "s"):
+        end = next(e for e in events if e["ph"] == "f" and e["id"] == start["id"])
+        kinds.append(
+            (
+                by_ts[start["tid"], start["ts"]]["cat"],
+                by_ts[end["tid"], end["ts"]]["cat"],
+            )
+        )
+    assert kinds.count(("timer", "step")) == 3
+
+
+def test_loop_tracer_gather_failure_tells_outcomes_and_links_tasks() -> None:
+    loop = virtual_loop()
+    with tracing(loop=loop) as trace:
+        result = loop.run_until_complete(gather_with_failure())
+    loop.close()
+    assert result == "caught boom"
+    events = trace.events
+    check_tracks(events)
+    check_flows(events)
+    assert outcomes(events, task_tid(events, "failing")) == ["suspended", "raised"]
+    workers = [
+        e["tid"]
+        for e in events
+        if e["ph"] == "B" and e["args"]["coroutine"] == "worker"
+    ]
+    assert sorted(outcomes(events, tid) for tid in workers) == [
+        ["suspended", "returned"],
+        ["suspended"] * 3 + ["returned"],
+    ]
+    main = task_tid(events, "gather_with_failure")
+    assert outcomes(events, main) == ["suspended", "returned"]
+    # The main task's second step was woken by the failing task, through the
+    # gather's done callback on the loop's track.
+    flow_into_main = [e for e in events if e["ph"] == "f" and e["tid"] == main]
+    assert len(flow_into_main) == 1
+    start = next(
+        e for e in events if e["ph"] == "s" and e["id"] == flow_into_main[0]["id"]
+    )
+    callback = next(
+        e
+        for e in events
+        if e["ph"] == "X" and e["tid"] == start["tid"] and e["ts"] == start["ts"]
+    )
+    assert callback["cat"] == "callback" and "gather" in callback["name"]
+
+
+def test_loop_tracer_cancelled_task() -> None:
+    async def main() -> None:
+        task = asyncio.get_running_loop().create_task(worker(10))
+        await asyncio.sleep(0.025)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    loop = virtual_loop()
+    with tracing(loop=loop) as trace:
+        loop.run_until_complete(main())
+    loop.close()
+    events = trace.events
+    check_tracks(events)
+    steps = outcomes(events, task_tid(events, "worker"))
+    assert steps[-1] == "cancelled"
+    assert set(steps[:-1]) == {"suspended"}
+
+
+def test_loop_tracer_eager_tasks() -> None:
+    from asynciodepth.tasks import eager_task_factory
+
+    async def quick() -> int:
+        return 1  # finishes in its eager first step
+
+    async def main() -> int:
+        await asyncio.sleep(0.01)
+        tasks = [asyncio.create_task(quick()), asyncio.create_task(worker(2))]
+        return sum(await asyncio.gather(*tasks))
+
+    loop = virtual_loop()
+    loop.set_task_factory(eager_task_factory)
+    with tracing(loop=loop) as trace:
+        assert loop.run_until_complete(main()) == 3
+    loop.close()
+    events = trace.events
+    check_tracks(events)
+    check_flows(events)
+    assert outcomes(events, task_tid(events, "quick")) == ["returned"]
+    assert outcomes(events, task_tid(events, "worker")) == ["suspended"] * 2 + [
+        "returned"
+    ]
+    # main was woken by its timer, then by the gather: both arrows survive the
+    # eager steps that ran inside main's step.
+    main = task_tid(events, "main")
+    assert len([e for e in events if e["ph"] == "f" and e["tid"] == main]) == 2
+
+
+def test_loop_tracer_refuses_a_loop_that_has_an_observer() -> None:
+    loop = virtual_loop()
+    with tracing(loop=loop):
+        with pytest.raises(TracingError, match="already active"):
+            with tracing(loop=loop):
+                pass
+    loop.set_observer(object())
+    with pytest.raises(TracingError, match="already has an observer"):
+        with tracing(loop=loop):
+            pass
+    loop.set_observer(None)
+    loop.close()
+
+
+def test_loop_tracer_summary() -> None:
+    loop = virtual_loop()
+    with tracing(loop=loop) as trace:
+        loop.run_until_complete(gather_with_failure())
+    loop.close()
+    summary = trace.summary()
+    rows = {row.name: row for row in summary.tasks}
+    assert [row.steps for row in summary.tasks] == [2, 2, 2, 4]
+    assert [row.outcome for row in summary.tasks] == [
+        "returned",
+        "returned",
+        "raised",
+        "returned",
+    ]
+    assert summary.tasks[0].waiting >= 35_000
+    assert all(row.running <= row.lifetime for row in rows.values())
+    assert "longest steps" in str(summary)
+
+
+def test_loop_tracer_io_wakeups_come_from_the_poll() -> None:
+    from asynciodepth.unix_events import EventLoop as IOEventLoop
+
+    async def serve(reader, writer) -> None:
+        while line := await reader.readline():
+            writer.write(line.upper())
+            await writer.drain()
+        writer.close()
+
+    async def main() -> bytes:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"ping\n")
+            answer = await reader.readline()
+            writer.close()
+            await writer.wait_closed()
+        return answer
+
+    loop = IOEventLoop(clock=VirtualClock())
+    with tracing(loop=loop) as trace:
+        assert loop.run_until_complete(main()) == b"PING\n"
+    loop.close()
+    events = trace.events
+    check_tracks(events)
+    check_flows(events)
+    slices = {(e["tid"], e["ts"]): e for e in events if e["ph"] == "X"}
+    starts = {e["id"]: slices[e["tid"], e["ts"]] for e in events if e["ph"] == "s"}
+    ends = {e["id"]: slices[e["tid"], e["ts"]] for e in events if e["ph"] == "f"}
+    # poll -> read callback -> the step of the task whose readline it completed
+    from_poll = [ends[i] for i, start in starts.items() if start["name"] == "poll"]
+    assert any(end["name"].endswith("_read_ready") for end in from_poll)
+    read_ready = {(e["tid"], e["ts"]) for e in from_poll}
+    to_steps = [
+        ends[i]
+        for i, start in starts.items()
+        if (start["tid"], start["ts"]) in read_ready and ends[i]["cat"] == "step"
+    ]
+    assert len(to_steps) >= 2  # the server's readline, then the client's
+
+
+# -- the coroutine tracer, on any loop ------------------------------------------------
+
+LOOPS = {
+    "stdlib": asyncio.new_event_loop,
+    "ours": EventLoop,
+}
+
+
+@pytest.mark.parametrize("make_loop", list(LOOPS.values()), ids=list(LOOPS))
+def test_coroutine_tracer_gather(make_loop, tmp_path: Path) -> None:
+    path = tmp_path / "gather.json"
+    with tracing(path) as trace:
+        with asyncio.Runner(loop_factory=make_loop) as runner:
+            assert runner.run(gather_with_failure()) == "caught boom"
+    assert trace.kind == "coroutines"
+    events = strict_load(path)
+    check_tracks(events)
+    check_flows(events)
+    assert outcomes(events, task_tid(events, "failing")) == ["suspended", "raised"]
+    assert outcomes(events, task_tid(events, "gather_with_failure")) == [
+        "suspended",
+        "returned",
+    ]
+    workers = worker_tracks(events)
+    assert sorted(len(outcomes(events, tid)) for tid in workers) == [2, 4]
+
+
+async def returns_constant() -> None:
+    await asyncio.sleep(0)
+    # 3.12 compiles this to RETURN_CONST: Panopticon's blind spot.
+    return None  # noqa: PLR1711, RET501
+
+
+async def returns_variable() -> int:
+    value = 41
+    await asyncio.sleep(0)
+    return value + 1
+
+
+async def awaits_a_task() -> int:
+    task = asyncio.ensure_future(returns_variable())
+    return await task
+
+
+@pytest.mark.parametrize("coroutine", [returns_constant, returns_variable])
+def test_coroutine_tracer_tells_suspension_from_completion(coroutine) -> None:
+    with tracing() as trace:
+        asyncio.run(coroutine())
+    events = trace.events
+    assert outcomes(events, task_tid(events, coroutine.__name__)) == [
+        "suspended",
+        "returned",
+    ]
+
+
+def test_coroutine_tracer_cancellation_is_not_suspension() -> None:
+    async def waiter(event: asyncio.Event) -> None:
+        await event.wait()  # never set: only cancel() ends this
+
+    async def main() -> None:
+        task = asyncio.ensure_future(waiter(asyncio.Event()))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    with tracing() as trace:
+        asyncio.run(main())
+    steps = outcomes(trace.events, task_tid(trace.events, "waiter"))
+    # 3.11's profile hook cannot see the exception's type, only that it unwound.
+    assert steps == ["suspended", "cancelled" if MONITORING else "raised"]
+
+
+def test_coroutine_tracer_flow_from_awaited_task() -> None:
+    with tracing() as trace:
+        assert asyncio.run(awaits_a_task()) == 42
+    events = trace.events
+    assert check_flows(events) == 1
+    start = next(e for e in events if e["ph"] == "s")
+    end = next(e for e in events if e["ph"] == "f")
+    assert start["tid"] == task_tid(events, "returns_variable")
+    assert end["tid"] == task_tid(events, "awaits_a_task")
+
+
+def test_coroutine_tracer_identity_is_stable_across_awaits() -> None:
+    async def main() -> None:
+        await asyncio.gather(worker(3), worker(3))
+
+    with tracing() as trace:
+        asyncio.run(main())
+    steps = check_tracks(trace.events)
+    assert [len(steps[tid]) for tid in worker_tracks(trace.events)] == [4, 4]
+
+
+def test_hook_is_in_the_expected_form_and_released() -> None:
+    assert MONITORING == (sys.version_info >= (3, 12))
+    with tracing() as trace:
+        if MONITORING:
+            tool = trace._tracer.tool_id
+            assert sys.monitoring.get_tool(tool) == "asynciodepth.trace"
+        else:
+            assert sys.gettrace() is not None
+    if MONITORING:
+        assert sys.monitoring.get_tool(tool) is None
+    else:
+        assert sys.gettrace() is None
+
+
+@pytest.mark.skipif(MONITORING, reason="3.11 only: the trace hook is shared")
+def test_trace_hook_in_use_is_a_clear_error() -> None:
+    previous = sys.gettrace()  # None, unless the tests run under a debugger
+    sys.settrace(lambda *args: None)
+    try:
+        with pytest.raises(TracingError, match="settrace"):
+            with tracing():
+                pass
+    finally:
+        sys.settrace(previous)
+
+
+# -- faults ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["loop", "coroutines"])
+def test_exception_still_gives_valid_json(kind: str, tmp_path: Path) -> None:
+    path = tmp_path / "crash.json"
+    loop = virtual_loop()
+    trace = tracing(path, loop=loop if kind == "loop" else None)
+    with pytest.raises(ValueError, match="boom"):
+        with trace:
+            loop.run_until_complete(failing())
+    loop.close()
+    events = strict_load(path)
+    check_tracks(events)
+    check_flows(events)
+    assert isinstance(trace.error, ValueError)
+    errors = [e for e in events if e.get("cat") == "error"]
+    assert [e["name"] for e in errors] == ["ValueError: boom"]
+
+
+@pytest.mark.parametrize("kind", ["loop", "coroutines"])
+def test_keyboard_interrupt_mid_trace_gives_valid_json(kind: str, tmp_path: Path):
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.create_task(worker(100))  # still pending when Ctrl-C arrives
+        await asyncio.sleep(0.02)
+        raise KeyboardInterrupt
+
+    path = tmp_path / "interrupted.json"
+    loop = virtual_loop()
+    with pytest.raises(KeyboardInterrupt):
+        with tracing(path, loop=loop if kind == "loop" else None):
+            loop.run_until_complete(main())
+    events = strict_load(path)
+    steps = check_tracks(events)
+    pending = [
+        e for e in events if e["ph"] == "E" and e["args"]["outcome"] == "pending"
+    ]
+    assert len(pending) == 1  # the worker: its track is closed, marked pending
+    assert all(steps.values())
+    loop.close()
+
+
+def test_tracing_cannot_nest() -> None:
+    with tracing() as outer:
+        with pytest.raises(TracingError, match="nested tracing is not supported"):
+            with tracing():
+                pass
+        asyncio.run(worker(1))
+    check_tracks(outer.events)
+    assert len(worker_tracks(outer.events)) == 1
+    with tracing():  # the failed attempt left nothing behind
+        pass
+
+
+@pytest.mark.parametrize("kind", ["loop", "coroutines"])
+def test_size_limit_stops_recording_with_a_warning(kind: str, tmp_path: Path):
+    path = tmp_path / "limited.json"
+    loop = virtual_loop()
+    limit = 4000
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with tracing(
+            path, loop=loop if kind == "loop" else None, max_bytes=limit
+        ) as trace:
+            loop.run_until_complete(many(5, 400))
+    loop.close()
+    assert [w.category for w in caught] == [TraceSizeWarning]
+    assert "size limit of 4000 bytes" in str(caught[0].message)
+    assert trace.truncated
+    events = strict_load(path)
+    check_tracks(events)
+    closing = sum(len(json.dumps(e)) + 3 for e in events if e["ph"] == "E")
+    assert path.stat().st_size <= limit + closing + 8
+
+
+@pytest.mark.parametrize("kind", ["loop", "coroutines"])
+def test_tasks_started_after_the_limit_leave_no_stray_ends(kind: str, tmp_path: Path):
+    async def two_rounds() -> None:
+        await many(5, 200)  # enough to reach the limit
+        await many(3, 2)  # these tasks begin and end after recording stopped
+
+    path = tmp_path / "late.json"
+    loop = virtual_loop()
+    with pytest.warns(TraceSizeWarning):
+        with tracing(path, loop=loop if kind == "loop" else None, max_bytes=3000):
+            loop.run_until_complete(two_rounds())
+    loop.close()
+    events = strict_load(path)
+    check_tracks(events)
+    assert {e["args"]["outcome"] for e in events if e["ph"] == "E"} == {"truncated"}
+
+
+def test_truncated_stream_can_be_loaded(tmp_path: Path) -> None:
+    path = tmp_path / "full.json"
+    loop = virtual_loop()
+    with tracing(path, loop=loop):
+        loop.run_until_complete(worker(5))
+    loop.close()
+    whole = strict_load(path)
+    text = path.read_text()
+    cut = tmp_path / "cut.json"
+    cut.write_text(text[: len(text) // 2])  # died in the middle of a line
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(cut.read_text())
+    partial = load_trace(cut)
+    assert 0 < len(partial) < len(whole)
+    assert partial == whole[: len(partial)]
+
+
+def test_recorder_rejects_a_tiny_limit() -> None:
+    with pytest.raises(ValueError, match="max_bytes"):
+        with tracing(max_bytes=3):
+            pass
+
+
+# -- interfaces ----------------------------------------------------------------------
+
+
+def test_decorator_sync_and_async(tmp_path: Path) -> None:
+    @traced(tmp_path / "sync.json")
+    def run_it() -> int:
+        return asyncio.run(worker(2))
+
+    @traced()
+    async def inner() -> int:
+        return await asyncio.gather(worker(1), worker(2))
+
+    assert run_it() == 2
+    check_tracks(strict_load(tmp_path / "sync.json"))
+    assert asyncio.run(inner()) == [1, 2]
+    # The decorated coroutine's own task was running when tracing began.
+    steps = check_tracks(inner.last_trace.events)
+    assert sorted(len(s) for s in steps.values()) == [1, 2, 3]
+
+
+def test_plot_draws_tracks_and_arrows() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    loop = virtual_loop()
+    with tracing(loop=loop) as trace:
+        loop.run_until_complete(gather_with_failure())
+    loop.close()
+    fig = trace.plot(title="gather")
+    ax = fig.axes[0]
+    labels = [label.get_text() for label in ax.get_yticklabels()]
+    assert labels[0].startswith("loop")
+    assert len(labels) == 5
+    arrows = [
+        child for child in ax.get_children() if type(child).__name__ == "Annotation"
+    ]
+    assert len(arrows) == check_flows(trace.events)
+    assert trace._repr_png_().startswith(b"\x89PNG")
+    plt.close("all")
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=SRC, MPLBACKEND="Agg")
+    return subprocess.run(
+        [sys.executable, "-m", "asynciodepth.trace", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+PROGRAM = textwrap.dedent(
+    """
+    import asyncio, os, signal, sys
+
+    async def worker(n):
+        for _ in range(n):
+            await asyncio.sleep(0.001)
+
+    async def main(mode):
+        await asyncio.gather(worker(2), worker(3))
+        if mode == "raise":
+            raise RuntimeError("the program failed")
+        if mode == "sigint":
+            asyncio.get_running_loop().create_task(worker(1000))
+            await asyncio.sleep(0.005)
+            os.kill(os.getpid(), signal.SIGINT)
+            await asyncio.sleep(10)
+        print("done", sys.argv[1:])
+
+    asyncio.run(main(sys.argv[1]))
+    """
+)
+
+
+@pytest.mark.parametrize(("mode", "status"), [("ok", 0), ("raise", 1), ("sigint", 130)])
+def test_cli_script(mode: str, status: int, tmp_path: Path) -> None:
+    (tmp_path / "prog.py").write_text(PROGRAM)
+    done = run_cli(
+        "-o", "out.json", "--plot", "t.png", "--summary", "prog.py", mode, cwd=tmp_path
+    )
+    assert done.returncode == status, done.stderr
+    events = strict_load(tmp_path / "out.json")
+    check_tracks(events)
+    assert "events written to out.json" in done.stderr
+    if mode == "ok":
+        assert done.stdout == "done ['ok']\n"
+        assert (tmp_path / "t.png").read_bytes().startswith(b"\x89PNG")
+    if mode == "raise":
+        assert "RuntimeError: the program failed" in done.stderr
+    if mode == "sigint":
+        assert "interrupted" in done.stderr
+
+
+def test_cli_module(tmp_path: Path) -> None:
+    (tmp_path / "progmod.py").write_text(PROGRAM)
+    done = run_cli("-o", "m.json", "-m", "progmod", "ok", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "done ['ok']\n"
+    events = strict_load(tmp_path / "m.json")
+    check_tracks(events)
+    assert len(worker_tracks(events)) == 2
