@@ -4,7 +4,6 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-PYTEST_PIN := $(shell grep -E '^pytest==' requirements.txt)
 
 .PHONY: help venv tangle tangle-check book test unit nbval lab test-all clean
 
@@ -48,7 +47,8 @@ test: $(STAMP) tangle-check unit nbval book
 lab: $(STAMP)
 	$(BIN)/jupyter lab book
 
-# Unit tests on every Python among 3.11-3.13 that is installed, each in its own venv.
+# Unit tests on every Python among 3.11-3.13 that is installed, each in its own venv
+# with pytest and matplotlib (the tracer draws with it), pinned by requirements.txt.
 # A version is found through pyenv (PYENV_VERSION=3.12.1 python3) or as python3.12.
 test-all:
 	@set -e; ran=""; skipped=""; \
@@ -59,7 +59,7 @@ test-all:
 	  else skipped="$$skipped $$minor"; continue; fi; \
 	  venv=.venv-$$minor; \
 	  test -x $$venv/bin/python || $$py -m venv $$venv; \
-	  $$venv/bin/python -m pip install --quiet --disable-pip-version-check "$(PYTEST_PIN)"; \
+	  $$venv/bin/python -m pip install --quiet --disable-pip-version-check -c requirements.txt pytest matplotlib; \
 	  $$venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .; \
 	  echo "== unit tests on $$($$venv/bin/python --version)"; \
 	  $$venv/bin/python -m pytest tests -q; \
