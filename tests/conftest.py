@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from io_helpers import IMPLS, WITH_STDLIB
 
 import asynciodepth
 
@@ -76,3 +77,18 @@ def loop(setup):
 requires_312 = pytest.mark.skipif(
     sys.version_info < (3, 12), reason="asyncio feature added in 3.12"
 )
+
+
+# -- The I/O tests of chapter "epoll" (test_io_events, test_streams, test_transports).
+
+
+@pytest.fixture(params=IMPLS)
+def impl(request) -> str:
+    """Each poller of our loop, in turn (see io_helpers.IMPLS)."""
+    return request.param
+
+
+@pytest.fixture(params=WITH_STDLIB)
+def any_impl(request) -> str:
+    """Each poller of our loop, and the stdlib loop (see io_helpers.WITH_STDLIB)."""
+    return request.param
