@@ -532,9 +532,7 @@ FUTURE_CLASSES = pytest.mark.parametrize(
 
 @FUTURE_CLASSES
 @pytest.mark.parametrize("how", ["result", "exception", "cancel"])
-def test_a_task_awaits_our_future_either_way(
-    setup, task_factory, future_class, how
-):
+def test_a_task_awaits_our_future_either_way(setup, task_factory, future_class, how):
     events = []
 
     async def main(loop):
