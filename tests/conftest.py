@@ -61,6 +61,29 @@ class Setup:
             return runner.run(main)
 
 
+def compare_with_asyncio(
+    setup: Setup, impls: dict[str, Any], scenario: Callable[..., Any]
+) -> list[str]:
+    """Run scenario(impl, events) once with each of impls on setup; return the events.
+
+    impls maps "asyncio" and "ours" to what the scenario is given (a class, a
+    namespace of functions). Each run gets a fresh events list and a fresh loop
+    on a VirtualClock; the two lists must be equal.
+    """
+    results = {}
+    for name, impl in impls.items():
+        events: list[str] = []
+
+        async def main(impl=impl, events=events):
+            # Bound every scenario: a bug must fail the test, not hang it.
+            await asyncio.wait_for(scenario(impl, events), 5)
+
+        setup.run(main(), clock=asynciodepth.VirtualClock())
+        results[name] = events
+    assert results["ours"] == results["asyncio"], results
+    return results["ours"]
+
+
 @pytest.fixture(params=SETUPS)
 def setup(request) -> Setup:
     return Setup(request.param)
