@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from io_helpers import IMPLS, WITH_STDLIB
 
 import asynciodepth
 
@@ -60,6 +61,29 @@ class Setup:
             return runner.run(main)
 
 
+def compare_with_asyncio(
+    setup: Setup, impls: dict[str, Any], scenario: Callable[..., Any]
+) -> list[str]:
+    """Run scenario(impl, events) once with each of impls on setup; return the events.
+
+    impls maps "asyncio" and "ours" to what the scenario is given (a class, a
+    namespace of functions). Each run gets a fresh events list and a fresh loop
+    on a VirtualClock; the two lists must be equal.
+    """
+    results = {}
+    for name, impl in impls.items():
+        events: list[str] = []
+
+        async def main(impl=impl, events=events):
+            # Bound every scenario: a bug must fail the test, not hang it.
+            await asyncio.wait_for(scenario(impl, events), 5)
+
+        setup.run(main(), clock=asynciodepth.VirtualClock())
+        results[name] = events
+    assert results["ours"] == results["asyncio"], results
+    return results["ours"]
+
+
 @pytest.fixture(params=SETUPS)
 def setup(request) -> Setup:
     return Setup(request.param)
@@ -76,3 +100,18 @@ def loop(setup):
 requires_312 = pytest.mark.skipif(
     sys.version_info < (3, 12), reason="asyncio feature added in 3.12"
 )
+
+
+# -- The I/O tests of chapter "epoll" (test_io_events, test_streams, test_transports).
+
+
+@pytest.fixture(params=IMPLS)
+def impl(request) -> str:
+    """Each poller of our loop, in turn (see io_helpers.IMPLS)."""
+    return request.param
+
+
+@pytest.fixture(params=WITH_STDLIB)
+def any_impl(request) -> str:
+    """Each poller of our loop, and the stdlib loop (see io_helpers.WITH_STDLIB)."""
+    return request.param

@@ -1,8 +1,8 @@
 """Tests for async generators (book/10_async_generators.ipynb -> asyncgens.py).
 
-Finalisation runs over LOOP_FACTORIES (the `loop_factory` fixture): the stdlib loop,
-and asynciodepth's own `EventLoop` as soon as the package exports it, so that an
-abandoned generator's `finally` is shown to run on both alike, also at shutdown.
+Finalisation runs on every loop setup of conftest.py (the `setup` fixture): the
+stdlib loop, asynciodepth's own `EventLoop`, and ours with asyncio's C Task, so that
+an abandoned generator's `finally` is shown to run on all alike, also at shutdown.
 Each error case that chapter 10 shows is a test here.
 """
 
@@ -23,27 +23,6 @@ from asynciodepth.generators import sleep as scheduler_sleep
 from asynciodepth.hello import keystroke_pauses
 
 SEED = 2024
-
-
-def _loop_factories() -> list:
-    """The event loops to run on: the stdlib's, and ours once it exists."""
-    factories = [pytest.param(asyncio.new_event_loop, id="stdlib-loop")]
-    try:
-        from asynciodepth import EventLoop  # the drop-in loop of chapters 5-7
-    except ImportError:
-        pass
-    else:
-        factories.append(pytest.param(EventLoop, id="asynciodepth-loop"))
-    return factories
-
-
-LOOP_FACTORIES = _loop_factories()
-
-
-@pytest.fixture(params=LOOP_FACTORIES)
-def loop_factory(request):
-    """Each event loop class of LOOP_FACTORIES, in turn."""
-    return request.param
 
 
 def run_like_asyncio_run(loop_factory, main, log=None):
@@ -103,16 +82,16 @@ def test_stream_yields_the_keys_at_the_typists_times(make):
 
 
 @pytest.mark.parametrize("make", [keystrokes, Keystrokes], ids=["generator", "class"])
-def test_stream_on_an_event_loop(loop_factory, make):
+def test_stream_on_an_event_loop(setup, make):
     async def main():
         return "".join(
             [key async for key in make("abc", rng=random.Random(1), sleep=fast_sleep)]
         )
 
-    assert run_like_asyncio_run(loop_factory, main) == "abc"
+    assert run_like_asyncio_run(setup.new_loop, main) == "abc"
 
 
-def test_class_step_cancelled_in_its_pause_loses_no_key(loop_factory):
+def test_class_step_cancelled_in_its_pause_loses_no_key(setup):
     async def main():
         keys = Keystrokes("ab", rng=random.Random(1), sleep=lambda _: asyncio.sleep(10))
         step = asyncio.ensure_future(keys.__anext__())
@@ -123,7 +102,7 @@ def test_class_step_cancelled_in_its_pause_loses_no_key(loop_factory):
         keys._sleep = lambda _: asyncio.sleep(0)
         return [key async for key in keys]
 
-    assert run_like_asyncio_run(loop_factory, main) == ["a", "b"]
+    assert run_like_asyncio_run(setup.new_loop, main) == ["a", "b"]
 
 
 def test_asend_athrow_aclose_drive_the_body():
@@ -213,7 +192,7 @@ def test_async_for_refuses_an_aiter_without_anext():
         asyncio.run(main())
 
 
-def test_a_second_anext_while_the_first_runs_is_refused(loop_factory):
+def test_a_second_anext_while_the_first_runs_is_refused(setup):
     async def main():
         keys = keystrokes(rng=random.Random(SEED), sleep=fast_sleep)
         first = asyncio.ensure_future(keys.__anext__())
@@ -227,10 +206,10 @@ def test_a_second_anext_while_the_first_runs_is_refused(loop_factory):
         await keys.aclose()
         return key
 
-    assert run_like_asyncio_run(loop_factory, main) == "H"
+    assert run_like_asyncio_run(setup.new_loop, main) == "H"
 
 
-def test_aclose_refuses_a_body_that_yields_again(loop_factory):
+def test_aclose_refuses_a_body_that_yields_again(setup):
     async def stubborn():
         try:
             yield "first"
@@ -245,7 +224,7 @@ def test_aclose_refuses_a_body_that_yields_again(loop_factory):
         ):
             await s.aclose()
 
-    run_like_asyncio_run(loop_factory, main)
+    run_like_asyncio_run(setup.new_loop, main)
 
 
 def test_asynccontextmanager_is_an_async_generator_in_disguise():
@@ -370,7 +349,7 @@ def test_without_hooks_the_abandoned_finally_cannot_await():
     ]
 
 
-def test_loop_hooks_finish_an_abandoned_generator(loop_factory):
+def test_loop_hooks_finish_an_abandoned_generator(setup):
     def experiment():
         log = []
 
@@ -388,7 +367,7 @@ def test_loop_hooks_finish_an_abandoned_generator(loop_factory):
                 await asyncio.sleep(0)
             log.append("main returns")
 
-        run_like_asyncio_run(loop_factory, main)
+        run_like_asyncio_run(setup.new_loop, main)
         log.append(f"hooks after: {tuple(sys.get_asyncgen_hooks())}")
         return log
 
@@ -403,7 +382,7 @@ def test_loop_hooks_finish_an_abandoned_generator(loop_factory):
     ]
 
 
-def test_shutdown_asyncgens_finishes_a_generator_still_alive(loop_factory):
+def test_shutdown_asyncgens_finishes_a_generator_still_alive(setup):
     kept = []
 
     def experiment():
@@ -412,7 +391,7 @@ def test_shutdown_asyncgens_finishes_a_generator_still_alive(loop_factory):
         async def main():
             await _reader(log, asyncio.sleep, keep=kept)
 
-        run_like_asyncio_run(loop_factory, main, log)
+        run_like_asyncio_run(setup.new_loop, main, log)
         return log
 
     assert in_fresh_thread(experiment) == [

@@ -1,9 +1,9 @@
 """Tests for coroutine classes (book/11_coroutine_classes.ipynb -> coroutine_classes).
 
-Behaviour under asyncio runs over LOOP_FACTORIES (the `loop_factory` fixture) and over
-TASK_FACTORIES (the `task_factory` fixture). LOOP_FACTORIES holds the stdlib loop and
-asynciodepth's own `EventLoop` (when the package exports it). Each error case that
-chapter 11 shows is a test here, next to the native coroutine's behaviour.
+Behaviour under asyncio runs on every loop setup of conftest.py (the `setup` fixture:
+the stdlib loop, asynciodepth's own `EventLoop`, and ours with asyncio's C Task) and
+over TASK_FACTORIES (the `task_factory` fixture). Each error case that chapter 11
+shows is a test here, next to the native coroutine's behaviour.
 """
 
 from __future__ import annotations
@@ -37,21 +37,6 @@ from asynciodepth.hello import keystroke_pauses, typist
 
 SEED = 2024
 
-
-def _loop_factories() -> list:
-    """The event loops to run on: the stdlib's, and ours once it exists."""
-    factories = [pytest.param(asyncio.new_event_loop, id="stdlib-loop")]
-    try:
-        from asynciodepth import EventLoop  # the drop-in loop of chapters 5-7
-    except ImportError:
-        pass
-    else:
-        factories.append(pytest.param(EventLoop, id="asynciodepth-loop"))
-    return factories
-
-
-LOOP_FACTORIES = _loop_factories()
-
 TASK_FACTORIES = [
     pytest.param(lambda loop, coro: loop.create_task(coro), id="loop.create_task"),
     pytest.param(lambda loop, coro: asyncio.Task(coro, loop=loop), id="asyncio.Task"),
@@ -59,12 +44,6 @@ TASK_FACTORIES = [
         lambda loop, coro: asyncio.tasks._PyTask(coro, loop=loop), id="asyncio._PyTask"
     ),
 ]
-
-
-@pytest.fixture(params=LOOP_FACTORIES)
-def loop_factory(request):
-    """Each event loop class of LOOP_FACTORIES, in turn."""
-    return request.param
 
 
 @pytest.fixture(params=TASK_FACTORIES)
@@ -91,7 +70,7 @@ def fast_sleep(delay):
 
 
 @pytest.mark.parametrize("make", [typist, TypistCoroutine], ids=["native", "class"])
-def test_typist_types_under_a_task(loop_factory, task_factory, make):
+def test_typist_types_under_a_task(setup, task_factory, make):
     out = io.StringIO()
 
     async def main(loop):
@@ -100,12 +79,12 @@ def test_typist_types_under_a_task(loop_factory, task_factory, make):
         )
         return await task
 
-    waited = run(loop_factory, main)
+    waited = run(setup.new_loop, main)
     assert out.getvalue() == "Hello, world!\n"
     assert waited == pytest.approx(sum(keystroke_pauses(rng=random.Random(SEED))))
 
 
-def test_class_under_await_returns_like_native(loop_factory):
+def test_class_under_await_returns_like_native(setup):
     async def main(loop):
         outs = [io.StringIO(), io.StringIO()]
         results = [
@@ -114,12 +93,12 @@ def test_class_under_await_returns_like_native(loop_factory):
         ]
         return results, [out.getvalue() for out in outs]
 
-    results, texts = run(loop_factory, main)
+    results, texts = run(setup.new_loop, main)
     assert results[0] == results[1]
     assert texts == ["ab\n", "ab\n"]
 
 
-def test_class_and_native_alternate_round_robin_under_gather(loop_factory):
+def test_class_and_native_alternate_round_robin_under_gather(setup):
     events = []
 
     class Log(io.StringIO):
@@ -148,11 +127,11 @@ def test_class_and_native_alternate_round_robin_under_gather(loop_factory):
             ),
         )
 
-    run(loop_factory, main)
+    run(setup.new_loop, main)
     assert events == ["n:a", "c:a", "n:b", "c:b", "n:c", "c:c"]
 
 
-def test_task_cancels_the_class_at_its_await(loop_factory, task_factory):
+def test_task_cancels_the_class_at_its_await(setup, task_factory):
     out = io.StringIO()
 
     async def main(loop):
@@ -174,13 +153,13 @@ def test_task_cancels_the_class_at_its_await(loop_factory, task_factory):
         out.write(out_.getvalue())
         return task
 
-    task = run(loop_factory, main)
+    task = run(setup.new_loop, main)
     assert task.cancelled()
     assert out.getvalue() == "Hel"
     assert task.get_coro().state == inspect.CORO_CLOSED
 
 
-def test_task_refuses_an_awaitable_that_is_not_a_coroutine(loop_factory):
+def test_task_refuses_an_awaitable_that_is_not_a_coroutine(setup):
     async def main(loop):
         with pytest.raises(
             TypeError, match=r"^a coroutine was expected, got Trap\(None\)$"
@@ -188,17 +167,17 @@ def test_task_refuses_an_awaitable_that_is_not_a_coroutine(loop_factory):
             loop.create_task(Trap(None))
         return "refused"
 
-    assert run(loop_factory, main) == "refused"
+    assert run(setup.new_loop, main) == "refused"
 
 
-def test_task_repr_names_the_class(loop_factory):
+def test_task_repr_names_the_class(setup):
     async def main(loop):
         task = loop.create_task(TypistCoroutine("", out=io.StringIO()))
         text = repr(task)
         await task
         return text
 
-    assert "coro=<TypistCoroutine()" in run(loop_factory, main)
+    assert "coro=<TypistCoroutine()" in run(setup.new_loop, main)
 
 
 # -- On the drivers of chapters 4 and 9 ------------------------------------------------
@@ -553,9 +532,7 @@ FUTURE_CLASSES = pytest.mark.parametrize(
 
 @FUTURE_CLASSES
 @pytest.mark.parametrize("how", ["result", "exception", "cancel"])
-def test_a_task_awaits_our_future_either_way(
-    loop_factory, task_factory, future_class, how
-):
+def test_a_task_awaits_our_future_either_way(setup, task_factory, future_class, how):
     events = []
 
     async def main(loop):
@@ -582,7 +559,7 @@ def test_a_task_awaits_our_future_either_way(
             events.append(type(error).__name__)
             return task
 
-    result = run(loop_factory, main)
+    result = run(setup.new_loop, main)
     expected = {
         "result": ["waits", "got 'ready'"],
         "exception": ["waits", "KeyError"],

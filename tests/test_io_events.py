@@ -14,20 +14,10 @@ import socket
 import threading
 
 import pytest
-from io_helpers import IMPLS, WITH_STDLIB, loop_factory, run
+from io_helpers import loop_factory, run
 
 import asynciodepth
 from asynciodepth.unix_events import SelectorEventLoop
-
-
-@pytest.fixture(params=IMPLS)
-def impl(request):
-    return request.param
-
-
-@pytest.fixture(params=WITH_STDLIB)
-def any_impl(request):
-    return request.param
 
 
 def test_public_names_give_the_io_loop():

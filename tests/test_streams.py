@@ -13,17 +13,7 @@ import tempfile
 
 import pytest
 
-from io_helpers import IMPLS, WITH_STDLIB, echo_handler, run
-
-
-@pytest.fixture(params=IMPLS)
-def impl(request):
-    return request.param
-
-
-@pytest.fixture(params=WITH_STDLIB)
-def any_impl(request):
-    return request.param
+from io_helpers import echo_handler, run
 
 
 def test_open_connection_and_start_server(any_impl):

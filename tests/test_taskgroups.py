@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from conftest import requires_312
+from conftest import compare_with_asyncio, requires_312
 
 import asynciodepth
 from asynciodepth import VirtualClock
@@ -32,18 +32,7 @@ def describe(exc: BaseException) -> str:
 
 def both(setup, scenario) -> list[str]:
     """Run scenario(TaskGroup, events) with both TaskGroups; return the events."""
-    results = {}
-    for name, group_class in IMPLS.items():
-        events: list[str] = []
-
-        async def main(group_class=group_class, events=events):
-            # Bound every scenario: a bug must fail the test, not hang it.
-            await asyncio.wait_for(scenario(group_class, events), 5)
-
-        setup.run(main(), clock=VirtualClock())
-        results[name] = events
-    assert results["ours"] == results["asyncio"], results
-    return results["ours"]
+    return compare_with_asyncio(setup, IMPLS, scenario)
 
 
 async def crash(delay: float, exc: BaseException) -> None:

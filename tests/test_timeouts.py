@@ -12,8 +12,9 @@ import asyncio
 import sys
 from types import SimpleNamespace
 
+from conftest import compare_with_asyncio
+
 import asynciodepth
-from asynciodepth import VirtualClock
 
 IMPLS = {
     "asyncio": SimpleNamespace(timeout=asyncio.timeout, timeout_at=asyncio.timeout_at),
@@ -26,17 +27,7 @@ PY313 = sys.version_info >= (3, 13)
 
 def both(setup, scenario) -> list[str]:
     """Run scenario(impl, events) with asyncio's timeouts and ours."""
-    results = {}
-    for name, impl in IMPLS.items():
-        events: list[str] = []
-
-        async def main(impl=impl, events=events):
-            await asyncio.wait_for(scenario(impl, events), 5)
-
-        setup.run(main(), clock=VirtualClock())
-        results[name] = events
-    assert results["ours"] == results["asyncio"], results
-    return results["ours"]
+    return compare_with_asyncio(setup, IMPLS, scenario)
 
 
 def state(cm, start: float) -> str:

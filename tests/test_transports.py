@@ -12,17 +12,7 @@ import struct
 
 import pytest
 
-from io_helpers import IMPLS, WITH_STDLIB, run
-
-
-@pytest.fixture(params=IMPLS)
-def impl(request):
-    return request.param
-
-
-@pytest.fixture(params=WITH_STDLIB)
-def any_impl(request):
-    return request.param
+from io_helpers import IMPLS, run
 
 
 class Recorder(asyncio.Protocol):

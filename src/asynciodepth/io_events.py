@@ -116,36 +116,35 @@ class ReadinessEventLoop(EventLoop):
         self, fd: Any, callback: Callable[..., object], *args: Any
     ) -> Handle:
         """Run callback(*args) whenever fd is readable, until remove_reader(fd)."""
-        fd = _fileobj_to_fd(fd)
-        self._ensure_fd_no_transport(fd)
+        fd = self._ensure_fd_no_transport(fd)
         return self._add_reader(fd, callback, *args)
 
     def remove_reader(self, fd: Any) -> bool:
         """Stop watching fd for reading; return True if it was watched."""
-        fd = _fileobj_to_fd(fd)
-        self._ensure_fd_no_transport(fd)
+        fd = self._ensure_fd_no_transport(fd)
         return self._remove_reader(fd)
 
     def add_writer(
         self, fd: Any, callback: Callable[..., object], *args: Any
     ) -> Handle:
         """Run callback(*args) whenever fd is writable, until remove_writer(fd)."""
-        fd = _fileobj_to_fd(fd)
-        self._ensure_fd_no_transport(fd)
+        fd = self._ensure_fd_no_transport(fd)
         return self._add_writer(fd, callback, *args)
 
     def remove_writer(self, fd: Any) -> bool:
         """Stop watching fd for writing; return True if it was watched."""
-        fd = _fileobj_to_fd(fd)
-        self._ensure_fd_no_transport(fd)
+        fd = self._ensure_fd_no_transport(fd)
         return self._remove_writer(fd)
 
-    def _ensure_fd_no_transport(self, fd: int) -> None:
+    def _ensure_fd_no_transport(self, fileobj: Any) -> int:
+        """Return fileobj's fd, once sure that no open transport owns it."""
+        fd = _fileobj_to_fd(fileobj)
         transport = self._transports.get(fd)
         if transport is not None and not transport.is_closing():
             raise RuntimeError(
                 f"File descriptor {fd!r} is used by transport {transport!r}"
             )
+        return fd
 
     def _add_reader(
         self, fd: int, callback: Callable[..., object], *args: Any
@@ -278,8 +277,7 @@ class SocketEventLoop(ReadinessEventLoop):
         *args: Any,
     ) -> Any:
         """Register callback(future, *args) for sock's direction; await the future."""
-        fd = _fileobj_to_fd(sock)
-        self._ensure_fd_no_transport(fd)
+        fd = self._ensure_fd_no_transport(sock)
         future = self.create_future()
         if direction == EVENT_READ:
             handle = self._add_reader(fd, callback, future, *args)
