@@ -5,6 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_PIN := $(shell grep -E '^pytest==' requirements.txt)
+# Why matplotlib too: the tracer's tests draw its timeline (tests/test_trace.py).
+MPL_PIN    := $(shell grep -E '^matplotlib==' requirements.txt)
 
 .PHONY: help venv tangle tangle-check book test unit nbval lab test-all clean
 
@@ -59,7 +61,7 @@ test-all:
 	  else skipped="$$skipped $$minor"; continue; fi; \
 	  venv=.venv-$$minor; \
 	  test -x $$venv/bin/python || $$py -m venv $$venv; \
-	  $$venv/bin/python -m pip install --quiet --disable-pip-version-check "$(PYTEST_PIN)"; \
+	  $$venv/bin/python -m pip install --quiet --disable-pip-version-check "$(PYTEST_PIN)" "$(MPL_PIN)"; \
 	  $$venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .; \
 	  echo "== unit tests on $$($$venv/bin/python --version)"; \
 	  $$venv/bin/python -m pytest tests -q; \
