@@ -759,3 +759,26 @@ def test_getaddrinfo_uses_the_executor(loop):
     )
     assert infos[0][4][0] == "127.0.0.1"
     loop.run_until_complete(loop.shutdown_default_executor())
+
+
+def test_a_subclass_may_open_no_selector():
+    """_make_selector() is the seam for loops that poll by other means."""
+    from asynciodepth.selector_events import BaseSelectorEventLoop
+
+    class NoSelectorLoop(BaseSelectorEventLoop):
+        def _make_selector(self):
+            return None
+
+        def _poll(self, timeout):
+            return []
+
+    loop = NoSelectorLoop(clock=VirtualClock())
+    assert loop._selector is None
+    events = []
+    loop.call_soon(events.append, "soon")
+    loop.call_later(1, events.append, "later")
+    loop.call_later(2, loop.stop)
+    loop.run_forever()
+    loop.close()
+    assert events == ["soon", "later"]
+    assert loop._ssock.fileno() == -1 and loop._csock.fileno() == -1
