@@ -13,6 +13,7 @@ import pytest
 
 import asynciodepth
 from asynciodepth import EventLoop, LoopObserver, VirtualClock
+from asynciodepth.events import Handle
 
 # -- ordering ----------------------------------------------------------------
 
@@ -661,8 +662,70 @@ def test_observer_sees_callbacks_steps_polls_and_timers():
     ]
     assert ("poll", 2.0, 0.0, 2.0) in recorder.events
     assert ("timer", 2.0) in [e[:2] for e in recorder.events if e[0] == "timer"]
+    # Each handle is reported once: the handles that ran steps (_step, _wakeup)
+    # went to on_task_step above, not to on_callback as well.
     callbacks = [e[1] for e in recorder.events if e[0] == "callback"]
-    assert callbacks.count("_step") == 2 and callbacks.count("_wakeup") == 1
+    assert callbacks == ["_set_result_unless_cancelled", "_run_until_complete_cb"]
+
+
+class ScheduleRecorder(LoopObserver):
+    def __init__(self):
+        self.events = []
+
+    def on_schedule(self, loop, handle, scheduled_by):
+        if isinstance(scheduled_by, Handle):
+            scheduled_by = scheduled_by._callback.__name__
+        self.events.append(("schedule", handle._callback.__name__, scheduled_by))
+
+    def on_callback(self, loop, handle, start, end):
+        assert loop.current_handle() is handle
+        self.events.append(("callback", handle._callback.__name__))
+
+    def on_task_step(self, loop, task, woken_by, start, end):
+        self.events.append(("step", loop.current_handle()._callback.__name__))
+
+
+def test_observer_is_told_who_scheduled_each_handle():
+    recorder = ScheduleRecorder()
+    loop = EventLoop(clock=VirtualClock(), observer=recorder)
+
+    def first():
+        loop.call_soon(second)
+
+    def second():
+        loop.call_later(1, third)
+
+    def third():
+        loop.stop()
+
+    loop.call_soon(first)
+    loop.run_forever()
+    assert loop.current_handle() is None
+    assert recorder.events == [
+        ("schedule", "first", None),
+        ("schedule", "second", "first"),  # reported while first runs
+        ("callback", "first"),
+        ("callback", "second"),
+        ("schedule", "third", "timer"),
+        ("callback", "third"),
+    ]
+
+    async def sleeper():
+        await asyncio.sleep(1)
+
+    recorder.events.clear()
+    loop.run_until_complete(loop.create_task(sleeper()))
+    loop.close()
+    assert recorder.events == [
+        ("schedule", "_step", None),
+        ("step", "_step"),
+        ("schedule", "_set_result_unless_cancelled", "timer"),
+        ("schedule", "_wakeup", "_set_result_unless_cancelled"),
+        ("callback", "_set_result_unless_cancelled"),
+        ("schedule", "_run_until_complete_cb", "_wakeup"),
+        ("step", "_wakeup"),
+        ("callback", "_run_until_complete_cb"),
+    ]
 
 
 def test_observer_can_be_removed():
@@ -696,3 +759,26 @@ def test_getaddrinfo_uses_the_executor(loop):
     )
     assert infos[0][4][0] == "127.0.0.1"
     loop.run_until_complete(loop.shutdown_default_executor())
+
+
+def test_a_subclass_may_open_no_selector():
+    """_make_selector() is the seam for loops that poll by other means."""
+    from asynciodepth.selector_events import BaseSelectorEventLoop
+
+    class NoSelectorLoop(BaseSelectorEventLoop):
+        def _make_selector(self):
+            return None
+
+        def _poll(self, timeout):
+            return []
+
+    loop = NoSelectorLoop(clock=VirtualClock())
+    assert loop._selector is None
+    events = []
+    loop.call_soon(events.append, "soon")
+    loop.call_later(1, events.append, "later")
+    loop.call_later(2, loop.stop)
+    loop.run_forever()
+    loop.close()
+    assert events == ["soon", "later"]
+    assert loop._ssock.fileno() == -1 and loop._csock.fileno() == -1

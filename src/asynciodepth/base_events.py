@@ -106,7 +106,11 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         self._debug = False
         self.set_debug(_debug_from_environment())
         self.slow_callback_duration = 0.1
+        # Invariant: while an observer or debug mode is set, _current_handle
+        # is the handle running now (None between handles); _stepped is the
+        # (task, woken_by) of the task step that handle ran, if it ran one.
         self._current_handle: Handle | None = None
+        self._stepped: tuple[Any, Any] | None = None
         self._exception_handler: Callable[..., object] | None = None
         self._task_factory: Callable[..., Any] | None = None
         self._default_executor: Any = None  # see runners.EventLoop
@@ -154,6 +158,8 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
             self._check_callback(callback, "call_soon")
         handle = Handle(callback, args, self, context)
         self._ready.append(handle)
+        if self._observer is not None:
+            self._observer.on_schedule(self, handle, self._current_handle)
         return handle
 
     def call_later(
@@ -427,7 +433,10 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
                 self._poll_and_wait(timeout)
             else:
                 start = self._now()
+                queued = len(ready)
                 nevents = self._poll_and_wait(timeout)
+                for index in range(queued, len(ready)):
+                    observer.on_schedule(self, ready[index], "io")
                 observer.on_poll(self, timeout, start, self._now(), nevents)
 
         # ---- 3. Timers that are due become ready --------------------------
@@ -446,6 +455,7 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
                 ready.append(timer)
                 if observer is not None:
                     observer.on_timer_fired(self, timer, now)
+                    observer.on_schedule(self, timer, "timer")
 
         # ---- 4. Run what was ready at this point, and nothing else -------
         # Invariant: callbacks scheduled by these callbacks wait for the next
@@ -480,6 +490,7 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
                 or scheduled
                 or self._stopping
                 or self._callbacks_since_poll >= _POLL_EVERY_CALLBACKS
+                or self._observer is not None  # set by one of these callbacks
             ):
                 return
 
@@ -531,7 +542,7 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
             if handle._cancelled:
                 continue
             self._current_handle = handle
-            start = self._now()
+            start = self._now() if observer is not None else 0.0
             wall_start = time.perf_counter() if debug else 0.0
             try:
                 handle._context.run(handle._callback, *handle._args)
@@ -540,13 +551,21 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
             except BaseException as exc:
                 self._callback_failed(handle, exc)
             finally:
+                # Why here: a step interrupted by KeyboardInterrupt is reported
+                # too. One clock reading each side, one report per handle.
+                stepped, self._stepped = self._stepped, None
+                if observer is not None:
+                    if stepped is None:
+                        observer.on_callback(self, handle, start, self._now())
+                    else:
+                        task, woken_by = stepped
+                        end = self._now()
+                        observer.on_task_step(self, task, woken_by, start, end)
                 self._current_handle = None
             if debug:
                 duration = time.perf_counter() - wall_start
                 if duration >= self.slow_callback_duration:
                     logger.warning("Executing %s took %.3f seconds", handle, duration)
-            if observer is not None:
-                observer.on_callback(self, handle, start, self._now())
 
     def _callback_failed(self, handle: Handle, exc: BaseException) -> None:
         self.call_exception_handler(
@@ -568,6 +587,24 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
     def get_observer(self) -> LoopObserver | None:
         """Return the installed observer, or None."""
         return self._observer
+
+    def current_handle(self) -> Handle | None:
+        """Return the handle running now, while an observer (or debug) is set."""
+        return self._current_handle
+
+    def _task_stepped(self, task: Any, woken_by: Any) -> bool:
+        """Called by our Task's step: report the running handle as that step.
+
+        Return False if no handle is being reported (the observer was set
+        during this batch of callbacks): the Task reports the step itself.
+        """
+        # Why not report here: the loop times the handle anyway, and one
+        # report per handle, with one clock reading each side, halves the
+        # observer's cost per step (benchmarks/bench_trace.py).
+        if self._current_handle is None:
+            return False
+        self._stepped = (task, woken_by)
+        return True
 
     def get_debug(self) -> bool:
         """Return True if debug mode is on."""

@@ -199,16 +199,33 @@ class LoopObserver:
 
     Set one with ``EventLoop(observer=...)`` or ``loop.set_observer(...)``.
     All times are ``loop.time()`` values (virtual time under a VirtualClock).
-    With no observer the loop pays one ``is None`` test per iteration.
+    With no observer the loop pays one ``is None`` test per iteration, and
+    ``call_soon`` one more. Each handle that runs is reported exactly once:
+    to ``on_task_step`` if it ran a step of one of our Tasks, otherwise to
+    ``on_callback``. While either hook runs, ``loop.current_handle()`` is the
+    handle that ran.
 
     Hooks are called synchronously from the loop's thread; an observer must
     not raise and should not schedule work of its own.
     """
 
+    def on_schedule(
+        self, loop: asyncio.AbstractEventLoop, handle: Handle, scheduled_by: Any
+    ) -> None:
+        """handle joined the ready queue; scheduled_by says who put it there.
+
+        ``scheduled_by`` is the Handle that was running (a callback or a task
+        step), ``"timer"`` for a timer that came due, ``"io"`` for a handle
+        queued while the loop polled (an I/O callback, a signal handler, or a
+        ``call_soon_threadsafe`` from another thread meanwhile), or None for a
+        ``call_soon`` made outside the loop's callbacks (before it runs, say).
+        Other threads' handles queued while a callback runs are not reported.
+        """
+
     def on_callback(
         self, loop: asyncio.AbstractEventLoop, handle: Handle, start: float, end: float
     ) -> None:
-        """A ready handle ran from start to end (task steps included)."""
+        """A ready handle that was not a task step ran from start to end."""
 
     def on_task_step(
         self,
@@ -218,11 +235,13 @@ class LoopObserver:
         start: float,
         end: float,
     ) -> None:
-        """One step of one of our Tasks ran.
+        """One step of one of our Tasks ran, from start to end.
 
         ``woken_by`` is the future whose completion resumed the task, or None
         when the step was scheduled directly (first step, ``sleep(0)``, a
-        cancellation or an error thrown in).
+        cancellation or an error thrown in). ``loop.current_handle()`` is the
+        handle that ran the step; for an eager task's first step, which runs
+        inside the step that created the task, it is that step's handle.
         """
 
     def on_poll(

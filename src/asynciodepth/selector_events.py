@@ -43,21 +43,34 @@ class BaseSelectorEventLoop(BaseEventLoop):
         observer: LoopObserver | None = None,
     ) -> None:
         super().__init__(clock=clock, observer=observer)
-        self._selector = selectors.DefaultSelector()
         # Invariant: while the loop is open, _ssock is registered for reading
-        # and _csock is the end other threads write one byte to per wake-up.
+        # in _selector (if there is one) and _csock is the end other threads
+        # write one byte to per wake-up.
+        self._selector = self._make_selector()
         self._ssock, self._csock = socket.socketpair()
         self._ssock.setblocking(False)
         self._csock.setblocking(False)
-        self._selector.register(self._ssock, selectors.EVENT_READ)
+        if self._selector is not None:
+            self._selector.register(self._ssock, selectors.EVENT_READ)
+
+    def _make_selector(self) -> selectors.BaseSelector | None:
+        """Return the selector that _poll() blocks in, or None.
+
+        A subclass that polls by other means returns None; it then overrides
+        _poll() and watches _ssock itself.
+        """
+        # Why a method: the epoll chapter's loop has its own poller; without
+        # this seam every such loop would open an epoll fd it never polls.
+        return selectors.DefaultSelector()
 
     def close(self) -> None:
         """Close the loop, then its selector and wake-up sockets."""
         already_closed = self.is_closed()
         super().close()
         if not already_closed:
-            self._selector.unregister(self._ssock)
-            self._selector.close()
+            if self._selector is not None:
+                self._selector.unregister(self._ssock)
+                self._selector.close()
             self._ssock.close()
             self._csock.close()
 

@@ -179,7 +179,9 @@ class Task(Future):
         _enter_task(loop, self)
         try:
             observer = getattr(loop, "_observer", None)
-            if observer is None:
+            # With an observer, the loop reports the handle that runs us as
+            # this step; outside such a handle we time and report it here.
+            if observer is None or loop._task_stepped(self, woken_by):
                 self._run_coroutine(exc)
             else:
                 start = loop.time()

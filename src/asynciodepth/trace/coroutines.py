@@ -20,7 +20,15 @@ import threading
 import time
 from typing import Any
 
-from asynciodepth.trace.format import FLUSH_EVERY, LOOP_TID, PID, Recorder, quote
+from asynciodepth.trace.format import (
+    FLUSH_EVERY,
+    LOOP_TID,
+    PID,
+    Recorder,
+    flow_lines,
+    quote,
+    track_events,
+)
 
 __all__ = ["MONITORING", "CoroutineTracer", "TracingError"]
 
@@ -253,13 +261,9 @@ class CoroutineTracer:
         awaited = self._awaiting.pop(tid, None)
         if awaited is not None and awaited in self._final:
             self._flow_id += 1
-            flow = self._flow_id
             src_tid, src_ts = self._final[awaited]
             self._lines.append(
-                f'{{"ph":"s","id":{flow},"name":"wake-up","cat":"wakeup",'
-                f'"pid":{PID},"tid":{src_tid},"ts":{src_ts}}},\n'
-                f'{{"ph":"f","bp":"e","id":{flow},"name":"wake-up","cat":"wakeup",'
-                f'"pid":{PID},"tid":{tid},"ts":{start / 1000}}},\n'
+                flow_lines(self._flow_id, src_tid, src_ts, tid, start / 1000)
             )
 
     def _new_track(self, frame: Any, ts: float) -> int:
@@ -279,36 +283,8 @@ class CoroutineTracer:
             name = qualname
         self._names[tid] = name
         self._quoted[tid] = quote(name)
-        emit = self.recorder.emit
-        emit(
-            {
-                "ph": "M",
-                "name": "thread_name",
-                "pid": PID,
-                "tid": tid,
-                "args": {"name": f"{name} ({qualname})"},
-            }
-        )
-        emit(
-            {
-                "ph": "M",
-                "name": "thread_sort_index",
-                "pid": PID,
-                "tid": tid,
-                "args": {"sort_index": tid},
-            }
-        )
-        emit(
-            {
-                "ph": "B",
-                "name": name,
-                "cat": "task",
-                "pid": PID,
-                "tid": tid,
-                "ts": ts,
-                "args": {"coroutine": qualname},
-            }
-        )
+        for event in track_events(tid, name, qualname, ts):
+            self.recorder.emit(event)
         return tid
 
     def _leave(self, outcome: str, value: Any) -> None:

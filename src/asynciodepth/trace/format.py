@@ -55,6 +55,45 @@ def quote(text: str) -> str:
     return json.dumps(text)
 
 
+def track_events(tid: int, name: str, qualname: str, ts: float) -> list[dict[str, Any]]:
+    """Return the events that open a task's track: its name, its order, its start."""
+    return [
+        {
+            "ph": "M",
+            "name": "thread_name",
+            "pid": PID,
+            "tid": tid,
+            "args": {"name": f"{name} ({qualname})"},
+        },
+        {
+            "ph": "M",
+            "name": "thread_sort_index",
+            "pid": PID,
+            "tid": tid,
+            "args": {"sort_index": tid},
+        },
+        {
+            "ph": "B",
+            "name": name,
+            "cat": "task",
+            "pid": PID,
+            "tid": tid,
+            "ts": ts,
+            "args": {"coroutine": qualname},
+        },
+    ]
+
+
+def flow_lines(flow: int, src_tid: int, src_ts: float, tid: int, ts: float) -> str:
+    """Return the two lines of a wake-up arrow, from (src_tid, src_ts) to (tid, ts)."""
+    return (
+        f'{{"ph":"s","id":{flow},"name":"wake-up","cat":"wakeup","pid":{PID},'
+        f'"tid":{src_tid},"ts":{src_ts}}},\n'
+        f'{{"ph":"f","bp":"e","id":{flow},"name":"wake-up","cat":"wakeup",'
+        f'"pid":{PID},"tid":{tid},"ts":{ts}}},\n'
+    )
+
+
 class Recorder:
     """Collect trace events; optionally stream them to a JSON file as they come.
 

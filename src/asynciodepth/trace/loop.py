@@ -16,7 +16,15 @@ from __future__ import annotations
 from typing import Any
 
 from asynciodepth.events import LoopObserver, TimerHandle
-from asynciodepth.trace.format import FLUSH_EVERY, LOOP_TID, PID, Recorder, quote
+from asynciodepth.trace.format import (
+    FLUSH_EVERY,
+    LOOP_TID,
+    PID,
+    Recorder,
+    flow_lines,
+    quote,
+    track_events,
+)
 
 __all__ = ["LoopTracer"]
 
@@ -69,8 +77,9 @@ class LoopTracer(LoopObserver):
         # Wake-up attribution: which slice put each ready handle in the queue.
         # id(handle) -> (track, ts, whether it came from an I/O event)
         self._source: dict[int, tuple[int, float, bool]] = {}
-        self._marker: Any = None
-        self._step_handle: Any = None
+        # Invariant: _fresh holds the handles queued (on_schedule) since the
+        # last slice was recorded; that slice becomes their source.
+        self._fresh: list[Any] = []
 
     # -- time -------------------------------------------------------------
 
@@ -94,34 +103,22 @@ class LoopTracer(LoopObserver):
 
     # -- wake-up attribution ---------------------------------------------
 
-    def _claim_new_handles(self, loop: Any, source: tuple[int, float, bool]) -> None:
-        """Attribute every handle queued since the last look to source."""
-        # Why read loop._ready: the hook says what ran, not who scheduled it.
-        # Handles queued since our last look sit at the right end of the FIFO,
-        # after the rightmost one we saw (or all of them, if it already ran).
-        ready = loop._ready
-        if not ready:
-            return
-        marker = self._marker
+    def on_schedule(self, loop: Any, handle: Any, scheduled_by: Any) -> None:
+        """Remember a handle queued during the slice being run."""
+        # Why not timers: a timer's source is its deadline, not a slice.
+        if scheduled_by != "timer":
+            self._fresh.append(handle)
+
+    def _claim_fresh(self, source: tuple[int, float, bool]) -> None:
+        """Attribute every handle queued since the last slice to source."""
         sources = self._source
-        index = len(ready) - 1
-        while index >= 0:
-            handle = ready[index]
-            if handle is marker:
-                break
+        for handle in self._fresh:
             sources[id(handle)] = source
-            index -= 1
-        self._marker = ready[-1]
+        self._fresh.clear()
 
     def _flow(self, source: tuple[int, float, bool], tid: int, ts: float) -> None:
         self._flow_id += 1
-        flow, src_tid, src_ts = self._flow_id, source[0], source[1]
-        self._lines.append(
-            f'{{"ph":"s","id":{flow},"name":"wake-up","cat":"wakeup","pid":{PID},'
-            f'"tid":{src_tid},"ts":{src_ts}}},\n'
-            f'{{"ph":"f","bp":"e","id":{flow},"name":"wake-up","cat":"wakeup",'
-            f'"pid":{PID},"tid":{tid},"ts":{ts}}},\n'
-        )
+        self._lines.append(flow_lines(self._flow_id, source[0], source[1], tid, ts))
 
     # -- the hook ---------------------------------------------------------
 
@@ -143,13 +140,17 @@ class LoopTracer(LoopObserver):
             f'"ts":{ts},"dur":{dur},"args":{{"step":{track[2]},'
             f'"outcome":"{outcome}"}}}},\n'
         )
-        handle = self._step_handle = loop._current_handle
+        handle = loop.current_handle()
         if woken_by is not None:
-            source = self._source.get(id(handle))
+            source = self._source.pop(id(handle), None)
             if source is not None:
                 self._flow(source, tid, ts)
-        if loop._ready:
-            self._claim_new_handles(loop, (tid, ts, False))
+        elif getattr(getattr(handle, "_callback", None), "__self__", None) is task:
+            # Not for an eager task's first step: it runs inside another
+            # task's step, whose handle is the current one and keeps its source.
+            self._source.pop(id(handle), None)
+        if self._fresh:
+            self._claim_fresh((tid, ts, False))
         if done:
             del self._tracks[id(task)]
             self.recorder.emit(
@@ -174,46 +175,12 @@ class LoopTracer(LoopObserver):
         coro = task.get_coro()
         qualname = getattr(coro, "__qualname__", type(coro).__name__)
         track = self._tracks[id(task)] = [tid, quote(name), 0, task]
-        emit = self.recorder.emit
-        emit(
-            {
-                "ph": "M",
-                "name": "thread_name",
-                "pid": PID,
-                "tid": tid,
-                "args": {"name": f"{name} ({qualname})"},
-            }
-        )
-        emit(
-            {
-                "ph": "M",
-                "name": "thread_sort_index",
-                "pid": PID,
-                "tid": tid,
-                "args": {"sort_index": tid},
-            }
-        )
-        emit(
-            {
-                "ph": "B",
-                "name": name,
-                "cat": "task",
-                "pid": PID,
-                "tid": tid,
-                "ts": ts,
-                "args": {"coroutine": qualname},
-            }
-        )
+        for event in track_events(tid, name, qualname, ts):
+            self.recorder.emit(event)
         return track
 
     def on_callback(self, loop: Any, handle: Any, start: float, end: float) -> None:
         """Record a plain callback (or a timer's) on the loop's track."""
-        if handle is self._step_handle:
-            # A task step: on_task_step recorded it already. (Not there: an eager
-            # task's first step runs inside another step, with that one's handle.)
-            self._step_handle = None
-            self._source.pop(id(handle), None)
-            return
         ts, dur = self._span(loop, start, end)
         kind = "timer" if isinstance(handle, TimerHandle) else "callback"
         self._lines.append(
@@ -226,8 +193,8 @@ class LoopTracer(LoopObserver):
             # An I/O callback, or a future's done callback: an arrow from the
             # poll that found the I/O, or from what completed the future.
             self._flow(source, LOOP_TID, ts)
-        if loop._ready:
-            self._claim_new_handles(loop, (LOOP_TID, ts, False))
+        if self._fresh:
+            self._claim_fresh((LOOP_TID, ts, False))
 
     def on_poll(
         self,
@@ -247,9 +214,9 @@ class LoopTracer(LoopObserver):
             f'"ts":{ts},"dur":{dur},"args":{{"timeout":{shown},'
             f'"events":{nevents}}}}},\n'
         )
-        if loop._ready:
+        if self._fresh:
             # What the poll queued are I/O callbacks: arrows from the poll.
-            self._claim_new_handles(loop, (LOOP_TID, ts, nevents > 0))
+            self._claim_fresh((LOOP_TID, ts, nevents > 0))
 
     def on_timer_fired(self, loop: Any, handle: Any, now: float) -> None:
         """Nothing to draw: the timer's callback is drawn when it runs."""
@@ -291,3 +258,4 @@ class LoopTracer(LoopObserver):
         self.recorder.last_ts = self._cursor
         self._tracks.clear()
         self._source.clear()
+        self._fresh.clear()
