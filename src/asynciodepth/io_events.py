@@ -75,6 +75,10 @@ class ReadinessEventLoop(EventLoop):
         """Return the poller: an EpollPoller or a SelectorsPoller."""
         return self._poller
 
+    def _make_selector(self) -> None:
+        """Open no selector: the poller watches the wake-up socket itself."""
+        return None
+
     # ---- the seam: poll, then turn events into ready handles ------------
     def _poll(self, timeout: float | None) -> list[tuple[int, int]]:
         return self._poller.poll(timeout)
