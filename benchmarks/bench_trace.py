@@ -5,16 +5,19 @@ Each configuration runs in a subprocess of its own:
 
 - untraced, on the stdlib loop and on ours;
 - our loop-level tracer (the observer hook) on our loop;
-- our coroutine tracer (sys.monitoring on 3.12+, sys.setprofile on 3.11) on
+- our coroutine tracer (sys.monitoring on 3.12+, sys.settrace on 3.11) on
   the stdlib loop, on every Python given with --python;
 - viztracer --log_async and Panopticon 0.0.4, if they are installed.
 
-"run" is the time the program measures around ``asyncio.run`` (our tracers
-write their file inside it); "wall" is the whole process, so it includes
+"run" is the time the program measures around ``asyncio.run`` and, for our
+tracers, ``tracing()``, whose end waits until the trace file is finished;
+"closing" is that wait. "CPU" is the traced process's own CPU time; "writer
+CPU" is the CPU time of our tracers' writer process, which formats and writes
+the file on another core. "wall" is the whole process, so it includes
 start-up, imports, and the external tools' writing of their files at exit.
-Run ratios are against the untraced run on the same loop and Python; wall
-ratios against the untraced stdlib loop. Medians, and best, of --repeat
-interleaved runs (the slow tools run once). Usage::
+Ratios are against the untraced run on the same loop and Python; wall ratios
+against the untraced stdlib loop. Medians, and best, of --repeat interleaved
+runs (the slow tools run once). Usage::
 
     PYTHONPATH=src python benchmarks/bench_trace.py [--repeat 3]
         [--python /tmp/t312/bin/python ...] [--skip-slow]
@@ -26,6 +29,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -56,8 +60,10 @@ def child(config: str, out: str) -> None:
     if config != "stdlib":  # import outside the timed part
         from asynciodepth.runners import EventLoop
         from asynciodepth.trace import tracing
+    cpu = time.process_time()
     start = time.perf_counter()
     trace = None
+    ran = None  # when the program ended, before tracing() closed its trace
     if config == "stdlib":
         asyncio.run(main())
     elif config == "ours":
@@ -67,19 +73,31 @@ def child(config: str, out: str) -> None:
         with asyncio.Runner(loop_factory=EventLoop) as runner:
             with tracing(out, loop=runner.get_loop()) as trace:
                 runner.run(main())
+                ran = time.perf_counter()
     elif config == "stdlib+coroutine-tracer":
         with tracing(out) as trace:
             asyncio.run(main())
+            ran = time.perf_counter()
     else:
         raise SystemExit(f"unknown config {config!r}")
-    seconds = time.perf_counter() - start
+    end = time.perf_counter()
+    cpu = time.process_time() - cpu
+    # The writer process, waited for by tracing(), counts as a child.
+    writer_cpu = sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2])
     # Outside the timed part: counting parses the whole trace.
     steps = (
         None
         if trace is None
         else sum(1 for e in trace.events if e.get("cat") == "step")
     )
-    print(json.dumps({"run": seconds, "steps": steps}))
+    result = {
+        "run": end - start,
+        "closing": 0.0 if ran is None else end - ran,
+        "cpu": cpu,
+        "writer_cpu": writer_cpu,
+        "steps": steps,
+    }
+    print(json.dumps(result))
 
 
 def run_config(python: str, config: str, tool: str | None) -> dict:
@@ -148,13 +166,14 @@ def summarize_runs(runs: list[dict]) -> dict:
     errors = [r for r in runs if "error" in r]
     if errors:
         return errors[0]
-    return {
-        "run": statistics.median(r["run"] for r in runs),
-        "best": min(r["run"] for r in runs),
-        "wall": statistics.median(r["wall"] for r in runs),
-        "bytes": runs[-1]["bytes"],
-        "steps": runs[-1]["steps"],
+    summary = {
+        key: statistics.median(r.get(key, 0.0) for r in runs)
+        for key in ("run", "closing", "cpu", "writer_cpu", "wall")
     }
+    summary["best"] = min(r["run"] for r in runs)
+    summary["bytes"] = runs[-1]["bytes"]
+    summary["steps"] = runs[-1]["steps"]
+    return summary
 
 
 def main_bench() -> None:
@@ -212,13 +231,14 @@ def main_bench() -> None:
         "(slow tools: 1)\n"
     )
     print(
-        "| Python | configuration | run s (median) | best s | x untraced (median)"
-        " | x untraced (best) | wall s | wall x stdlib | trace MB | bytes/step |"
+        "| Python | configuration | run s (median) | x untraced (median)"
+        " | x untraced (best) | closing ms | CPU x untraced | writer CPU s"
+        " | wall x stdlib | trace MB | bytes/step |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for py, label, result in rows:
         if "error" in result:
-            print(f"| {py} | {label} | failed: {result['error']} | | | | | | | |")
+            print(f"| {py} | {label} | failed: {result['error']} | | | | | | | | |")
             continue
         base = baselines[py]
         # "untraced" means the same loop: ours for our loop, the stdlib's otherwise.
@@ -226,13 +246,15 @@ def main_bench() -> None:
         size = result["bytes"]
         per_step = f"{size / steps:.0f}" if size else "-"
         print(
-            f"| {py} | {label} | {result['run']:.3f} | {result['best']:.3f}"
+            f"| {py} | {label} | {result['run']:.3f}"
             f" | {result['run'] / same['run']:.2f}"
             f" | {result['best'] / same['best']:.2f}"
-            f" | {result['wall']:.2f} | {result['wall'] / base['wall']:.2f}"
+            f" | {result['closing'] * 1000:.1f}"
+            f" | {result['cpu'] / same['cpu']:.2f}"
+            f" | {result['writer_cpu']:.3f}"
+            f" | {result['wall'] / base['wall']:.2f}"
             f" | {size / 1e6:.1f} | {per_step} |"
         )
-
 
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "--child":

@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/13_tracing.ipynb cell 39
+# %% book/13_tracing.ipynb cell 47
 """asynciodepth.trace: see what every task did, and when (chapter "Tracing").
 
 ``tracing()`` records either through our loop's observer hook (give it the
@@ -12,13 +12,17 @@ loop) or, on any loop, through ``sys.monitoring`` (3.12+) or ``sys.settrace``
 
 from asynciodepth.trace.api import Trace, traced, tracing
 from asynciodepth.trace.coroutines import MONITORING, CoroutineTracer, TracingError
-from asynciodepth.trace.format import Recorder, TraceSizeWarning, load_trace
+from asynciodepth.trace.format import JsonSink, TraceSizeWarning, load_trace
+from asynciodepth.trace.formatter import Formatter
+from asynciodepth.trace.recorder import Recorder
 from asynciodepth.trace.loop import LoopTracer
 from asynciodepth.trace.timeline import Summary, plot_timeline, summarize
 
 __all__ = [
     "MONITORING",
     "CoroutineTracer",
+    "Formatter",
+    "JsonSink",
     "LoopTracer",
     "Recorder",
     "Summary",

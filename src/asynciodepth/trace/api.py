@@ -2,11 +2,11 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/13_tracing.ipynb cell 30
+# %% book/13_tracing.ipynb cell 38
 """``tracing()``, ``traced`` and ``Trace``: chapter "Tracing".
 
 Builds on the two tracers (``trace.loop`` for our loop, ``trace.coroutines``
-for any loop), the Recorder of ``trace.format`` and the figures and summaries
+for any loop), the Recorder of ``trace.recorder`` and the figures and summaries
 of ``trace.timeline``. This is the part a user touches.
 """
 
@@ -21,9 +21,9 @@ from types import TracebackType
 from typing import Any, Self
 
 from asynciodepth.trace.coroutines import CoroutineTracer, TracingError
-from asynciodepth.trace.format import LOOP_TID, PID, Recorder
 from asynciodepth.trace.loop import LoopTracer
 from asynciodepth.trace.timeline import Summary, plot_timeline, summarize
+from asynciodepth.trace.recorder import Recorder
 
 __all__ = ["Trace", "traced", "tracing"]
 
@@ -31,7 +31,7 @@ __all__ = ["Trace", "traced", "tracing"]
 _active: Trace | None = None
 
 
-# %% book/13_tracing.ipynb cell 31
+# %% book/13_tracing.ipynb cell 39
 class Trace:
     """One tracing session: use it as a context manager, then save, plot, summarize."""
 
@@ -81,7 +81,8 @@ class Trace:
                 f"the loop already has an observer: "
                 f"{type(self.loop.get_observer()).__name__}"
             )
-        self.recorder = Recorder(self.path, max_bytes=self._max_bytes)
+        virtual = self.loop is not None and self.loop.get_clock() is not None
+        self.recorder = Recorder(self.path, max_bytes=self._max_bytes, virtual=virtual)
         try:
             if self.loop is not None:
                 self._tracer = LoopTracer(self.recorder)
@@ -112,19 +113,7 @@ class Trace:
         if exc is not None:
             # The trace says why it ends; the exception still propagates.
             self.error = exc
-            self.recorder.emit_final(
-                [
-                    {
-                        "ph": "i",
-                        "s": "g",
-                        "name": f"{exc_type.__name__}: {exc}",
-                        "cat": "error",
-                        "pid": PID,
-                        "tid": LOOP_TID,
-                        "ts": self.recorder.last_ts,
-                    }
-                ]
-            )
+            self.recorder.close(error=f"{exc_type.__name__}: {exc}")
         self.recorder.close()
         if self.display and exc is None:
             _display(self)
@@ -153,12 +142,14 @@ class Trace:
         return buffer.getvalue()
 
     def __repr__(self) -> str:
-        tasks = sum(1 for e in self.events if e.get("ph") == "B")
+        if self.recorder is None or not self.recorder.closed:
+            return f"<Trace {self.kind}: recording>"
+        tasks = sum(1 for e in self.events if e.get("cat") == "task")
         steps = sum(1 for e in self.events if e.get("cat") == "step")
         return f"<Trace {self.kind}: {tasks} tasks, {steps} steps>"
 
 
-# %% book/13_tracing.ipynb cell 32
+# %% book/13_tracing.ipynb cell 40
 def _display(trace: Trace) -> None:
     try:
         from IPython import get_ipython
@@ -173,7 +164,7 @@ def _display(trace: Trace) -> None:
         plt.close(fig)
 
 
-# %% book/13_tracing.ipynb cell 34
+# %% book/13_tracing.ipynb cell 42
 def tracing(
     path: str | os.PathLike[str] | None = None,
     *,
@@ -193,7 +184,7 @@ def tracing(
     return Trace(path, loop=loop, max_bytes=max_bytes, display=display)
 
 
-# %% book/13_tracing.ipynb cell 35
+# %% book/13_tracing.ipynb cell 43
 def traced(
     path: str | os.PathLike[str] | None = None, **options: Any
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

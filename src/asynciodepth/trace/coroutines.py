@@ -2,13 +2,14 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/13_tracing.ipynb cell 21
+# %% book/13_tracing.ipynb cell 29
 """A tracer for any asyncio program on any loop: chapter "Tracing".
 
-Builds on ``trace.format`` (the Recorder) and on the interpreter's own hooks,
-not on our loop: ``sys.monitoring`` on Python 3.12 and later, ``sys.settrace``
-on 3.11. It records each step of each task: the time from when the task's
-outermost coroutine starts or resumes to when it suspends or finishes.
+Builds on ``trace.formatter`` (the record kinds) and ``trace.recorder`` and on the
+interpreter's own hooks, not on our loop: ``sys.monitoring`` on Python 3.12
+and later, ``sys.settrace`` on 3.11. It records each step of each task: the
+time from when the task's outermost coroutine starts or resumes to when it
+suspends or finishes.
 """
 
 from __future__ import annotations
@@ -20,15 +21,9 @@ import threading
 import time
 from typing import Any
 
-from asynciodepth.trace.format import (
-    FLUSH_EVERY,
-    LOOP_TID,
-    PID,
-    Recorder,
-    flow_lines,
-    quote,
-    track_events,
-)
+from asynciodepth.trace.format import PID
+from asynciodepth.trace.formatter import CLOCK, FLUSH_EVERY, FRAME, FRAME_STEP
+from asynciodepth.trace.recorder import Recorder
 
 __all__ = ["MONITORING", "CoroutineTracer", "TracingError"]
 
@@ -40,9 +35,18 @@ _CO_COROUTINE = 0x80  # inspect.CO_COROUTINE: code of an `async def` function
 # Panopticon; there we use sys.monitoring's PY_YIELD/PY_RETURN events instead.
 _YIELD_VALUE = dis.opmap.get("YIELD_VALUE")
 _RETURN_VALUE = dis.opmap.get("RETURN_VALUE")
+# Records are handed on at least this often (ns), while steps end.
+_FLUSH_NS = 100_000_000
+# Why module-level names: each saves an attribute lookup in the callbacks,
+# which run several times per step of every task.
+_getframe = sys._getframe
+_now_ns = time.perf_counter_ns
+_get_ident = threading.get_ident
+_Task = asyncio.Task
+_DISABLE = sys.monitoring.DISABLE if MONITORING else None
 
 
-# %% book/13_tracing.ipynb cell 22
+# %% book/13_tracing.ipynb cell 30
 class TracingError(RuntimeError):
     """Tracing could not start: it is already running, or the hook is taken."""
 
@@ -54,32 +58,26 @@ class CoroutineTracer:
 
     def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder
-        self._lines = recorder.pending
-        self._origin = 0
+        self._records = recorder.records
+        self._record = recorder.records.append
         self._thread = 0
         # Invariant: _stack holds, innermost last, the outermost coroutine
         # frames that are running right now (more than one only when a step
         # runs another coroutine to completion inside itself, e.g. eager tasks).
-        # Each entry: (id(frame), track, start in ns, the frame's code).
-        self._stack: list[tuple[int, int, int, Any]] = []
+        # Each entry: (id(frame), start in perf_counter_ns, the frame's code).
+        self._stack: list[tuple[int, int, Any]] = []
         self._top_code: Any = None  # the code of _stack[-1]
-        self._tids: dict[int, int] = {}  # id(frame) -> track
-        self._task_tids: dict[int, int] = {}  # id(task) -> track
-        self._names: dict[int, str] = {}  # track -> name
-        self._quoted: dict[int, str] = {}  # track -> name as a JSON string
-        self._steps: dict[int, int] = {}  # track -> steps so far
-        self._awaiting: dict[int, int] = {}  # track -> id(task) it awaits
-        self._final: dict[int, tuple[int, float]] = {}  # id(task) -> last slice
-        self._next_tid = LOOP_TID + 1
-        self._flow_id = 0
+        self._frames: set[int] = set()  # id() of the frames with a track
         self.tool_id: int | None = None
+        self._flushed = 0  # when records were last handed on (perf_counter_ns)
 
     # -- switching on and off -------------------------------------------------
 
     def start(self) -> None:
         """Install the hook; raise TracingError if it is in use."""
-        self._origin = time.perf_counter_ns()
         self._thread = threading.get_ident()
+        self._flushed = time.perf_counter_ns()
+        self._record((CLOCK, self._flushed))  # the trace's time zero
         self.recorder.emit(
             {
                 "ph": "M",
@@ -109,26 +107,13 @@ class CoroutineTracer:
                 self.tool_id = None
         elif sys.gettrace() == self._trace:
             sys.settrace(None)
-        now = (time.perf_counter_ns() - self._origin) / 1000
-        closing = [
-            {
-                "ph": "X",
-                "name": self._names[tid],
-                "cat": "step",
-                "pid": PID,
-                "tid": tid,
-                "ts": start / 1000,
-                "dur": now - start / 1000,
-                "args": {"step": self._steps[tid] + 1, "outcome": "interrupted"},
-            }
-            for _frame_id, tid, start, _code in reversed(self._stack)
-        ]
+        now = time.perf_counter_ns()
+        for frame_id, start, _code in reversed(self._stack):
+            self._record((FRAME_STEP, frame_id, start, now, "interrupted", 0))
         self._stack.clear()
         self._top_code = None
-        self.recorder.last_ts = now
         # Tasks still pending keep their tracks open: the Recorder ends them.
-        self._tids.clear()
-        self.recorder.emit_final(closing)
+        self._frames.clear()
 
     def _callbacks(self) -> dict[int, Any]:
         events = sys.monitoring.events
@@ -160,58 +145,66 @@ class CoroutineTracer:
         # tracing session may have disabled code that is a coroutine now.
         mon.restart_events()
         mon.set_events(tool_id, events)
-
     # -- the 3.12+ hook: sys.monitoring ---------------------------------------
 
     def _on_start(self, code: Any, offset: int) -> Any:
         if not code.co_flags & _CO_COROUTINE:
             # Plain functions and generators: never call us here again.
-            return sys.monitoring.DISABLE
-        frame = sys._getframe(1)
+            return _DISABLE
+        if self._stack:
+            return None  # awaited inside the running step: part of it
+        frame = _getframe(1)
         back = frame.f_back
         if back is not None and back.f_code.co_flags & _CO_COROUTINE:
-            return None  # awaited by a coroutine: part of that task's step
-        if threading.get_ident() != self._thread:
+            return None  # awaited in a step that began before tracing did
+        if _get_ident() != self._thread:
             return None
-        self._enter(frame, True)
+        self._new_track(frame)
+        self._stack.append((id(frame), _now_ns(), code))
+        self._top_code = code
         return None
 
-    def _on_resume(self, code: Any, offset: int, *exc: Any) -> Any:
+    def _on_resume(self, code: Any, offset: int, exc: Any = None) -> Any:
+        # PY_RESUME passes (code, offset); PY_THROW adds the exception thrown in.
         if not code.co_flags & _CO_COROUTINE:
-            return sys.monitoring.DISABLE
-        frame = sys._getframe(1)
+            return _DISABLE
+        if self._stack:
+            return None
+        frame = _getframe(1)
         back = frame.f_back
         if back is not None and back.f_code.co_flags & _CO_COROUTINE:
             return None
-        if threading.get_ident() != self._thread:
+        if _get_ident() != self._thread:
             return None
-        self._enter(frame, False)
+        if id(frame) not in self._frames:
+            self._new_track(frame)  # a task begun before tracing began
+        self._stack.append((id(frame), _now_ns(), code))
+        self._top_code = code
         return None
 
     def _on_yield(self, code: Any, offset: int, value: Any) -> Any:
         # Why compare code objects first: most yields are of awaited, inner
-        # coroutines (asyncio.sleep's, say); this skips sys._getframe for them.
+        # coroutines (asyncio.sleep's, say); this skips _getframe for them.
         if code is self._top_code:
-            if self._stack[-1][0] == id(sys._getframe(1)):
+            if self._stack[-1][0] == id(_getframe(1)):
                 self._leave("suspended", value)
         elif not code.co_flags & _CO_COROUTINE:
-            return sys.monitoring.DISABLE
+            return _DISABLE
         return None
 
     def _on_return(self, code: Any, offset: int, value: Any) -> Any:
         if code is self._top_code:
-            if self._stack[-1][0] == id(sys._getframe(1)):
+            if self._stack[-1][0] == id(_getframe(1)):
                 self._leave("returned", None)
         elif not code.co_flags & _CO_COROUTINE:
-            return sys.monitoring.DISABLE
+            return _DISABLE
         return None
 
     def _on_unwind(self, code: Any, offset: int, exc: BaseException) -> Any:
         # Why no DISABLE: PY_UNWIND cannot be disabled per code location.
-        if code is self._top_code and self._stack[-1][0] == id(sys._getframe(1)):
+        if code is self._top_code and self._stack[-1][0] == id(_getframe(1)):
             cancelled = isinstance(exc, asyncio.CancelledError)
             self._leave("cancelled" if cancelled else "raised", None)
-
     # -- the 3.11 hook: sys.settrace -----------------------------------------
 
     def _trace(self, frame: Any, event: str, arg: Any) -> Any:
@@ -229,7 +222,10 @@ class CoroutineTracer:
             return None
         if threading.get_ident() != self._thread:
             return None
-        self._enter(frame, id(frame) not in self._tids)
+        if id(frame) not in self._frames:
+            self._new_track(frame)
+        self._stack.append((id(frame), _now_ns(), code))
+        self._top_code = code
         frame.f_trace_lines = False  # a "return" event, not one per line
         return self._trace_frame
 
@@ -247,79 +243,37 @@ class CoroutineTracer:
             else:
                 self._leave("raised", None)
         return self._trace_frame
-
     # -- recording -------------------------------------------------------------
 
-    def _enter(self, frame: Any, first: bool) -> None:
-        start = time.perf_counter_ns() - self._origin
-        frame_id = id(frame)
-        tid = None if first else self._tids.get(frame_id)
-        if tid is None:
-            tid = self._new_track(frame, start / 1000)
-        self._stack.append((frame_id, tid, start, frame.f_code))
-        self._top_code = frame.f_code
-        awaited = self._awaiting.pop(tid, None)
-        if awaited is not None and awaited in self._final:
-            self._flow_id += 1
-            src_tid, src_ts = self._final[awaited]
-            self._lines.append(
-                flow_lines(self._flow_id, src_tid, src_ts, tid, start / 1000)
-            )
-
-    def _new_track(self, frame: Any, ts: float) -> int:
-        tid = self._next_tid
-        self._next_tid += 1
-        self._tids[id(frame)] = tid
-        self._steps[tid] = 0
+    def _new_track(self, frame: Any) -> None:
+        """Note a new track for a task's outermost frame, at its first step."""
+        self._frames.add(id(frame))
         try:
             task = asyncio.current_task()
         except RuntimeError:
             task = None
         qualname = frame.f_code.co_qualname
         if task is not None and task.get_coro() is not None:
-            name = task.get_name()
-            self._task_tids[id(task)] = tid
+            name, task_id = task.get_name(), id(task)
         else:
-            name = qualname
-        self._names[tid] = name
-        self._quoted[tid] = quote(name)
-        for event in track_events(tid, name, qualname, ts):
-            self.recorder.emit(event)
-        return tid
+            name, task_id = qualname, 0
+        self._record((FRAME, id(frame), name, qualname, task_id))
 
     def _leave(self, outcome: str, value: Any) -> None:
+        end = _now_ns()
         stack = self._stack
-        frame_id, tid, start, _code = stack.pop()
-        self._top_code = stack[-1][3] if stack else None
-        end = time.perf_counter_ns() - self._origin
-        steps = self._steps[tid] = self._steps[tid] + 1
-        lines = self._lines
-        lines.append(
-            f'{{"ph":"X","name":{self._quoted[tid]},"cat":"step","pid":{PID},'
-            f'"tid":{tid},"ts":{start / 1000},"dur":{(end - start) / 1000},'
-            f'"args":{{"step":{steps},"outcome":"{outcome}"}}}},\n'
-        )
-        if len(lines) >= FLUSH_EVERY:
-            self.recorder.flush()
+        frame_id, start, _code = stack.pop()
+        self._top_code = stack[-1][2] if stack else None
         if outcome == "suspended":
-            if isinstance(value, asyncio.Task):
-                self._awaiting[tid] = id(value)
-            return
-        self._tids.pop(frame_id, None)
-        try:
-            task = asyncio.current_task()
-        except RuntimeError:
-            task = None
-        if task is not None and self._task_tids.get(id(task)) == tid:
-            self._final[id(task)] = (tid, start / 1000)
-        self.recorder.emit(
-            {
-                "ph": "E",
-                "name": self._names[tid],
-                "cat": "task",
-                "pid": PID,
-                "tid": tid,
-                "ts": end / 1000,
-                "args": {"outcome": outcome},
-            }
-        )
+            # What the task waits on: if it is a task, the Formatter draws an
+            # arrow from that task's last step to this task's next one.
+            awaited = id(value) if isinstance(value, _Task) else 0
+        else:
+            awaited = 0
+            self._frames.discard(frame_id)
+        self._record((FRAME_STEP, frame_id, start, end, outcome, awaited))
+        # Why the time too: a slow program may take minutes to fill a batch;
+        # what is handed on survives even a SIGKILL.
+        if len(self._records) >= FLUSH_EVERY or end - self._flushed > _FLUSH_NS:
+            self._flushed = end
+            self.recorder.flush()

@@ -7,27 +7,36 @@
 
 Builds on nothing of ours. It knows the few event kinds the tracers write
 (complete slices, begin/end of a task's life, flows, instants, metadata), a
-``Recorder`` that keeps them in memory and, optionally, streams them to a file
-that stays loadable when the program dies, and ``load_trace``, which reads such
-a file back, even a truncated one.
+``JsonSink`` that counts, keeps and writes them as a file that stays loadable
+when the program dies, and ``load_trace``, which reads such a file back, even a
+truncated one.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import warnings
-from collections.abc import Iterable
-from typing import Any
+
+# Why not import typing: the writer process (trace.recorder) imports this
+# module and trace.formatter at start-up, and typing alone took 11 ms of its
+# 40. The annotations are strings (the __future__ import above), read only by
+# type checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, Any
 
 __all__ = [
-    "FLUSH_EVERY",
+    "CLOSING",
     "LOOP_TID",
+    "OPENING",
     "PID",
-    "Recorder",
+    "JsonSink",
     "TraceSizeWarning",
+    "encode",
+    "flow_lines",
     "load_trace",
     "quote",
+    "track_events",
 ]
 
 # Every event of our traces belongs to one process; the loop's own track is
@@ -35,7 +44,10 @@ __all__ = [
 PID = 1
 LOOP_TID = 1
 
-FLUSH_EVERY = 2048
+# What a file begins and ends with: the events come last in the object, so a
+# file cut short lacks only CLOSING.
+OPENING = '{"traceEvents":[\n'
+CLOSING = "\n]}\n"
 
 
 # %% book/13_tracing.ipynb cell 10
@@ -43,10 +55,11 @@ class TraceSizeWarning(UserWarning):
     """A trace reached its size limit and stopped recording."""
 
 
-def _encode(event: dict[str, Any]) -> str:
+def encode(event: dict[str, Any]) -> str:
+    """Return event as compact ASCII JSON, the form of one line of the file."""
     # Why ensure_ascii: then every line has as many bytes as characters, and
     # the size limit can count characters.
-    return json.dumps(event, separators=(",", ":")) + ",\n"
+    return json.dumps(event, separators=(",", ":"))
 
 
 # %% book/13_tracing.ipynb cell 11
@@ -55,8 +68,8 @@ def quote(text: str) -> str:
     return json.dumps(text)
 
 
-def track_events(tid: int, name: str, qualname: str, ts: float) -> list[dict[str, Any]]:
-    """Return the events that open a task's track: its name, its order, its start."""
+def track_events(tid: int, name: str, qualname: str) -> list[dict[str, Any]]:
+    """Return the metadata that names a task's track and puts it in order."""
     return [
         {
             "ph": "M",
@@ -72,210 +85,168 @@ def track_events(tid: int, name: str, qualname: str, ts: float) -> list[dict[str
             "tid": tid,
             "args": {"sort_index": tid},
         },
-        {
-            "ph": "B",
-            "name": name,
-            "cat": "task",
-            "pid": PID,
-            "tid": tid,
-            "ts": ts,
-            "args": {"coroutine": qualname},
-        },
     ]
 
 
 def flow_lines(flow: int, src_tid: int, src_ts: float, tid: int, ts: float) -> str:
-    """Return the two lines of a wake-up arrow, from (src_tid, src_ts) to (tid, ts)."""
+    """Return the two events of a wake-up arrow, from (src_tid, src_ts) to (tid, ts)."""
     return (
         f'{{"ph":"s","id":{flow},"name":"wake-up","cat":"wakeup","pid":{PID},'
         f'"tid":{src_tid},"ts":{src_ts}}},\n'
         f'{{"ph":"f","bp":"e","id":{flow},"name":"wake-up","cat":"wakeup",'
-        f'"pid":{PID},"tid":{tid},"ts":{ts}}},\n'
+        f'"pid":{PID},"tid":{tid},"ts":{ts}}}'
     )
 
 
-class Recorder:
-    """Collect trace events; optionally stream them to a JSON file as they come.
+class JsonSink:
+    """Where a trace's lines go: counted against a size limit, kept, written.
 
-    The file is in the Trace Event "JSON Array" format: ``[``, then one event
-    per line, each line ending in a comma, and a closing ``{}]`` from close().
-    Tracers hand over events as dicts (``emit``) or, on their hot paths, as
-    lines they formatted themselves: they append ASCII JSON plus ",\n" to
-    ``pending`` and call ``flush()`` once it holds ``FLUSH_EVERY`` items.
+    The file is in the Trace Event "JSON Object" format, with the events last:
+    ``{"traceEvents":[``, then one event per line with a comma between each
+    two, and ``]}`` from close(). Until then the file lacks only that ending;
+    ``load_trace`` adds it, and Perfetto reads the file as it is.
+
+    A task's life is one complete ("X") event on its track, category "task",
+    from its first step to its end, written when the task ends: a "B"/"E" pair
+    starting at the same time as the first step would be taken, by Perfetto,
+    for a slice *inside* that step.
     """
 
     def __init__(
         self,
-        path: str | os.PathLike[str] | None = None,
+        file: IO[str] | None = None,
         *,
         max_bytes: int | None = None,
         keep: bool = True,
     ) -> None:
         if max_bytes is not None and max_bytes < 64:
             raise ValueError(f"max_bytes must be at least 64, got {max_bytes!r}")
-        self.path = None if path is None else os.fspath(path)
+        self.file = file
         self.max_bytes = max_bytes
-        self.keep = keep or path is None
-        # Invariant: lines holds every recorded line in order (when keep);
-        # _pending holds what is not yet encoded, counted and written.
+        self.keep = keep
+        # Invariant: lines holds every line written (when keep), in order;
+        # bytes counts them and their separators, plus the OPENING and the
+        # CLOSING of the file.
         self.lines: list[str] = []
-        self.pending: list[str | dict[str, Any]] = []
-        self.bytes = 2  # "[\n"
+        self.bytes = len(OPENING) + len(CLOSING)
         self.truncated = False
         self.closed = False
-        # Invariant: _open_tracks holds the tracks whose "B" event was written
-        # and whose "E" was not; close() ends them, so every track closes.
-        self._open_tracks: dict[int, str] = {}
-        # The end of the last event; the tracers keep it up to date.
-        self.last_ts: float = 0
-        self._events: list[dict[str, Any]] | None = None
-        self._file = None
-        if self.path is not None:
-            # Why no with: the file stays open while the program runs; close()
-            # (called on every way out of tracing()) finishes and closes it.
-            self._file = open(self.path, "w", encoding="ascii")  # noqa: SIM115
-            self._file.write("[\n")
-            self._file.flush()
+        # Invariant: open_tracks holds the tasks whose track was named and
+        # whose life was not written yet: tid -> (name, qualname, start);
+        # close() writes their lives, so every task ends.
+        self.open_tracks: dict[int, tuple[str, str, float]] = {}
+        self._unwritten: list[str] = []
+        self._separator = ""  # "" before the first line, ",\n" after it
+        if file is not None:
+            file.write(OPENING)
+            file.flush()
 
-    def emit(self, event: dict[str, Any]) -> None:
-        """Record one event, unless the size limit has stopped recording."""
-        pending = self.pending
-        pending.append(event)
-        if len(pending) >= FLUSH_EVERY:
-            self.flush()
+    def write(self, line: str) -> bool:
+        """Take one line, unless the size limit stops it; say whether it was taken."""
+        if self.truncated:
+            return False
+        size = self.bytes + len(line) + 2
+        if self.max_bytes is not None and size > self.max_bytes:
+            self.truncated = True
+            return False
+        self.bytes = size
+        self._unwritten.append(self._separator + line)
+        self._separator = ",\n"
+        return True
 
-    def emit_final(self, events: Iterable[dict[str, Any]]) -> None:
-        """Record closing events (ends of open tracks), even past the size limit."""
-        # Why: a trace cut off by the limit must still close what it opened,
-        # or viewers show every open task as running forever. These events are
-        # bounded by the number of tasks, never by the program's run time.
-        if self.closed:
+    def write_final(self, line: str) -> None:
+        """Take a closing line (a task's life, an error) even past the limit."""
+        # Why: a trace cut off by the limit must still end what it began, or
+        # viewers show no life for those tasks. These lines are bounded by the
+        # number of tasks, never by the program's run time.
+        self.bytes += len(line) + 2
+        self._unwritten.append(self._separator + line)
+        self._separator = ",\n"
+
+    def begin_track(self, tid: int, name: str, qualname: str, ts: float) -> None:
+        """Name a task's track; its life, from ts, is written by end_track."""
+        for event in track_events(tid, name, qualname):
+            if not self.write(encode(event)):
+                return
+        self.open_tracks[tid] = (name, qualname, ts)
+
+    def end_track(self, tid: int, ts: float, outcome: str, *, final: bool = False) -> None:
+        """Write the life of a task whose track is open, from its start to ts."""
+        track = self.open_tracks.get(tid)
+        if track is None:
+            return  # never named: the limit cut it off
+        name, qualname, start = track
+        line = encode(
+            {
+                "ph": "X",
+                "name": name,
+                "cat": "task",
+                "pid": PID,
+                "tid": tid,
+                "ts": start,
+                "dur": max(ts - start, 0),
+                "args": {"coroutine": qualname, "outcome": outcome},
+            }
+        )
+        if final:
+            self.write_final(line)
+        elif not self.write(line):
             return
-        self.flush()
-        self._write(list(events), final=True)
+        del self.open_tracks[tid]
 
     def flush(self) -> None:
-        """Encode pending events, count their bytes, and write them out."""
-        pending = self.pending
-        if pending:
-            batch = pending[:]
-            pending.clear()
-            if not (self.truncated or self.closed):
-                self._write(batch, final=False)
-
-    def _write(self, batch: list[str | dict[str, Any]], *, final: bool) -> None:
-        lines = []
-        size = self.bytes
-        limit = None if final else self.max_bytes
-        open_tracks = self._open_tracks
-        for item in batch:
-            if isinstance(item, str):
-                line = item
-            else:
-                phase = item.get("ph")
-                if final and phase in ("X", "E") and item["tid"] not in open_tracks:
-                    continue  # its track was never written: the limit cut it off
-                if phase == "B":
-                    open_tracks[item["tid"]] = item["name"]
-                elif phase == "E":
-                    open_tracks.pop(item["tid"], None)
-                line = _encode(item)
-            size += len(line)
-            if limit is not None and size > limit:
-                self._stop(lines, batch)
-                return
-            lines.append(line)
-        self.bytes = size
-        self._output(lines)
-
-    def _stop(self, lines: list[str], batch: list[Any]) -> None:
-        """The limit is reached: keep what fits, undo the rest, stop recording."""
-        # Only the event that crossed the limit was counted and not written:
-        # undo what it did to the open tracks.
-        crossing = batch[len(lines)]
-        if isinstance(crossing, dict) and crossing.get("ph") == "B":
-            self._open_tracks.pop(crossing["tid"], None)
-        elif isinstance(crossing, dict) and crossing.get("ph") == "E":
-            self._open_tracks[crossing["tid"]] = crossing["name"]
-        self.bytes += sum(len(line) for line in lines)
-        self._output(lines)
-        self.truncated = True
-        warnings.warn(
-            f"trace reached its size limit of {self.max_bytes} bytes; "
-            "recording stopped",
-            TraceSizeWarning,
-            stacklevel=5,
-        )
-
-    def _output(self, lines: list[str]) -> None:
+        """Hand the lines taken so far to the file (and to lines, if kept)."""
+        lines = self._unwritten
+        if not lines:
+            return
         if self.keep:
             self.lines.extend(lines)
-            self._events = None
-        if self._file is not None and lines:
-            self._file.write("".join(lines))
-            self._file.flush()
+        if self.file is not None:
+            self.file.write("".join(lines))
+            self.file.flush()
+        lines.clear()
 
-    @property
-    def events(self) -> list[dict[str, Any]]:
-        """The recorded events as dicts (parsed once, after recording)."""
-        if self._events is None:
-            self.flush()
-            self._events = json.loads("[" + "".join(self.lines) + "{}]")[:-1]
-        return self._events
-
-    def close(self) -> None:
-        """End the open tracks, finish the file as strict JSON; idempotent."""
+    def close(self, ts: float) -> None:
+        """End the open tracks at ts and finish the file as strict JSON; idempotent."""
         if self.closed:
             return
-        self.flush()
         outcome = "truncated" if self.truncated else "pending"
-        self._write(
-            [
-                {
-                    "ph": "E",
-                    "name": name,
-                    "cat": "task",
-                    "pid": PID,
-                    "tid": tid,
-                    "ts": self.last_ts,
-                    "args": {"outcome": outcome},
-                }
-                for tid, name in sorted(self._open_tracks.items())
-            ],
-            final=True,
-        )
-        self.closed = True
-        if self._file is not None:
-            # Why "{}": every event line ends in a comma, so the array needs one
-            # more element before "]". An empty object is ignored by viewers.
-            self._file.write("{}]\n")
-            self._file.close()
-            self._file = None
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write every kept event to path as strict JSON."""
+        for tid in sorted(self.open_tracks):
+            self.end_track(tid, ts, outcome, final=True)
         self.flush()
-        with open(path, "w", encoding="ascii") as file:
-            file.write("[\n")
-            file.writelines(self.lines)
-            file.write("{}]\n")
+        self.closed = True
+        if self.file is not None:
+            self.file.write(CLOSING)
+            self.file.close()
+            self.file = None
+
+    def text(self) -> str:
+        """The kept lines as a whole, strict JSON file."""
+        self.flush()
+        return OPENING + "".join(self.lines) + CLOSING
 
 
 # %% book/13_tracing.ipynb cell 13
 def load_trace(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Read a trace file back as a list of events, repairing a truncated one.
 
-    A file our Recorder was still writing when the process died ends after
-    some complete line (or in the middle of one): drop the partial line and
-    close the array. Viewers do the same; the Trace Event format allows it.
+    A file whose writer died while writing it lacks its ending and may stop in
+    the middle of a line: drop the partial line and close the array. Viewers
+    do the same. Files in the plain "JSON Array" format load too.
     """
     with open(path, encoding="utf-8") as file:
         text = file.read()
+    ending = "]}" if text.lstrip().startswith("{") else "]"
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
-        complete = text[: text.rfind(",\n") + 1] if ",\n" in text else "["
-        data = json.loads(complete.rstrip(",") + "]")
+        try:  # the writer stopped after a complete line: just end the file
+            data = json.loads(text.rstrip().rstrip(",") + ending)
+        except json.JSONDecodeError:  # it stopped inside a line: drop that line
+            cut = text.rfind(",\n")
+            if cut < 0:
+                cut = text.index("[") + 1
+            data = json.loads(text[:cut] + ending)
     if isinstance(data, dict):
         data = data.get("traceEvents", [])
     return [event for event in data if event]

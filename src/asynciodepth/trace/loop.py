@@ -2,13 +2,14 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/13_tracing.ipynb cell 17
+# %% book/13_tracing.ipynb cell 25
 """The loop-level tracer: chapter "Tracing".
 
 Builds on ``events.py`` (the ``LoopObserver`` hook of our loop) and on
-``trace.format`` (the Recorder). A ``LoopTracer`` is an observer: our loop
-tells it about every task step, callback, poll and timer, and it writes them as
-Chrome Trace Events, one track per task, with arrows for wake-ups.
+``trace.formatter`` (the record kinds) and ``trace.recorder``. A ``LoopTracer`` is an
+observer: our loop tells it about every task step, callback, poll and timer,
+and it notes each as a record; the Formatter makes them Chrome Trace Events,
+one track per task, with arrows for wake-ups.
 """
 
 from __future__ import annotations
@@ -16,20 +17,21 @@ from __future__ import annotations
 from typing import Any
 
 from asynciodepth.events import LoopObserver, TimerHandle
-from asynciodepth.trace.format import (
+from asynciodepth.trace.format import LOOP_TID, PID
+from asynciodepth.trace.formatter import (
+    CALLBACK,
     FLUSH_EVERY,
-    LOOP_TID,
-    PID,
-    Recorder,
-    flow_lines,
-    quote,
-    track_events,
+    POLL,
+    SCHEDULED,
+    STEP,
+    TASK,
 )
+from asynciodepth.trace.recorder import Recorder
 
 __all__ = ["LoopTracer"]
 
 
-# %% book/13_tracing.ipynb cell 18
+# %% book/13_tracing.ipynb cell 26
 def _callback_name(handle: Any) -> str:
     callback = getattr(handle, "_callback", None)
     if callback is None:
@@ -43,158 +45,79 @@ def _is_done_future(obj: Any) -> bool:
     return obj.done()
 
 
-# %% book/13_tracing.ipynb cell 19
 def _outcome(task: Any) -> str:
-    """Say how a step ended: the task is suspended, or it finished, and how."""
-    if not task.done():
-        return "suspended"
+    """Say how a finished task ended."""
     if task.cancelled():
         return "cancelled"
     return "raised" if task.exception() is not None else "returned"
 
 
+# %% book/13_tracing.ipynb cell 27
 class LoopTracer(LoopObserver):
-    """Record what our loop does as Chrome Trace Events.
+    """Record what our loop does, for the Formatter to draw.
 
     Install it with ``EventLoop(observer=tracer)`` or ``loop.set_observer``.
-    Under a ``VirtualClock`` every step takes zero seconds; the tracer then
-    lays events out one microsecond apart in the order they ran, so each has
-    a width and the order survives in the viewer.
+    Each hook costs one small tuple: everything else (tracks, arrows, JSON)
+    happens later, in the Formatter.
     """
 
-    def __init__(self, recorder: Recorder, *, virtual: bool | None = None) -> None:
+    def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder
-        self._lines = recorder.pending
-        self.virtual = virtual
-        self._origin: float | None = None
-        # Invariant: _cursor is the end (µs) of the last slice laid out; under
-        # the virtual clock no slice starts before it.
-        self._cursor: float = 0
-        # id(task) -> [track, quoted name, steps so far, task]
-        self._tracks: dict[int, list[Any]] = {}
-        self._next_tid = LOOP_TID + 1
-        self._flow_id = 0
-        # Wake-up attribution: which slice put each ready handle in the queue.
-        # id(handle) -> (track, ts, whether it came from an I/O event)
-        self._source: dict[int, tuple[int, float, bool]] = {}
-        # Invariant: _fresh holds the handles queued (on_schedule) since the
-        # last slice was recorded; that slice becomes their source.
-        self._fresh: list[Any] = []
-
-    # -- time -------------------------------------------------------------
-
-    def _span(self, loop: Any, start: float, end: float) -> tuple[float, float]:
-        """Turn loop times into (ts, dur) in microseconds."""
-        if self._origin is None:
-            self._origin = start
-            if self.virtual is None:
-                self.virtual = loop.get_clock() is not None
-        if self.virtual:
-            # Why round: virtual times are sums of sleeps; whole microseconds
-            # keep the file identical on every run.
-            ts = max(round((start - self._origin) * 1e6), self._cursor)
-            dur = max(round((end - start) * 1e6), 1)
-        else:
-            # Whole nanoseconds: as fine as the clock goes, and short lines.
-            ts = int((start - self._origin) * 1e9) / 1000
-            dur = int((end - start) * 1e9) / 1000
-        self._cursor = ts + dur
-        return ts, dur
-
-    # -- wake-up attribution ---------------------------------------------
+        self._records = recorder.records
+        self._record = recorder.records.append
+        # Invariant: _tasks holds id() of the tasks with a track open.
+        self._tasks: set[int] = set()
 
     def on_schedule(self, loop: Any, handle: Any, scheduled_by: Any) -> None:
-        """Remember a handle queued during the slice being run."""
-        # Why not timers: a timer's source is its deadline, not a slice.
-        if scheduled_by != "timer":
-            self._fresh.append(handle)
-
-    def _claim_fresh(self, source: tuple[int, float, bool]) -> None:
-        """Attribute every handle queued since the last slice to source."""
-        sources = self._source
-        for handle in self._fresh:
-            sources[id(handle)] = source
-        self._fresh.clear()
-
-    def _flow(self, source: tuple[int, float, bool], tid: int, ts: float) -> None:
-        self._flow_id += 1
-        self._lines.append(flow_lines(self._flow_id, source[0], source[1], tid, ts))
-
-    # -- the hook ---------------------------------------------------------
+        """Note a handle queued now, if it may draw an arrow when it runs."""
+        # Why these: a step woken by a future and a future's done callback
+        # have the future in their arguments; an I/O callback comes from the
+        # poll. A timer's source is its deadline, and a bare call_soon(step)
+        # (sleep(0)) wakes nobody else: no record.
+        if scheduled_by != "timer" and (handle._args or scheduled_by == "io"):
+            self._record((SCHEDULED, id(handle)))
 
     def on_task_step(
         self, loop: Any, task: Any, woken_by: Any, start: float, end: float
     ) -> None:
-        """Record one step of a task on the task's own track."""
-        ts, dur = self._span(loop, start, end)
-        track = self._tracks.get(id(task))
-        if track is None:
-            track = self._new_track(task, ts)
-        tid = track[0]
-        track[2] += 1
-        done = task.done()
-        outcome = _outcome(task) if done else "suspended"
-        lines = self._lines
-        lines.append(
-            f'{{"ph":"X","name":{track[1]},"cat":"step","pid":{PID},"tid":{tid},'
-            f'"ts":{ts},"dur":{dur},"args":{{"step":{track[2]},'
-            f'"outcome":"{outcome}"}}}},\n'
-        )
-        handle = loop.current_handle()
-        if woken_by is not None:
-            source = self._source.pop(id(handle), None)
-            if source is not None:
-                self._flow(source, tid, ts)
-        elif getattr(getattr(handle, "_callback", None), "__self__", None) is task:
-            # Not for an eager task's first step: it runs inside another
-            # task's step, whose handle is the current one and keeps its source.
-            self._source.pop(id(handle), None)
-        if self._fresh:
-            self._claim_fresh((tid, ts, False))
-        if done:
-            del self._tracks[id(task)]
-            self.recorder.emit(
-                {
-                    "ph": "E",
-                    "name": task.get_name(),
-                    "cat": "task",
-                    "pid": PID,
-                    "tid": tid,
-                    "ts": self._cursor,
-                    "args": {"outcome": outcome},
-                }
+        """Note one step of a task: when, how it ended, what woke it."""
+        key = id(task)
+        if key not in self._tasks:
+            self._tasks.add(key)
+            coro = task.get_coro()
+            qualname = getattr(coro, "__qualname__", type(coro).__name__)
+            self._record((TASK, key, task.get_name(), qualname))
+        if task.done():
+            # The outcome tells suspension from completion; the track ends.
+            self._tasks.discard(key)
+            outcome = _outcome(task)
+        else:
+            outcome = None
+        self._record(
+            (
+                STEP,
+                key,
+                start,
+                end,
+                outcome,
+                0 if woken_by is None else id(loop.current_handle()),
             )
-        if len(lines) >= FLUSH_EVERY:
-            self.recorder.last_ts = self._cursor
-            self.recorder.flush()
-
-    def _new_track(self, task: Any, ts: float) -> list[Any]:
-        tid = self._next_tid
-        self._next_tid += 1
-        name = task.get_name()
-        coro = task.get_coro()
-        qualname = getattr(coro, "__qualname__", type(coro).__name__)
-        track = self._tracks[id(task)] = [tid, quote(name), 0, task]
-        for event in track_events(tid, name, qualname, ts):
-            self.recorder.emit(event)
-        return track
+        )
 
     def on_callback(self, loop: Any, handle: Any, start: float, end: float) -> None:
-        """Record a plain callback (or a timer's) on the loop's track."""
-        ts, dur = self._span(loop, start, end)
-        kind = "timer" if isinstance(handle, TimerHandle) else "callback"
-        self._lines.append(
-            f'{{"ph":"X","name":{quote(_callback_name(handle))},"cat":"{kind}",'
-            f'"pid":{PID},"tid":{LOOP_TID},"ts":{ts},"dur":{dur}}},\n'
-        )
-        source = self._source.pop(id(handle), None)
+        """Note a plain callback (or a timer's), drawn on the loop's track."""
         args = handle._args
-        if source is not None and (source[2] or args and _is_done_future(args[0])):
-            # An I/O callback, or a future's done callback: an arrow from the
-            # poll that found the I/O, or from what completed the future.
-            self._flow(source, LOOP_TID, ts)
-        if self._fresh:
-            self._claim_fresh((LOOP_TID, ts, False))
+        self._record(
+            (
+                CALLBACK,
+                _callback_name(handle),
+                "timer" if isinstance(handle, TimerHandle) else "callback",
+                start,
+                end,
+                id(handle),
+                bool(args) and _is_done_future(args[0]),
+            )
+        )
 
     def on_poll(
         self,
@@ -204,27 +127,24 @@ class LoopTracer(LoopObserver):
         end: float,
         nevents: int,
     ) -> None:
-        """Record a wait in the poll: how long the loop was blocked."""
-        if end <= start and nevents == 0:
-            return
-        ts, dur = self._span(loop, start, end)
-        shown = "null" if timeout is None else repr(round(timeout, 6))
-        self._lines.append(
-            f'{{"ph":"X","name":"poll","cat":"poll","pid":{PID},"tid":{LOOP_TID},'
-            f'"ts":{ts},"dur":{dur},"args":{{"timeout":{shown},'
-            f'"events":{nevents}}}}},\n'
-        )
-        if self._fresh:
-            # What the poll queued are I/O callbacks: arrows from the poll.
-            self._claim_fresh((LOOP_TID, ts, nevents > 0))
+        """Note a wait in the poll: how long the loop was blocked."""
+        if end > start or nevents:
+            self._record((POLL, timeout, start, end, nevents))
+        # Why here: our loop polls at least every 64 callbacks, so this bounds
+        # the records held, and the steps themselves skip the check. A poll
+        # that could wait finds the loop idle: a good time to hand records on,
+        # so that a slow program's trace is on its way while it runs.
+        records = self._records
+        if len(records) >= FLUSH_EVERY or (records and timeout != 0):
+            self.recorder.flush()
 
     def on_timer_fired(self, loop: Any, handle: Any, now: float) -> None:
-        """Nothing to draw: the timer's callback is drawn when it runs."""
+        """Nothing to note: the timer's callback is noted when it runs."""
 
     # -- the beginning and the end ------------------------------------------
 
     def begin(self) -> None:
-        """Write the metadata that names the process and the loop's track."""
+        """Note the metadata that names the process and the loop's track."""
         emit = self.recorder.emit
         emit(
             {
@@ -255,7 +175,4 @@ class LoopTracer(LoopObserver):
 
     def finish(self) -> None:
         """Forget the tasks still pending; the Recorder ends their tracks."""
-        self.recorder.last_ts = self._cursor
-        self._tracks.clear()
-        self._source.clear()
-        self._fresh.clear()
+        self._tasks.clear()

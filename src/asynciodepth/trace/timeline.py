@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/13_tracing.ipynb cell 24
+# %% book/13_tracing.ipynb cell 32
 """Summaries and timeline figures of traces: chapter "Tracing".
 
 Builds on ``trace.format``: everything here reads the Chrome Trace Events the
@@ -27,7 +27,7 @@ _COLOURS = {
 }
 
 
-# %% book/13_tracing.ipynb cell 25
+# %% book/13_tracing.ipynb cell 33
 @dataclass
 class TaskStats:
     """What one task did: its steps, and its time running against waiting."""
@@ -45,7 +45,7 @@ class TaskStats:
         return max(self.lifetime - self.running, 0.0)
 
 
-# %% book/13_tracing.ipynb cell 26
+# %% book/13_tracing.ipynb cell 34
 @dataclass
 class Summary:
     """Per-task statistics and the longest steps of a trace."""
@@ -78,7 +78,7 @@ class Summary:
         return "\n".join(lines)
 
 
-# %% book/13_tracing.ipynb cell 27
+# %% book/13_tracing.ipynb cell 35
 def _tracks(events: list[dict[str, Any]]) -> dict[int, str]:
     names = {}
     for event in events:
@@ -90,24 +90,25 @@ def _tracks(events: list[dict[str, Any]]) -> dict[int, str]:
 def summarize(events: list[dict[str, Any]], *, top: int = 3) -> Summary:
     """Compute per-task statistics from trace events."""
     stats: dict[int, TaskStats] = {}
-    begins: dict[int, float] = {}
+    # Why first: a task's life is written when it ends, after its steps.
+    for event in events:
+        if event.get("ph") == "X" and event.get("cat") == "task":
+            row = stats[event["tid"]] = TaskStats(event["name"])
+            row.lifetime = event["dur"]
+            row.outcome = event["args"]["outcome"]
     steps: list[tuple[float, str, int]] = []
     polls, polled = 0, 0.0
     for event in events:
-        phase, tid = event.get("ph"), event.get("tid")
-        if phase == "B":
-            stats[tid] = TaskStats(event["name"])
-            begins[tid] = event["ts"]
-        elif phase == "E" and tid in stats:
-            stats[tid].lifetime = event["ts"] - begins[tid]
-            stats[tid].outcome = event.get("args", {}).get("outcome", "?")
-        elif phase == "X" and event.get("cat") == "step" and tid in stats:
+        if event.get("ph") != "X":
+            continue
+        category, tid = event.get("cat"), event.get("tid")
+        if category == "step" and tid in stats:
             row = stats[tid]
             row.steps += 1
             row.running += event["dur"]
             row.longest = max(row.longest, event["dur"])
             steps.append((event["dur"], row.name, event["args"]["step"]))
-        elif phase == "X" and event.get("cat") == "poll":
+        elif category == "poll":
             polls += 1
             polled += event["dur"]
     # Why sort on (-duration, name, step): equal durations (the virtual
@@ -116,7 +117,7 @@ def summarize(events: list[dict[str, Any]], *, top: int = 3) -> Summary:
     return Summary([stats[tid] for tid in sorted(stats)], steps[:top], polls, polled)
 
 
-# %% book/13_tracing.ipynb cell 28
+# %% book/13_tracing.ipynb cell 36
 def plot_timeline(
     events: list[dict[str, Any]],
     *,
@@ -149,21 +150,18 @@ def plot_timeline(
     else:
         fig = ax.figure
     ms = 1000.0
-    begins: dict[int, float] = {}
     for event in timed:
         phase, tid = event["ph"], event.get("tid")
         if tid not in rows:
             continue
         y = rows[tid]
         x = (event["ts"] - t0) / ms
-        if phase == "B":
-            begins[tid] = x
-        elif phase == "E" and tid in begins:
-            ax.plot([begins[tid], x], [y, y], color="0.75", lw=1, zorder=1)
-        elif phase == "X":
+        if phase == "X":
             width = max(event.get("dur", 0), minimum) / ms
             category = event.get("cat")
-            if category == "poll":
+            if category == "task":  # the task's life: a thin line under its steps
+                ax.plot([x, x + event["dur"] / ms], [y, y], color="0.75", lw=1, zorder=1)
+            elif category == "poll":
                 ax.broken_barh(
                     [(x, width)],
                     (y - 0.15, 0.3),
