@@ -70,6 +70,7 @@ class CoroutineTracer:
         self._frames: set[int] = set()  # id() of the frames with a track
         self.tool_id: int | None = None
         self._flushed = 0  # when records were last handed on (perf_counter_ns)
+        self._unwinding: type = BaseException  # 3.11: the last exception seen
 
     # -- switching on and off -------------------------------------------------
 
@@ -230,6 +231,12 @@ class CoroutineTracer:
         return self._trace_frame
 
     def _trace_frame(self, frame: Any, event: str, arg: Any) -> Any:
+        if event == "exception":
+            # An exception raised in, or passing through, this frame: if the
+            # frame then leaves anywhere but at a yield or a return, this is
+            # the exception that unwinds it.
+            self._unwinding = arg[0]
+            return self._trace_frame
         stack = self._stack
         if event == "return" and stack and stack[-1][0] == id(frame):
             # On 3.11 a coroutine frame leaves at a YIELD_VALUE when it
@@ -240,6 +247,8 @@ class CoroutineTracer:
                 self._leave("suspended", arg)
             elif opcode == _RETURN_VALUE:
                 self._leave("returned", None)
+            elif issubclass(self._unwinding, asyncio.CancelledError):
+                self._leave("cancelled", None)
             else:
                 self._leave("raised", None)
         return self._trace_frame

@@ -134,12 +134,18 @@ class Formatter:
         track = self._tracks[key] = [tid, quote(name), 0, name, qualname]
         return track
 
-    def _slice(self, track: list[Any], ts: float, dur: float, outcome: str) -> int:
+    def _slice(
+        self, track: list[Any], ts: float, dur: float, outcome: str, end: float
+    ) -> int:
         """Write one step of a track; name the track first if it is new."""
         tid = track[0]
         if track[4] is not None:
             self.sink.begin_track(tid, track[3], track[4], ts)
             track[4] = None
+            if outcome not in ("suspended", "interrupted"):
+                # A task of one step: its life, as long as the step, goes
+                # first, so that viewers draw the step inside it.
+                self.sink.end_track(tid, end, outcome)
         track[2] += 1
         line = (
             f'{{"ph":"X","name":{track[1]},"cat":"step","pid":{PID},"tid":{tid},'
@@ -183,7 +189,7 @@ class Formatter:
         _, key, start, end, outcome, woken_handle = record
         ts, dur = self._span(start, end)
         track = self._tracks[key]
-        tid = self._slice(track, ts, dur, outcome or "suspended")
+        tid = self._slice(track, ts, dur, outcome or "suspended", self._cursor)
         if woken_handle:
             source = self._sources.pop(woken_handle, None)
             if source is not None:
@@ -245,7 +251,7 @@ class Formatter:
             # The task this one awaited has finished: an arrow from its last
             # step to this step.
             self._flow(self._final[woke], tid, ts)
-        self._slice(track, ts, dur, outcome)
+        self._slice(track, ts, dur, outcome, end / 1000)
         if outcome == "suspended":
             if awaited:
                 self._awaiting[tid] = awaited
