@@ -256,6 +256,7 @@ def main_bench() -> None:
             f" | {size / 1e6:.1f} | {per_step} |"
         )
 
+
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "--child":
         child(sys.argv[2], sys.argv[3])

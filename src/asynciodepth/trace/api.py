@@ -22,8 +22,8 @@ from typing import Any, Self
 
 from asynciodepth.trace.coroutines import CoroutineTracer, TracingError
 from asynciodepth.trace.loop import LoopTracer
-from asynciodepth.trace.timeline import Summary, plot_timeline, summarize
 from asynciodepth.trace.recorder import Recorder
+from asynciodepth.trace.timeline import Summary, plot_timeline, summarize
 
 __all__ = ["Trace", "traced", "tracing"]
 

@@ -146,6 +146,7 @@ class CoroutineTracer:
         # tracing session may have disabled code that is a coroutine now.
         mon.restart_events()
         mon.set_events(tool_id, events)
+
     # -- the 3.12+ hook: sys.monitoring ---------------------------------------
 
     def _on_start(self, code: Any, offset: int) -> Any:
@@ -206,6 +207,7 @@ class CoroutineTracer:
         if code is self._top_code and self._stack[-1][0] == id(_getframe(1)):
             cancelled = isinstance(exc, asyncio.CancelledError)
             self._leave("cancelled" if cancelled else "raised", None)
+
     # -- the 3.11 hook: sys.settrace -----------------------------------------
 
     def _trace(self, frame: Any, event: str, arg: Any) -> Any:
@@ -252,6 +254,7 @@ class CoroutineTracer:
             else:
                 self._leave("raised", None)
         return self._trace_frame
+
     # -- recording -------------------------------------------------------------
 
     def _new_track(self, frame: Any) -> None:

@@ -170,7 +170,9 @@ class JsonSink:
                 return
         self.open_tracks[tid] = (name, qualname, ts)
 
-    def end_track(self, tid: int, ts: float, outcome: str, *, final: bool = False) -> None:
+    def end_track(
+        self, tid: int, ts: float, outcome: str, *, final: bool = False
+    ) -> None:
         """Write the life of a task whose track is open, from its start to ts."""
         track = self.open_tracks.get(tid)
         if track is None:

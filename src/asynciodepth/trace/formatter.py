@@ -313,7 +313,7 @@ def writer_main() -> None:
             pass  # the traced process is gone: nobody to tell
 
     options = read_frame(source)
-    file = open(options["path"], "w", encoding="ascii")  # noqa: SIM115
+    file = open(options["fd"], "w", encoding="ascii")  # noqa: SIM115
     sink = JsonSink(file, max_bytes=options["max_bytes"], keep=False)
     formatter = Formatter(sink, virtual=options["virtual"])
     told = False
@@ -321,7 +321,8 @@ def writer_main() -> None:
         batch = read_frame(source)
         if batch is None:
             # The pipe ended without a CLOSE: the traced process died.
-            formatter.feed([(ERROR, "the traced process ended without closing the trace")])
+            lost = "the traced process ended without closing the trace"
+            formatter.feed([(ERROR, lost)])
             break
         closing = bool(batch) and batch[-1][0] == CLOSE
         formatter.feed(batch[:-1] if closing else batch)

@@ -69,10 +69,14 @@ class Recorder:
         if self.path is not None and process:
             try:
                 self._writer = _WriterProcess(self.path, max_bytes, virtual)
-            except OSError:
+            except FileNotFoundError as error:
+                if error.filename != sys.executable:
+                    raise  # the trace's path, not the interpreter
                 self._writer = None  # no interpreter to start (embedded Python?)
         if self._writer is None:
-            file = None if self.path is None else open(self.path, "w", encoding="ascii")  # noqa: SIM115
+            file = None
+            if self.path is not None:
+                file = open(self.path, "w", encoding="ascii")  # noqa: SIM115
             sink = JsonSink(file, max_bytes=max_bytes)
             self._formatter = Formatter(sink, virtual=virtual)
 
@@ -173,14 +177,20 @@ class _WriterProcess:
 
     def __init__(self, path: str, max_bytes: int | None, virtual: bool) -> None:
         root = str(Path(__file__).resolve().parents[2])
-        self.process = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", _WRITER_MAIN, root],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            # Why a session of its own: Ctrl-C in a terminal signals the whole
-            # foreground process group; the writer must live to finish the file.
-            start_new_session=True,
-        )
+        # Why open it here: a bad path raises its OSError now, in tracing(),
+        # not later in the writer; the writer inherits the open file.
+        with open(path, "w", encoding="ascii") as file:
+            self.process = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _WRITER_MAIN, root],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                pass_fds=(file.fileno(),),
+                # Why a session of its own: Ctrl-C in a terminal signals the
+                # whole foreground process group; the writer must live to
+                # finish the file.
+                start_new_session=True,
+            )
+            descriptor = file.fileno()
         self.truncated = False
         self._pipe = self.process.stdin.fileno()
         self._replies = self.process.stdout.fileno()
@@ -190,7 +200,7 @@ class _WriterProcess:
         os.set_blocking(self._replies, False)
         self._backlog = bytearray()
         self._broken = False
-        self._queue({"path": path, "max_bytes": max_bytes, "virtual": virtual})
+        self._queue({"fd": descriptor, "max_bytes": max_bytes, "virtual": virtual})
 
     def _queue(self, message: Any) -> None:
         self._backlog += frame(message)

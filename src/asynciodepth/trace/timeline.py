@@ -160,7 +160,8 @@ def plot_timeline(
             width = max(event.get("dur", 0), minimum) / ms
             category = event.get("cat")
             if category == "task":  # the task's life: a thin line under its steps
-                ax.plot([x, x + event["dur"] / ms], [y, y], color="0.75", lw=1, zorder=1)
+                end = x + event["dur"] / ms
+                ax.plot([x, end], [y, y], color="0.75", lw=1, zorder=1)
             elif category == "poll":
                 ax.broken_barh(
                     [(x, width)],
