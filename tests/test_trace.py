@@ -795,6 +795,28 @@ def test_a_bad_path_fails_at_once(kind: str, tmp_path: Path) -> None:
     loop.close()
 
 
+def test_a_forked_child_leaves_the_parents_trace_alone(tmp_path: Path) -> None:
+    async def forks() -> None:
+        await worker(2)
+        pid = os.fork()
+        if pid == 0:  # the child: steps of its own, enough to hand records on
+            try:
+                asyncio.run(many(30, 30))
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        await worker(2)
+
+    path = tmp_path / "forked.json"
+    with tracing(path):
+        asyncio.run(forks())
+    events = strict_load(path)
+    check_tracks(events)
+    lives = [e["args"]["coroutine"].split(".")[-1] for e in task_lives(events)]
+    # The parent's three tasks: the program's and asyncio.run's two at its end.
+    assert lives == ["forks", "shutdown_asyncgens", "shutdown_default_executor"]
+
+
 def _recorder_with(**fixed):
     from asynciodepth.trace import Recorder
 

@@ -61,6 +61,9 @@ class Recorder:
         self.path = None if path is None else os.fspath(path)
         self.max_bytes = max_bytes
         self.records: list[tuple[Any, ...]] = []
+        # Why remember the process: a child that the traced program forks
+        # inherits the tracer, and must not write into the parent's trace.
+        self._pid = os.getpid()
         self.truncated = False
         self.closed = False
         self._events: list[dict[str, Any]] | None = None
@@ -91,7 +94,7 @@ class Recorder:
             return
         batch = records[:]
         records.clear()
-        if self.truncated or self.closed:
+        if self.truncated or self.closed or os.getpid() != self._pid:
             return
         if self._writer is not None:
             self._writer.send(batch)
@@ -115,6 +118,11 @@ class Recorder:
     def close(self, error: str | None = None) -> None:
         """Format what is left, end the open tracks, finish the file; idempotent."""
         if self.closed:
+            return
+        if os.getpid() != self._pid:
+            # A child forked by the traced program: the trace, its file and
+            # its writer belong to the parent.
+            self.closed = True
             return
         if self.truncated:
             self.records.clear()
