@@ -439,6 +439,30 @@ def test_coroutine_tracer_a_caught_exception_is_not_an_unwinding() -> None:
     assert steps == ["suspended", "raised"]
 
 
+def test_coroutine_tracer_gives_an_eager_tasks_first_step_its_own_track() -> None:
+    from asynciodepth.tasks import eager_task_factory
+
+    async def child() -> int:
+        await asyncio.sleep(0)
+        return 1
+
+    async def main() -> int:
+        asyncio.get_running_loop().set_task_factory(eager_task_factory)
+        return await asyncio.ensure_future(child())
+
+    with tracing() as trace:
+        with asyncio.Runner(loop_factory=EventLoop) as runner:
+            assert runner.run(main()) == 1
+    events = trace.events
+    steps = check_tracks(events)
+    child_tid, main_tid = task_tid(events, "child"), task_tid(events, "main")
+    assert outcomes(events, child_tid) == ["suspended", "returned"]
+    # The child's first step ran inside main's first step.
+    first, outer = steps[child_tid][0], steps[main_tid][0]
+    assert outer["ts"] <= first["ts"]
+    assert first["ts"] + first["dur"] <= outer["ts"] + outer["dur"]
+
+
 def test_coroutine_tracer_flow_from_awaited_task() -> None:
     with tracing() as trace:
         assert asyncio.run(awaits_a_task()) == 42

@@ -153,12 +153,14 @@ class CoroutineTracer:
         if not code.co_flags & _CO_COROUTINE:
             # Plain functions and generators: never call us here again.
             return _DISABLE
-        if self._stack:
-            return None  # awaited inside the running step: part of it
         frame = _getframe(1)
         back = frame.f_back
         if back is not None and back.f_code.co_flags & _CO_COROUTINE:
-            return None  # awaited in a step that began before tracing did
+            # Awaited by a coroutine: part of that one's step (which may have
+            # begun before tracing did).
+            return None
+        # Started by plain code: a task's first step, perhaps inside another
+        # step (an eager task's, run by our Python Task).
         if _get_ident() != self._thread:
             return None
         self._new_track(frame)
