@@ -10,6 +10,7 @@ import json
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -701,6 +702,9 @@ PROGRAM = textwrap.dedent(
             await asyncio.sleep(0.005)
             os.kill(os.getpid(), signal.SIGINT)
             await asyncio.sleep(10)
+        if mode == "wait":
+            print("ready", flush=True)
+            await asyncio.sleep(10)
         if mode == "sigkill":
             await asyncio.sleep(0.15)  # the tracer hands its records on
             asyncio.get_running_loop().create_task(worker(1000))
@@ -747,6 +751,29 @@ def test_sigkill_still_leaves_a_finished_file(tmp_path: Path) -> None:
     assert len(worker_tracks(events)) >= 2  # the gathered workers, handed on
     errors = [e["name"] for e in events if e.get("cat") == "error"]
     assert errors == ["the traced process ended without closing the trace"]
+
+
+def test_ctrl_c_in_a_terminal_does_not_reach_the_writer(tmp_path: Path) -> None:
+    """Ctrl-C signals the whole foreground process group: the writer is not in it."""
+    (tmp_path / "prog.py").write_text(PROGRAM)
+    env = dict(os.environ, PYTHONPATH=SRC)
+    command = [sys.executable, "-m", "asynciodepth.trace", "-o", "out.json"]
+    with subprocess.Popen(
+        [*command, "prog.py", "wait"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a process group of its own, like a terminal job
+    ) as traced:
+        assert traced.stdout.readline() == "ready\n"
+        os.killpg(traced.pid, signal.SIGINT)
+        _, stderr = traced.communicate(timeout=60)
+    assert traced.returncode == 130, stderr
+    events = strict_load(tmp_path / "out.json")
+    check_tracks(events)
+    assert len(worker_tracks(events)) == 2
 
 
 def test_file_format_is_what_perfetto_reads(tmp_path: Path) -> None:
