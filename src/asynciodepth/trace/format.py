@@ -32,6 +32,7 @@ __all__ = [
     "PID",
     "JsonSink",
     "TraceSizeWarning",
+    "check_max_bytes",
     "encode",
     "flow_lines",
     "load_trace",
@@ -53,6 +54,12 @@ CLOSING = "\n]}\n"
 # %% book/13_tracing.ipynb cell 10
 class TraceSizeWarning(UserWarning):
     """A trace reached its size limit and stopped recording."""
+
+
+def check_max_bytes(max_bytes: int | None) -> None:
+    """Refuse a size limit too small for even an empty trace and its ending."""
+    if max_bytes is not None and max_bytes < 64:
+        raise ValueError(f"max_bytes must be at least 64, got {max_bytes!r}")
 
 
 def encode(event: dict[str, Any]) -> str:
@@ -119,8 +126,7 @@ class JsonSink:
         max_bytes: int | None = None,
         keep: bool = True,
     ) -> None:
-        if max_bytes is not None and max_bytes < 64:
-            raise ValueError(f"max_bytes must be at least 64, got {max_bytes!r}")
+        check_max_bytes(max_bytes)
         self.file = file
         self.max_bytes = max_bytes
         self.keep = keep
@@ -145,13 +151,11 @@ class JsonSink:
         """Take one line, unless the size limit stops it; say whether it was taken."""
         if self.truncated:
             return False
-        size = self.bytes + len(line) + 2
-        if self.max_bytes is not None and size > self.max_bytes:
+        limit = self.max_bytes
+        if limit is not None and self.bytes + len(line) + 2 > limit:
             self.truncated = True
             return False
-        self.bytes = size
-        self._unwritten.append(self._separator + line)
-        self._separator = ",\n"
+        self.write_final(line)
         return True
 
     def write_final(self, line: str) -> None:
@@ -159,6 +163,8 @@ class JsonSink:
         # Why: a trace cut off by the limit must still end what it began, or
         # viewers show no life for those tasks. These lines are bounded by the
         # number of tasks, never by the program's run time.
+        # The 2 counts the separator, ",\n", that comes before every line but
+        # the first; counting it for the first too keeps the limit simple.
         self.bytes += len(line) + 2
         self._unwritten.append(self._separator + line)
         self._separator = ",\n"

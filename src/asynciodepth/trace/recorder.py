@@ -27,6 +27,7 @@ from asynciodepth.trace.format import (
     OPENING,
     JsonSink,
     TraceSizeWarning,
+    check_max_bytes,
     encode,
     load_trace,
 )
@@ -56,8 +57,7 @@ class Recorder:
         virtual: bool = False,
         process: bool = True,
     ) -> None:
-        if max_bytes is not None and max_bytes < 64:
-            raise ValueError(f"max_bytes must be at least 64, got {max_bytes!r}")
+        check_max_bytes(max_bytes)  # here too: a writer process checks too late
         self.path = None if path is None else os.fspath(path)
         self.max_bytes = max_bytes
         self.records: list[tuple[Any, ...]] = []
