@@ -137,15 +137,18 @@ class Formatter:
     def _slice(
         self, track: list[Any], ts: float, dur: float, outcome: str, end: float
     ) -> int:
-        """Write one step of a track; name the track first if it is new."""
+        """Write one step of a track, ending at end (µs).
+
+        A new track is named first. Before a task's last step comes its life:
+        a task of one step has a life exactly as long as the step, and
+        viewers nest the later of two equal slices in the earlier.
+        """
         tid = track[0]
         if track[4] is not None:
             self.sink.begin_track(tid, track[3], track[4], ts)
             track[4] = None
-            if outcome not in ("suspended", "interrupted"):
-                # A task of one step: its life, as long as the step, goes
-                # first, so that viewers draw the step inside it.
-                self.sink.end_track(tid, end, outcome)
+        if outcome not in ("suspended", "interrupted"):
+            self.sink.end_track(tid, end, outcome)
         track[2] += 1
         line = (
             f'{{"ph":"X","name":{track[1]},"cat":"step","pid":{PID},"tid":{tid},'
@@ -198,7 +201,6 @@ class Formatter:
             self._claim_fresh((tid, ts, False))
         if outcome:
             del self._tracks[key]
-            self.sink.end_track(tid, self._cursor, outcome)
 
     def _callback(self, record: tuple[Any, ...]) -> None:
         _, name, category, start, end, handle_id, completes = record
@@ -260,7 +262,6 @@ class Formatter:
             task_id = self._frame_tasks.pop(frame_id, None)
             if task_id is not None:
                 self._final[task_id] = (tid, ts)
-            self.sink.end_track(tid, end / 1000, outcome)
 
     def _error(self, record: tuple[Any, ...]) -> None:
         self.sink.write_final(
