@@ -110,11 +110,12 @@ class Trace:
             self._tracer.finish()
         else:
             self._tracer.stop()
+        error = None
         if exc is not None:
             # The trace says why it ends; the exception still propagates.
             self.error = exc
-            self.recorder.close(error=f"{exc_type.__name__}: {exc}")
-        self.recorder.close()
+            error = f"{exc_type.__name__}: {exc}"
+        self.recorder.close(error=error)
         if self.display and exc is None:
             _display(self)
 
