@@ -105,34 +105,13 @@ def run_config(python: str, config: str, tool: str | None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "trace.json")
         me = os.path.abspath(__file__)
-        if tool == "viztracer":
-            command = [
-                python,
-                "-m",
-                "viztracer",
-                "--quiet",
-                "--log_async",
-                "-o",
-                out,
-                me,
-                "--child",
-                config,
-                out,
-            ]
-        elif tool == "panopticon":
-            command = [
-                python,
-                "-m",
-                "panopticon",
-                "-o",
-                out,
-                me,
-                "--child",
-                config,
-                out,
-            ]
-        else:
-            command = [python, me, "--child", config, out]
+        # The external tools run this script under them, writing to out too.
+        wrapper = {
+            None: [],
+            "viztracer": ["-m", "viztracer", "--quiet", "--log_async", "-o", out],
+            "panopticon": ["-m", "panopticon", "-o", out],
+        }[tool]
+        command = [python, *wrapper, me, "--child", config, out]
         env = dict(os.environ, PYTHONPATH=SRC)
         start = time.perf_counter()
         done = subprocess.run(
