@@ -19,6 +19,7 @@ import types
 import warnings
 
 import pytest
+from py_versions import bad_await_result, not_awaitable
 
 from asynciodepth.coroutine_classes import (
     FutureIter,
@@ -412,20 +413,24 @@ class ReturnsTypesCoroutineGenerator:
 BAD_AWAITABLES = [
     pytest.param(
         ReturnsNumber,
-        r"^__await__\(\) returned non-iterator of type 'int'$",
+        bad_await_result("test_coroutine_classes.ReturnsNumber", "int"),
         id="non-iterator",
     ),
     pytest.param(
-        ReturnsCoroutine, r"^__await__\(\) returned a coroutine$", id="coroutine"
+        ReturnsCoroutine,
+        bad_await_result("test_coroutine_classes.ReturnsCoroutine", "coroutine"),
+        id="coroutine",
     ),
     pytest.param(
         ReturnsTypesCoroutineGenerator,
-        r"^__await__\(\) returned a coroutine$",
+        bad_await_result(
+            "test_coroutine_classes.ReturnsTypesCoroutineGenerator", "coroutine"
+        ),
         id="types.coroutine",
     ),
     pytest.param(
         lambda: 42,
-        r"^object int can't be used in 'await' expression$",
+        not_awaitable("int"),
         id="no __await__",
     ),
 ]

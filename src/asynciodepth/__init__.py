@@ -11,7 +11,7 @@ Each module is tangled from one chapter of the book; see the module docstrings.
 from asynciodepth.hello import typist, typist_sync
 
 
-# %% book/04_await.ipynb cell 46
+# %% book/04_await.ipynb cell 49
 from asynciodepth.coroutines import Driver, await_chain, trap
 
 
@@ -45,7 +45,7 @@ from asynciodepth.generators import Scheduler, typist_generator
 from asynciodepth.asyncgens import Keystrokes, asyncgen_hooks, keystrokes
 
 
-# %% book/11_coroutine_classes.ipynb cell 53
+# %% book/11_coroutine_classes.ipynb cell 55
 from asynciodepth.coroutine_classes import (
     IteratorFuture,
     Trap,

@@ -41,20 +41,48 @@ def get_awaitable_iter(obj: Any) -> Iterator[Any]:
         return obj
     method = getattr(type(obj), "__await__", None)
     if method is None:
-        raise TypeError(
-            f"object {type(obj).__name__} can't be used in 'await' expression"
-        )
+        raise _not_awaitable(obj)
     iterator = method(obj)
-    if isinstance(iterator, types.CoroutineType) or _is_iterable_coroutine(iterator):
-        raise TypeError("__await__() returned a coroutine")
-    if not hasattr(type(iterator), "__next__"):
-        raise TypeError(
-            f"__await__() returned non-iterator of type '{type(iterator).__name__}'"
-        )
+    if (
+        isinstance(iterator, types.CoroutineType)
+        or _is_iterable_coroutine(iterator)
+        or not hasattr(type(iterator), "__next__")
+    ):
+        raise _bad_await_result(obj, iterator)
     return iterator
 
 
-# %% book/11_coroutine_classes.ipynb cell 12
+# %% book/11_coroutine_classes.ipynb cell 11
+def _not_awaitable(obj: Any) -> TypeError:
+    """The TypeError of `await obj` when `obj` has no `__await__`."""
+    name = type(obj).__name__
+    # Why: 3.14 and 3.15 reworded these errors; we word them as the Python we run on.
+    if sys.version_info >= (3, 14):
+        return TypeError(f"'{name}' object can't be awaited")
+    return TypeError(f"object {name} can't be used in 'await' expression")
+
+
+def _bad_await_result(obj: Any, returned: Any) -> TypeError:
+    """The TypeError of `await obj` when `obj.__await__()` gave no plain iterator."""
+    coro = isinstance(returned, types.CoroutineType) or _is_iterable_coroutine(returned)
+    if sys.version_info >= (3, 15):
+        got = "coroutine" if coro else _qualified_name(type(returned))
+        method = f"{_qualified_name(type(obj))}.__await__()"
+        return TypeError(f"{method} must return an iterator, not {got}")
+    if coro:
+        return TypeError("__await__() returned a coroutine")
+    name = type(returned).__name__
+    return TypeError(f"__await__() returned non-iterator of type '{name}'")
+
+
+def _qualified_name(cls: type) -> str:
+    """A class's name as the interpreter's messages print it (CPython's `%T`)."""
+    if cls.__module__ in ("builtins", "__main__"):
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+# %% book/11_coroutine_classes.ipynb cell 14
 def _exception(typ: Any, val: Any = None, tb: Any = None) -> BaseException:
     """Turn the arguments of `throw` (one, or the old three) into one exception."""
     if isinstance(typ, BaseException):
@@ -104,7 +132,7 @@ class TrapIter:
         raise _exception(typ, val, tb)
 
 
-# %% book/11_coroutine_classes.ipynb cell 16
+# %% book/11_coroutine_classes.ipynb cell 18
 CREATED, RUNNING, SUSPENDED, CLOSED = (
     inspect.CORO_CREATED,
     inspect.CORO_RUNNING,
@@ -250,7 +278,7 @@ class TypistCoroutine:
         return awaiting.send(value)
 
 
-# %% book/11_coroutine_classes.ipynb cell 44
+# %% book/11_coroutine_classes.ipynb cell 46
 class FutureIter:
     """The iterator that awaits a future: `Future.__await__` written as a class."""
 

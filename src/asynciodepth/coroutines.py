@@ -17,6 +17,7 @@ import collections
 import heapq
 import inspect
 import itertools
+import sys
 import time
 import types
 from collections.abc import Callable, Coroutine
@@ -76,6 +77,17 @@ class Job:
 
 
 # %% book/04_await.ipynb cell 28
+def _not_a_coroutine(obj: object) -> Exception:
+    """The error for `Driver.run(obj)`: what `asyncio.run(obj)` raises, where it does."""
+    if sys.version_info < (3, 14):
+        # Why: ValueError, not TypeError, because asyncio.run raises it up to 3.13.
+        return ValueError(f"a coroutine was expected, got {obj!r}")
+    if inspect.isawaitable(obj):
+        return TypeError(f"a coroutine was expected, got {obj!r}")
+    return TypeError("An asyncio.Future, a coroutine or an awaitable is required")
+
+
+# %% book/04_await.ipynb cell 31
 class Driver:
     """Run coroutines round-robin, waking sleepers from a timer heap."""
 
@@ -110,8 +122,7 @@ class Driver:
                 for other in coros:
                     if isinstance(other, Coroutine):
                         other.close()
-                # Why: ValueError, not TypeError, because asyncio.run raises it here.
-                raise ValueError(f"a coroutine was expected, got {coro!r}")
+                raise _not_a_coroutine(coro)
         if self._ready or self._timers or self.current is not None:
             raise RuntimeError("Driver.run() cannot be called from a running driver")
         jobs = [Job(coro) for coro in coros]
