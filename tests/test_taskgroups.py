@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
+import pytest
 from conftest import compare_with_asyncio, requires_312
 
 import asynciodepth
@@ -20,6 +21,25 @@ from asynciodepth import VirtualClock
 
 IMPLS = {"asyncio": asyncio.TaskGroup, "ours": asynciodepth.TaskGroup}
 PY313 = sys.version_info >= (3, 13)
+PY314 = sys.version_info >= (3, 14)
+PY315 = sys.version_info >= (3, 15)
+
+
+def both_or_ours(setup, scenario, since: tuple[int, int]) -> list[str]:
+    """Compare with asyncio's TaskGroup from Python `since` on; before, ours alone.
+
+    Why: our TaskGroup has what asyncio added later (cancel() of 3.15) on every
+    version, and behaves there as asyncio does on `since`.
+    """
+    if sys.version_info >= since:
+        return both(setup, scenario)
+    events: list[str] = []
+
+    async def main():
+        await asyncio.wait_for(scenario(asynciodepth.TaskGroup, events), 5)
+
+    setup.run(main(), clock=VirtualClock())
+    return events
 
 
 def describe(exc: BaseException) -> str:
@@ -397,7 +417,9 @@ def test_eager_child_that_finishes_at_once(setup):
             loop.close()
         results[name] = events
     assert results["ours"] == results["asyncio"]
-    assert results["ours"] == ["True <TaskGroup entered>", "result 7"]
+    # 3.14 tracks the finished child until its done callback has run (gh-128550).
+    tracked = " tasks=1" if PY314 else ""
+    assert results["ours"] == [f"True <TaskGroup{tracked} entered>", "result 7"]
 
 
 def test_works_with_our_timeout(setup):
@@ -446,3 +468,123 @@ def test_uncancel_when_a_child_fails_while_the_parent_waits_in_aexit(setup):
         events.append(f"cancelling={asyncio.current_task().cancelling()}")
 
     assert both(setup, scenario) == [f"cancelling={0 if PY313 else 1}"]
+
+
+# -- 3.15: TaskGroup.cancel(); ours has it on every version ----------------------
+
+
+def test_cancel_stops_children_and_body_without_an_error(setup):
+    async def scenario(TG, events):
+        async def child(name, delay):
+            try:
+                await asyncio.sleep(delay)
+                events.append(f"{name} done")
+            except asyncio.CancelledError:
+                events.append(f"{name} cancelled")
+                raise
+
+        async with TG() as tg:
+            tg.create_task(child("fast", 0.01))
+            tg.create_task(child("slow", 1))
+            await asyncio.sleep(0.02)
+            tg.cancel()
+            events.append(repr(tg))
+            try:
+                await asyncio.sleep(1)
+            except asyncio.CancelledError:
+                events.append("body cancelled")
+                raise
+        events.append(f"after, cancelling={asyncio.current_task().cancelling()}")
+        tg.cancel()  # idempotent, also after the exit
+        events.append(repr(tg))
+
+    assert both_or_ours(setup, scenario, (3, 15)) == [
+        "fast done",
+        "<TaskGroup tasks=1 cancelling>",
+        "slow cancelled",
+        "body cancelled",
+        "after, cancelling=0",
+        "<TaskGroup cancelling>",
+    ]
+
+
+def test_cancel_before_entering_cancels_on_entry(setup):
+    async def scenario(TG, events):
+        tg = TG()
+        tg.cancel()
+        async with tg:
+            events.append(repr(tg))
+            coro = asyncio.sleep(1)
+            try:
+                tg.create_task(coro)
+            except RuntimeError as error:
+                coro.close()  # 3.11 and 3.12 leave it open
+                events.append(str(error))
+            await asyncio.sleep(1)
+            events.append("never")
+        events.append("exited quietly")
+
+    assert both_or_ours(setup, scenario, (3, 15)) == [
+        "<TaskGroup cancelling>",
+        "TaskGroup <TaskGroup cancelling> is shutting down",
+        "exited quietly",
+    ]
+
+
+@pytest.mark.skipif(
+    not PY313, reason="3.11 and 3.12 drop a cancellation that arrives while aborting"
+)
+def test_cancellation_from_outside_during_cancel_propagates(setup):
+    """gh-155433 (3.15): the group takes back its own cancellation, not the other."""
+
+    async def scenario(TG, events):
+        parent = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+
+        async def slow_cleanup():
+            try:
+                await asyncio.sleep(1)
+            except asyncio.CancelledError:
+                await asyncio.sleep(0.1)
+                raise
+
+        try:
+            async with TG() as tg:
+                tg.create_task(slow_cleanup())
+                await asyncio.sleep(0.01)
+                loop.call_later(0.05, parent.cancel)  # while __aexit__ waits
+                tg.cancel()
+                await asyncio.sleep(1)
+        except asyncio.CancelledError:
+            events.append(f"cancelled, cancelling={parent.cancelling()}")
+            parent.uncancel()
+        else:
+            events.append("exited quietly")
+
+    assert both_or_ours(setup, scenario, (3, 15)) == ["cancelled, cancelling=1"]
+
+
+def test_generator_exit_from_the_body(setup):
+    """3.15 lets a lone GeneratorExit through, so aclose() of a generator works."""
+
+    async def scenario(TG, events):
+        async def numbers():
+            async with TG() as tg:
+                tg.create_task(asyncio.sleep(0.01))
+                yield 1
+                yield 2
+
+        gen = numbers()
+        events.append(f"got {await anext(gen)}")
+        try:
+            await gen.aclose()
+            events.append("closed quietly")
+        except BaseException as error:  # noqa: BLE001 - the group, before 3.15
+            events.append(describe(error))
+
+    expected = (
+        "closed quietly"
+        if PY315
+        else "BaseExceptionGroup('unhandled errors in a TaskGroup', [GeneratorExit()])"
+    )
+    assert both(setup, scenario) == ["got 1", expected]

@@ -54,7 +54,7 @@ from asynciodepth.coroutine_classes import (
 )
 
 
-# %% book/12_design_patterns.ipynb cell 96
+# %% book/12_design_patterns.ipynb cell 100
 from asynciodepth.taskgroups import TaskGroup
 from asynciodepth.timeouts import Timeout, timeout, timeout_at
 from asynciodepth.patterns import RateLimiter, backoff_delays, retry

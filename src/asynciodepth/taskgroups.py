@@ -10,7 +10,7 @@ Builds on the loop and Task of chapters "The event loop" and "The scheduler":
 future the parent waits on, and the Task's cancellation counting
 (``cancel``, ``cancelling``, ``uncancel``) lets the group interrupt its
 parent and take that interruption back. Semantics, error messages and the
-shape of the exception group are asyncio's, version by version (3.11-3.13).
+shape of the exception group are asyncio's, version by version (3.11-3.15).
 """
 
 from __future__ import annotations
@@ -28,9 +28,15 @@ __all__ = ["TaskGroup"]
 # a child that finished eagerly without a done callback; 3.13 un-counts its
 # own cancellation of the parent only after the children are done, treats
 # subclasses of CancelledError as cancellations, re-cancels a parent that
-# was also cancelled from outside, and closes refused coroutines.
+# was also cancelled from outside, and closes refused coroutines. 3.14 tracks
+# an eager child that is already done like any other (gh-128550) and drops its
+# references to the parent and the errors on exit. 3.15 adds cancel(), lets a
+# lone GeneratorExit from the body through ungrouped, and keeps a cancellation
+# from outside that arrived while it waited (gh-155433).
 _EAGER_AWARE = sys.version_info >= (3, 12)
 _LATE_UNCANCEL = sys.version_info >= (3, 13)
+_ALWAYS_TRACK = sys.version_info >= (3, 14)
+_PY315 = sys.version_info >= (3, 15)
 
 
 def _is_cancellation(exc_type: type[BaseException] | None) -> bool:
@@ -69,6 +75,7 @@ class TaskGroup:
         self._base_error: BaseException | None = None
         # The future __aexit__ waits on; the last child to finish resolves it.
         self._all_done: asyncio.Future | None = None
+        self._cancel_on_enter = False  # cancel() was called before __aenter__
 
     def __repr__(self) -> str:
         info = ""
@@ -91,6 +98,8 @@ class TaskGroup:
         if self._parent is None:
             raise RuntimeError(f"TaskGroup {self!r} cannot determine the parent task")
         self._entered = True
+        if self._cancel_on_enter:
+            self.cancel()
         return self
 
     def create_task(
@@ -117,13 +126,32 @@ class TaskGroup:
             task = self._loop.create_task(coro, name=name)
         else:
             task = self._loop.create_task(coro, name=name, context=context)
-        if _EAGER_AWARE and task.done():
+        if _EAGER_AWARE and not _ALWAYS_TRACK and task.done():
             # An eager task may have finished inside create_task().
             self._on_task_done(task)
         else:
             self._tasks.add(task)
             task.add_done_callback(self._on_task_done)
+            if _PY315 and self._aborting and not task.done():
+                task.cancel()  # an eager child aborted the group (gh-155418)
         return task
+
+    def cancel(self) -> None:
+        """Cancel the children and the body; the group then exits without an error.
+
+        New in asyncio 3.15; ours has it on every version. Before the group is
+        entered, it is cancelled on entry. Idempotent, also after the exit.
+        """
+        if not self._entered:
+            self._cancel_on_enter = True
+            return
+        if self._exiting and not self._tasks:
+            return
+        if not self._aborting:
+            self._abort()
+            if self._parent is not None and not self._parent_cancel_requested:
+                self._parent_cancel_requested = True
+                self._parent.cancel()
 
     def _owes_uncancel(self) -> bool:
         """Take back our cancellation of the parent; True if none is left."""
@@ -169,7 +197,17 @@ class TaskGroup:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:
+    ) -> bool | None:
+        try:
+            return await self._aexit(exc_type, exc)
+        finally:
+            if _ALWAYS_TRACK:
+                # Why: exceptions and frames make cycles; 3.14 lets go of them.
+                self._parent = self._errors = self._base_error = None
+
+    async def _aexit(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None
+    ) -> bool | None:
         self._exiting = True
         if exc is not None and _is_fatal(exc) and self._base_error is None:
             self._base_error = exc
@@ -180,19 +218,25 @@ class TaskGroup:
             self._abort()
         # Invariant: each pass waits for the set to drain; a cancellation
         # from outside interrupts the wait but not the waiting.
+        pending = None  # the last cancellation that interrupted the wait
         while self._tasks:
             self._all_done = self._loop.create_future()
             try:
                 await self._all_done
             except asyncio.CancelledError as error:
+                pending = error
                 if not self._aborting:
                     cancellation = error
                     self._abort()
             self._all_done = None
         if self._base_error is not None:
             raise self._base_error
-        if _LATE_UNCANCEL and self._owes_uncancel():
-            cancellation = None
+        if _LATE_UNCANCEL and self._parent_cancel_requested:
+            if self._parent.uncancel() == 0:
+                cancellation = None
+            elif cancellation is None:
+                # Why: 3.15 (gh-155433); before, only cancel() can make it matter.
+                cancellation = pending  # not ours: keep it
         if cancellation is not None and not self._errors:
             raise cancellation
         if exc_type is not None and not _is_cancellation(exc_type):
@@ -203,9 +247,16 @@ class TaskGroup:
                 self._parent.uncancel()
                 self._parent.cancel()
             errors, self._errors = self._errors, None
+            if _PY315 and errors == [exc] and isinstance(exc, GeneratorExit):
+                # Why: an async generator's aclose() must see its GeneratorExit.
+                raise exc
             try:
                 group = BaseExceptionGroup("unhandled errors in a TaskGroup", errors)
                 raise group from None
             finally:
                 # Why: exceptions hold tracebacks and frames; drop the cycle.
                 errors = group = None
+        # Why: only our own cancel() can bring a CancelledError this far, and it
+        # ends the group quietly (3.15 returns True here; earlier versions, which
+        # have no cancel(), never get here with an exception).
+        return True

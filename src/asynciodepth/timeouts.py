@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/12_design_patterns.ipynb cell 34
+# %% book/12_design_patterns.ipynb cell 38
 """timeout() and timeout_at(): chapter "Design patterns".
 
 Builds on the loop's timers (``call_at``, ``call_soon``) and the Task's
@@ -36,7 +36,7 @@ _CREATED, _ENTERED, _EXPIRING, _EXPIRED, _EXITED = (
 )
 
 
-# %% book/12_design_patterns.ipynb cell 36
+# %% book/12_design_patterns.ipynb cell 40
 class Timeout:
     """An async context manager that cancels its block at a loop-time deadline.
 
@@ -134,7 +134,7 @@ class Timeout:
                         _thread_timeout_error(inner)
 
 
-# %% book/12_design_patterns.ipynb cell 38
+# %% book/12_design_patterns.ipynb cell 42
 def _thread_timeout_error(exc: BaseException) -> None:
     """Put a TimeoutError between exc's chain and the CancelledError in it."""
     while exc.__context__ is not None:
