@@ -55,7 +55,8 @@ lab: $(STAMP)
 # 3.14 and 3.15, when missing, come from the Debian sid chroot that tools/pythons.sh
 # sets up (as root), and their venvs are made and run inside it. Every version runs
 # even when one fails; the summary says which passed, failed, or were not found.
-# A run that hangs is stopped after TEST_ALL_TIMEOUT seconds and counts as failed.
+# A run that hangs is stopped after TEST_ALL_TIMEOUT seconds and counts as failed; a
+# test that takes over 120 s has its stack printed first (pytest's faulthandler_timeout).
 TEST_ALL ?= 3.11 3.12 3.13 3.14 3.15
 TEST_ALL_TIMEOUT ?= 600
 PYTHONS  := tools/pythons.sh
@@ -80,7 +81,7 @@ test-all:
 	  version=$$($$run $$venv/bin/python -c 'import platform; print(platform.python_version())'); \
 	  echo "== unit tests on Python $$version$${run:+ (in the chroot)}, pins from $$pins"; \
 	  start=$$(date +%s); \
-	  if $$limit $$run $$venv/bin/python -m pytest tests -q; \
+	  if $$limit $$run $$venv/bin/python -m pytest tests -q -o faulthandler_timeout=120; \
 	  then passed="$$passed $$version"; else failed="$$failed $$version"; fi; \
 	  echo "== Python $$version: $$(( $$(date +%s) - start )) s"; \
 	done; \

@@ -14,8 +14,8 @@
 #
 # Setup is idempotent: it reuses the chroot and mounts only what /proc/mounts does not
 # already show. It needs root (debootstrap, mount, chroot), and network to Debian's
-# registry only the first time (about 60 MB, 40 s). On anything but Linux it skips 3.14 and
-# 3.15 with a message and exits 0; `run` then exits 3.
+# registry only the first time (about 60 MB, 40 s). On anything but Linux it skips
+# 3.14 and 3.15 with a message and exits 0; `run` then exits 3.
 set -euo pipefail
 
 SID=${ASYNCIODEPTH_SID:-/var/cache/asynciodepth/sid}

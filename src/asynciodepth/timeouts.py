@@ -9,7 +9,7 @@ Builds on the loop's timers (``call_at``, ``call_soon``) and the Task's
 cancellation counting of chapter "The scheduler". A Timeout cancels the task
 that entered it when its deadline passes, and turns that one cancellation,
 and only that one, into ``TimeoutError`` when it leaves. States, reprs and
-messages are asyncio's (3.11-3.13).
+messages are asyncio's (3.11-3.15).
 """
 
 from __future__ import annotations
