@@ -82,7 +82,9 @@ test-all:
 	  echo "== unit tests on Python $$version$${run:+ (in the chroot)}, pins from $$pins"; \
 	  start=$$(date +%s); \
 	  if $$limit $$run $$venv/bin/python -m pytest tests -q -o faulthandler_timeout=120; \
-	  then passed="$$passed $$version"; else failed="$$failed $$version"; fi; \
+	  then passed="$$passed $$version"; else status=$$?; failed="$$failed $$version"; \
+	    if [ $$status = 124 ]; then echo; echo "== stopped after $(TEST_ALL_TIMEOUT) s: a test hangs"; fi; \
+	  fi; \
 	  echo "== Python $$version: $$(( $$(date +%s) - start )) s"; \
 	done; \
 	echo "test-all: passed on:$${passed:- none}; failed on:$${failed:- none}; not found:$${skipped:- none}"; \
