@@ -198,9 +198,13 @@ class TaskGroup:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
+        # Why: a frame that holds an exception it raised is in a cycle with it
+        # (exception, traceback, frame); we drop such locals as asyncio does.
+        tb = None
         try:
             return await self._aexit(exc_type, exc)
         finally:
+            exc = None
             if _ALWAYS_TRACK:
                 # Why: exceptions and frames make cycles; 3.14 lets go of them.
                 self._parent = self._errors = self._base_error = None
@@ -230,7 +234,10 @@ class TaskGroup:
                     self._abort()
             self._all_done = None
         if self._base_error is not None:
-            raise self._base_error
+            try:
+                raise self._base_error
+            finally:
+                exc = None
         if _LATE_UNCANCEL and self._parent_cancel_requested:
             if self._parent.uncancel() == 0:
                 cancellation = None
@@ -238,7 +245,10 @@ class TaskGroup:
                 # Why: 3.15 (gh-155433); before, only cancel() can make it matter.
                 cancellation = pending  # not ours: keep it
         if cancellation is not None and not self._errors:
-            raise cancellation
+            try:
+                raise cancellation
+            finally:
+                cancellation = pending = exc = None
         if exc_type is not None and not _is_cancellation(exc_type):
             self._errors.append(exc)
         if self._errors:
@@ -247,15 +257,14 @@ class TaskGroup:
                 self._parent.uncancel()
                 self._parent.cancel()
             errors, self._errors = self._errors, None
-            if _PY315 and errors == [exc] and isinstance(exc, GeneratorExit):
-                # Why: an async generator's aclose() must see its GeneratorExit.
-                raise exc
             try:
+                if _PY315 and errors == [exc] and isinstance(exc, GeneratorExit):
+                    # Why: an async generator's aclose() must see its GeneratorExit.
+                    raise exc
                 group = BaseExceptionGroup("unhandled errors in a TaskGroup", errors)
                 raise group from None
             finally:
-                # Why: exceptions hold tracebacks and frames; drop the cycle.
-                errors = group = None
+                errors = group = exc = None
         # Why: only our own cancel() can bring a CancelledError this far, and it
         # ends the group quietly (3.15 returns True here; earlier versions, which
         # have no cancel(), never get here with an exception).
