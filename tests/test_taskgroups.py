@@ -15,6 +15,7 @@ import sys
 
 import pytest
 from conftest import compare_with_asyncio, requires_312
+from cpython_suite import run_with_ours
 
 import asynciodepth
 from asynciodepth import VirtualClock
@@ -588,3 +589,12 @@ def test_generator_exit_from_the_body(setup):
         else "BaseExceptionGroup('unhandled errors in a TaskGroup', [GeneratorExit()])"
     )
     assert both(setup, scenario) == ["got 1", expected]
+
+
+def test_cpython_test_taskgroups_passes_with_ours():
+    """CPython's own tests of TaskGroup, this version's, with ours as asyncio's."""
+    outcome = run_with_ours("test_taskgroups")
+    if outcome is None:
+        pytest.skip("this Python has no test.test_asyncio")
+    assert outcome["run"] > 30
+    assert outcome["failed"] == []

@@ -12,7 +12,9 @@ import asyncio
 import sys
 from types import SimpleNamespace
 
+import pytest
 from conftest import compare_with_asyncio
+from cpython_suite import run_with_ours
 
 import asynciodepth
 
@@ -360,3 +362,12 @@ def test_group_raised_while_expiring(setup):
             "member: KeyError <- TimeoutError <- TimeoutError <- CancelledError",
         ]
     assert both(setup, scenario) == expected
+
+
+def test_cpython_test_timeouts_passes_with_ours():
+    """CPython's own tests of timeout(), this version's, with ours as asyncio's."""
+    outcome = run_with_ours("test_timeouts")
+    if outcome is None:
+        pytest.skip("this Python has no test.test_asyncio")
+    assert outcome["run"] > 30
+    assert outcome["failed"] == []
