@@ -117,6 +117,7 @@ run() {
     local version=$1; shift
     if native "$version"; then exec "$@"; fi
     if [ "$(uname -s)" != Linux ]; then say "Python $version is not available here"; exit 3; fi
+    [ "$(id -u)" = 0 ] || die "Python $version lives in the chroot $SID: run as root"
     [ -x "$SID/usr/bin/python$version" ] && [ "$REPO" -ef "$SID$REPO" ] && mounted "$SID/proc" ||
         die "Python $version is not set up: run $0 setup (as root)"
     local here
