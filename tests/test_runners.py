@@ -19,8 +19,8 @@ async def which_loop():
 
 def test_runner_with_loop_factory():
     with asyncio.Runner(loop_factory=EventLoop) as runner:
-        assert runner.run(which_loop()) == (EventLoop, asynciodepth.Task)
-        assert runner.run(which_loop()) == (EventLoop, asynciodepth.Task)
+        assert runner.run(which_loop()) == (EventLoop, asyncio.Task)
+        assert runner.run(which_loop()) == (EventLoop, asyncio.Task)
         loop = runner.get_loop()
     assert loop.is_closed()
 
@@ -29,12 +29,45 @@ def test_runner_with_loop_factory():
 def test_asyncio_run_with_loop_factory():
     assert asyncio.run(which_loop(), loop_factory=EventLoop) == (
         EventLoop,
-        asynciodepth.Task,
+        asyncio.Task,
     )
 
 
 def test_asynciodepth_run():
-    assert asynciodepth.run(which_loop()) == (EventLoop, asynciodepth.Task)
+    assert asynciodepth.run(which_loop()) == (EventLoop, asyncio.Task)
+
+
+def test_the_default_future_and_task_are_asyncios():
+    """What libraries check (anyio's cancel scopes): isinstance against asyncio's."""
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        task = loop.create_task(asyncio.sleep(0))
+        await task
+        return fut, task, asyncio.current_task()
+
+    fut, task, current = asynciodepth.run(main())
+    assert type(fut) is asyncio.Future and type(task) is asyncio.Task
+    assert isinstance(current, asyncio.Task)
+
+
+def test_python_tasks_gives_ours():
+    async def main():
+        loop = asyncio.get_running_loop()
+        return type(loop.create_future()), type(asyncio.current_task())
+
+    factory = lambda: EventLoop(python_tasks=True)
+    assert asynciodepth.run(main(), loop_factory=factory) == (
+        asynciodepth.Future,
+        asynciodepth.Task,
+    )
+    # Ours are not asyncio's classes: isinstance says so.
+    loop = EventLoop(python_tasks=True)
+    try:
+        assert not isinstance(loop.create_future(), asyncio.Future)
+    finally:
+        loop.close()
 
 
 def test_asynciodepth_run_debug():
@@ -71,7 +104,7 @@ def test_policy_makes_asyncio_use_our_loop():
     old = asyncio.get_event_loop_policy()
     asyncio.set_event_loop_policy(EventLoopPolicy())
     try:
-        assert asyncio.run(which_loop()) == (EventLoop, asynciodepth.Task)
+        assert asyncio.run(which_loop()) == (EventLoop, asyncio.Task)
         loop = asyncio.new_event_loop()
         assert isinstance(loop, EventLoop)
         loop.close()
@@ -97,7 +130,7 @@ def test_run_inside_a_running_loop_restores_it():
         inner, same_loop, same_task = kernel_loop.run_until_complete(cell())
     finally:
         kernel_loop.close()
-    assert inner == (EventLoop, asynciodepth.Task)
+    assert inner == (EventLoop, asyncio.Task)
     assert same_loop and same_task
 
 

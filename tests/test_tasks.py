@@ -390,7 +390,7 @@ def test_exception_handler_sees_task_context(setup):
 
 
 def test_our_task_awaits_a_stdlib_future():
-    loop = asynciodepth.EventLoop()
+    loop = asynciodepth.EventLoop(python_tasks=True)
 
     async def main():
         fut = asyncio.Future(loop=loop)
@@ -420,8 +420,7 @@ def test_stdlib_task_awaits_our_future():
 
 
 def test_stdlib_task_awaits_our_task():
-    loop = asynciodepth.EventLoop()
-    loop.set_task_factory(lambda loop, coro, **kw: asyncio.Task(coro, loop=loop, **kw))
+    loop = asynciodepth.EventLoop()  # its default Task is asyncio's
 
     async def ours():
         await asyncio.sleep(0)
@@ -451,7 +450,7 @@ def test_our_task_on_the_stdlib_loop():
 
 
 def test_repr_has_no_addresses():
-    loop = asynciodepth.EventLoop()
+    loop = asynciodepth.EventLoop(python_tasks=True)
 
     async def main():
         return 1
