@@ -79,7 +79,13 @@ def test_asynciodepth_run_debug():
 
 
 def test_asynciodepth_run_rejects_non_coroutines():
-    with pytest.raises(ValueError, match="a coroutine was expected"):
+    """As asyncio.run: ValueError up to 3.13, TypeError (awaitables allowed) 3.14+."""
+    with pytest.raises(Exception) as stdlib:
+        asyncio.run(1)
+    assert type(stdlib.value) is (
+        ValueError if sys.version_info < (3, 14) else TypeError
+    )
+    with pytest.raises(type(stdlib.value), match=str(stdlib.value)):
         asynciodepth.run(1)
 
 
@@ -190,3 +196,62 @@ def test_runner_shuts_down_asyncgens_and_executor(setup):
 
     setup.run(main())
     assert events == ["thread ran", "agen closed"]
+
+
+# -- the policy, per Python version ------------------------------------------------
+
+_STDLIB_POLICY = asyncio.unix_events._UnixDefaultEventLoopPolicy
+
+
+@pytest.mark.parametrize("method", ["get_child_watcher", "set_child_watcher"])
+def test_policy_has_the_child_watcher_methods_stdlib_has(method):
+    """3.11/3.12: working; 3.13: refusing (NotImplementedError); 3.14: gone."""
+    assert hasattr(EventLoopPolicy(), method) == hasattr(_STDLIB_POLICY(), method)
+    assert hasattr(EventLoopPolicy(), method) == (sys.version_info < (3, 14))
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 13), reason="child watchers left in 3.13")
+def test_policy_child_watchers_work_as_stdlibs():
+    import warnings
+
+    policy = EventLoopPolicy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12 deprecates them
+        watcher = asyncio.ThreadedChildWatcher()
+        policy.set_child_watcher(watcher)  # asyncio's base class raised here
+        assert policy.get_child_watcher() is watcher
+        policy.set_child_watcher(None)
+        watcher.close()
+
+
+def test_nothing_of_ours_warns_deprecation():
+    """3.14 deprecates policies: importing and running us must not warn at all."""
+    import subprocess
+    from pathlib import Path
+
+    program = """
+import asyncio, warnings
+warnings.simplefilter("error")
+import asynciodepth
+
+async def main():
+    await asyncio.sleep(0)
+    return 1
+
+policy = asynciodepth.EventLoopPolicy()
+loop = policy.new_event_loop()
+loop.close()
+assert asynciodepth.run(main()) == 1
+with asyncio.Runner(loop_factory=asynciodepth.EventLoop) as runner:
+    assert runner.run(main()) == 1
+print("quiet")
+"""
+    src = str(Path(asynciodepth.__file__).parents[1])
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", program],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": src},
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "quiet\n", "")

@@ -7,6 +7,7 @@ import contextvars
 import gc
 import sys
 import types
+import weakref
 
 import pytest
 from conftest import requires_312
@@ -536,3 +537,82 @@ def test_our_eager_start_on_311_too():
     asynciodepth.run(main())
     (_, in_child), (_, in_main, task) = events
     assert in_child is task and in_main is not task and task.done()
+
+
+# -- reference cycles --------------------------------------------------------------
+
+
+class _Boom(Exception):
+    pass
+
+
+def _run_with_gc_disabled(setup, main):
+    gc.collect()
+    gc.disable()
+    try:
+        return setup.run(main())
+    finally:
+        gc.enable()
+
+
+def test_failed_task_and_its_exception_are_freed_without_the_gc(setup):
+    """No cycle through the task's frames (step, wakeup, result) keeps them."""
+
+    async def fail():
+        await asyncio.sleep(0)
+        raise _Boom("lost")
+
+    async def main():
+        task = asyncio.create_task(fail())
+        try:
+            await task
+        except _Boom as exc:
+            refs = weakref.ref(task), weakref.ref(exc)
+        del task  # Why: the traceback holds this frame, so its locals too.
+        return refs
+
+    task_ref, exc_ref = _run_with_gc_disabled(setup, main)
+    assert (task_ref(), exc_ref()) == (None, None)
+
+
+def test_cancelled_task_is_freed_without_the_gc(setup):
+    async def sleeper():
+        await asyncio.sleep(10)
+
+    async def main():
+        task = asyncio.create_task(sleeper())
+        await asyncio.sleep(0)
+        task.cancel("stop")
+        try:
+            await task
+        except asyncio.CancelledError as exc:
+            refs = weakref.ref(task), weakref.ref(exc)
+        del task
+        return refs
+
+    task_ref, exc_ref = _run_with_gc_disabled(setup, main)
+    assert (task_ref(), exc_ref()) == (None, None)
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 14), reason="asyncio's TaskGroup has cycles before 3.14"
+)
+def test_exception_refcycles_parent_task_wr(setup):
+    """CPython's test_taskgroups test of the same name, with gc disabled."""
+
+    async def main():
+        tg = asyncio.TaskGroup()
+
+        async def coro_fn():
+            async with tg:
+                raise _Boom
+
+        try:
+            async with asyncio.TaskGroup() as tg2:
+                task_ref = weakref.ref(tg2.create_task(coro_fn()))
+        except* _Boom as excs:
+            exc = excs.exceptions[0].exceptions[0]
+        # The only referrer left is this coroutine (its frame's locals).
+        return task_ref() is None, [type(r).__name__ for r in gc.get_referrers(exc)]
+
+    assert _run_with_gc_disabled(setup, main) == (True, ["coroutine"])

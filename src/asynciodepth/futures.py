@@ -139,20 +139,32 @@ class Future:
     def result(self) -> Any:
         """Return the result, or raise the exception or CancelledError."""
         if self._state == _CANCELLED:
-            raise self._make_cancelled_error()
+            try:
+                raise self._make_cancelled_error()
+            finally:
+                self = None  # Why: see below.
         if self._state != _FINISHED:
             raise asyncio.InvalidStateError("Result is not set.")
         self._log_traceback = False
         if self._exception is not None:
             # Why with_traceback: re-raising would otherwise grow the stored
             # traceback by our frame every time somebody asks.
-            raise self._exception.with_traceback(self._exception_tb)
+            try:
+                raise self._exception.with_traceback(self._exception_tb)
+            finally:
+                # Why: the raised traceback holds this frame; without this,
+                # exception -> traceback -> frame -> self -> exception is a
+                # cycle that only the garbage collector can free.
+                self = None
         return self._result
 
     def exception(self) -> BaseException | None:
         """Return the exception that was set, or None if a result was set."""
         if self._state == _CANCELLED:
-            raise self._make_cancelled_error()
+            try:
+                raise self._make_cancelled_error()
+            finally:
+                self = None  # Why: as in result().
         if self._state != _FINISHED:
             raise asyncio.InvalidStateError("Exception is not set.")
         self._log_traceback = False

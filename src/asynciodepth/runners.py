@@ -17,11 +17,14 @@ loop is already running.
 from __future__ import annotations
 
 import asyncio
+import asyncio.tasks as _aio_tasks
 import concurrent.futures
 import socket
+import sys
 import threading
 import warnings
 from asyncio import events as _aio_events
+from asyncio import unix_events as _aio_unix_events
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -180,12 +183,12 @@ def new_event_loop(**options: Any) -> EventLoop:
     return EventLoop(**options)
 
 
-# Why the base class: asyncio.DefaultEventLoopPolicy on Unix also manages
-# child watchers for subprocesses, which our loop does not have (yet).
-_BasePolicy = (
-    getattr(_aio_events, "BaseDefaultEventLoopPolicy", None)
-    or _aio_events._BaseDefaultEventLoopPolicy
-)
+# Why asyncio's own Unix default policy as the base: it is what each Python
+# version has. On 3.11 and 3.12 it manages the child watchers that subprocess
+# code asks it for (get_child_watcher, set_child_watcher); 3.13 removed them;
+# on 3.14 this private class is the one asyncio.DefaultEventLoopPolicy names,
+# without that name's DeprecationWarning.
+_BasePolicy = _aio_unix_events._UnixDefaultEventLoopPolicy
 
 
 class EventLoopPolicy(_BasePolicy):
@@ -199,6 +202,12 @@ class EventLoopPolicy(_BasePolicy):
 
 
 # %% book/07_scheduler.ipynb cell 31
+# Why: from 3.14 the running task is kept per thread, not per loop, and no
+# task may start while another one runs; the kernel's cell task (if any) is
+# set aside with its loop.
+_CURRENT_TASK_PER_THREAD = sys.version_info >= (3, 14)
+
+
 def run(
     main: Coroutine[Any, Any, Any],
     *,
@@ -212,7 +221,10 @@ def run(
     is during any cell) and restored afterwards.
     """
     outer = _aio_events._get_running_loop()
+    outer_task = None
     if outer is not None:
+        if _CURRENT_TASK_PER_THREAD:
+            outer_task = _aio_tasks._swap_current_task(outer, None)
         _aio_events._set_running_loop(None)
     try:
         factory = loop_factory or EventLoop
@@ -221,3 +233,5 @@ def run(
     finally:
         if outer is not None:
             _aio_events._set_running_loop(outer)
+            if _CURRENT_TASK_PER_THREAD:
+                _aio_tasks._swap_current_task(outer, outer_task)

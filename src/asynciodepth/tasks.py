@@ -200,7 +200,9 @@ class Task(Future):
                     observer.on_task_step(loop, self, woken_by, start, loop.time())
         finally:
             _leave_task(loop, self)
-            self = None  # Why: break the frame -> task cycle if exc holds us.
+            # Why: a traceback may hold this frame; its locals must not lead
+            # back to a task holding the exception (us, or woken_by).
+            self = exc = woken_by = None
 
     def _run_coroutine(self, exc: BaseException | None) -> None:
         """Send into (or throw into) the coroutine and act on what it yields."""
@@ -250,6 +252,11 @@ class Task(Future):
                     self._must_cancel = False
             else:
                 self._refuse(request)
+        finally:
+            # Why: an exception the coroutine raised has this frame in its
+            # traceback; its locals must not lead back to the task (which
+            # holds the exception), or a raised exception lives in a cycle.
+            self = exc = None
 
     def _refuse(self, request: Any) -> None:
         """Throw a RuntimeError into the coroutine for a request we cannot obey."""
@@ -285,7 +292,9 @@ class Task(Future):
             # Why not pass the result: the coroutine's own await (the trap in
             # Future.__await__) reads it from the future.
             self._step(None, future)
-        self = None
+        # Why: a traceback through result() holds this frame; the future in
+        # it holds the exception: a cycle, unless the locals are cleared.
+        self = future = None
 
     def _eager_start(self) -> None:
         """Run the first step right now, inside the creator's step (3.12 style)."""
