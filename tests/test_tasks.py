@@ -616,3 +616,145 @@ def test_exception_refcycles_parent_task_wr(setup):
         return task_ref() is None, [type(r).__name__ for r in gc.get_referrers(exc)]
 
     assert _run_with_gc_disabled(setup, main) == (True, ["coroutine"])
+
+
+# -- eager task factories, per version -------------------------------------------------
+
+
+@requires_312
+def test_eager_factory_keywords_follow_asyncio(setup):
+    """3.14+: the factory passes keywords on, eager_start=False included."""
+    ours = asynciodepth.create_eager_task_factory(asynciodepth.Task)
+    theirs = asyncio.create_eager_task_factory(asyncio.Task)
+
+    async def child(events):
+        events.append("child runs")
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        seen = {}
+        for name, factory in [("ours", ours), ("asyncio", theirs)]:
+            events = []
+            coro = child(events)
+            try:
+                task = factory(loop, coro, eager_start=False, name="n")
+            except TypeError:
+                coro.close()
+                seen[name] = "TypeError"
+                continue
+            events.append("created")
+            await task
+            seen[name] = events, task.get_name()
+        return seen
+
+    seen = setup.run(main())
+    assert seen["ours"] == seen["asyncio"]
+    if sys.version_info >= (3, 14):
+        assert seen["ours"] == (["created", "child runs"], "n")
+    else:
+        assert seen["ours"] == "TypeError"
+
+
+def test_eager_task_factory_passes_name_and_context():
+    async def child():
+        return asyncio.current_task().get_name(), var.get()
+
+    async def main():
+        context = contextvars.copy_context()
+        context.run(var.set, "in context")
+        loop = asyncio.get_running_loop()
+        task = asynciodepth.eager_task_factory(
+            loop, child(), name="eager", context=context
+        )
+        assert task.done()
+        return task.result()
+
+    assert asynciodepth.run(main()) == ("eager", "in context")
+
+
+# -- debug mode: where futures and tasks were made ---------------------------------------
+
+
+def _last_frame_name(future):
+    return future._source_traceback[-1].name
+
+
+def test_source_traceback_only_in_debug_mode(setup):
+    async def main():
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        task = setup.task_class(asyncio.sleep(0), loop=loop)
+        await task
+        return fut._source_traceback, task._source_traceback
+
+    assert setup.run(main()) == (None, None)
+
+
+def test_source_traceback_names_the_creator_in_debug_mode(setup):
+    async def main():
+        loop = asyncio.get_running_loop()
+        assert loop.get_debug()
+        fut = loop.create_future()
+        task = setup.task_class(asyncio.sleep(0), loop=loop)
+        await task
+        return _last_frame_name(fut), _last_frame_name(task)
+
+    with asyncio.Runner(debug=True, loop_factory=setup.new_loop) as runner:
+        # create_future is the loop's; the task was made right here.
+        assert runner.run(main()) == ("create_future", "main")
+
+
+def test_never_retrieved_report_carries_the_source_traceback(setup):
+    reports = []
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda loop, context: reports.append(context))
+        fut = loop.create_future()
+        fut.set_exception(KeyError("lost"))
+        del fut
+        gc.collect()
+
+    with asyncio.Runner(debug=True, loop_factory=setup.new_loop) as runner:
+        runner.run(main())
+    [report] = reports
+    assert report["message"].endswith("exception was never retrieved")
+    assert report["source_traceback"][-1].name == "create_future"
+
+
+# -- 3.14's call graph ---------------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 14), reason="asyncio.capture_call_graph: 3.14"
+)
+def test_capture_call_graph_sees_our_loops_tasks(setup):
+    """With the default Task; our Python Task is no asyncio.Future, and is refused."""
+
+    async def leaf(ready):
+        ready.set()
+        await asyncio.sleep(1)
+
+    async def main():
+        ready = asyncio.Event()
+        async with asyncio.TaskGroup() as tg:
+            child = tg.create_task(leaf(ready), name="leaf")
+            await ready.wait()
+            if setup.python_tasks:
+                with pytest.raises(TypeError, match="compatible with asyncio.Future"):
+                    asyncio.capture_call_graph(child)
+                child.cancel()
+                return None
+            graph = asyncio.capture_call_graph(child)
+            text = asyncio.format_call_graph(child)
+            child.cancel()
+        return (
+            graph.future.get_name(),
+            [frame.frame.f_code.co_name for frame in graph.call_stack],
+            [parent.future is asyncio.current_task() for parent in graph.awaited_by],
+            "leaf" in text and "main" in text,
+        )
+
+    result = setup.run(main())
+    if not setup.python_tasks:
+        assert result == ("leaf", ["sleep", "leaf"], [True], True)

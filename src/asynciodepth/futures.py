@@ -19,6 +19,7 @@ import contextvars
 import reprlib
 import sys
 import types
+from asyncio import format_helpers
 from collections.abc import Callable, Generator
 from types import GenericAlias
 from typing import Any
@@ -65,6 +66,7 @@ class Future:
         "_log_traceback",
         "_loop",
         "_result",
+        "_source_traceback",
         "_state",
     )
 
@@ -73,6 +75,11 @@ class Future:
         if loop is None:
             loop = asyncio.get_event_loop()
         self._loop = loop
+        # In debug mode, as asyncio's: where the future was made, for the
+        # exception handler's report ("source_traceback").
+        self._source_traceback = (
+            format_helpers.extract_stack(sys._getframe(1)) if loop.get_debug() else None
+        )
         # Invariant: _state moves PENDING -> FINISHED or PENDING -> CANCELLED,
         # once.
         self._state = _PENDING
@@ -113,14 +120,14 @@ class Future:
     def __del__(self) -> None:
         if not self._log_traceback:
             return
-        exc = self._exception
-        self._loop.call_exception_handler(
-            {
-                "message": f"{type(self).__name__} exception was never retrieved",
-                "exception": exc,
-                "future": self,
-            }
-        )
+        context = {
+            "message": f"{type(self).__name__} exception was never retrieved",
+            "exception": self._exception,
+            "future": self,
+        }
+        if self._source_traceback:
+            context["source_traceback"] = self._source_traceback
+        self._loop.call_exception_handler(context)
 
     # -- reading ----------------------------------------------------------
 

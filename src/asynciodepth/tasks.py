@@ -22,12 +22,12 @@ import itertools
 import reprlib
 import sys
 from asyncio import base_tasks as _aio_base_tasks
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from asynciodepth.futures import _PENDING, Future
 
-__all__ = ["Task", "eager_task_factory"]
+__all__ = ["Task", "create_eager_task_factory", "eager_task_factory"]
 
 _enter_task = _aio_tasks._enter_task
 _leave_task = _aio_tasks._leave_task
@@ -67,6 +67,8 @@ class Task(Future):
     ) -> None:
         """Wrap coro and schedule its first step (or run it now, if eager)."""
         super().__init__(loop=loop)
+        if self._source_traceback:
+            del self._source_traceback[-1]  # Future.__init__'s caller: us
         # run_until_complete() clears this for the task it creates itself.
         self._log_destroy_pending = True
         if not asyncio.iscoroutine(coro):
@@ -106,9 +108,10 @@ class Task(Future):
 
     def __del__(self) -> None:
         if self._state == _PENDING and self._log_destroy_pending:
-            self._loop.call_exception_handler(
-                {"task": self, "message": "Task was destroyed but it is pending!"}
-            )
+            context = {"task": self, "message": "Task was destroyed but it is pending!"}
+            if self._source_traceback:
+                context["source_traceback"] = self._source_traceback
+            self._loop.call_exception_handler(context)
         super().__del__()
 
     # -- introspection -------------------------------------------------------
@@ -326,12 +329,32 @@ class Task(Future):
 
 
 # %% book/07_scheduler.ipynb cell 6
-def eager_task_factory(
-    loop: asyncio.AbstractEventLoop,
-    coro: Coroutine[Any, Any, Any],
-    *,
-    name: str | None = None,
-    context: contextvars.Context | None = None,
-) -> Task:
-    """Task factory that starts each new Task eagerly: loop.set_task_factory(this)."""
-    return Task(coro, loop=loop, name=name, context=context, eager_start=True)
+def create_eager_task_factory(
+    custom_task_constructor: Callable[..., Any],
+) -> Callable[..., Any]:
+    """Return a task factory that starts each task eagerly, as asyncio's does.
+
+    custom_task_constructor is called like Task, with eager_start=True. On
+    3.14+ the factory passes every keyword on, and create_task(...,
+    eager_start=False) makes a lazy task; before 3.14 it takes name and
+    context only.
+    """
+    if sys.version_info >= (3, 14):
+
+        def factory(loop, coro, *, eager_start=True, **kwargs):
+            return custom_task_constructor(
+                coro, loop=loop, eager_start=eager_start, **kwargs
+            )
+
+    else:
+
+        def factory(loop, coro, *, name=None, context=None):
+            return custom_task_constructor(
+                coro, loop=loop, name=name, context=context, eager_start=True
+            )
+
+    return factory
+
+
+eager_task_factory = create_eager_task_factory(Task)
+eager_task_factory.__doc__ = "Start each new Task eagerly: loop.set_task_factory(this)."
