@@ -17,6 +17,7 @@ loop is already running.
 from __future__ import annotations
 
 import asyncio
+import asyncio.futures as _aio_futures
 import asyncio.tasks as _aio_tasks
 import concurrent.futures
 import socket
@@ -47,20 +48,26 @@ class EventLoop(BaseSelectorEventLoop):
     # asyncio.Future) and isinstance(task, asyncio.Task); only asyncio's own
     # Task is in the task list that 3.14's `python -m asyncio ps` reads; and
     # they are faster (bench_loop.py (b) x 1.69 against x 1.40 with ours).
-    _task_class: Any = asyncio.Task
-    _future_class: Any = asyncio.Future
-
     def __init__(self, *, python_tasks: bool = False, **options: Any) -> None:
         """Make the loop; options are the base loop's (clock=, observer=)."""
         super().__init__(**options)
-        # Invariant: _future_class and _task_class are both asyncio's, or
-        # (python_tasks) both ours.
-        if python_tasks:
-            self._future_class = Future
-            self._task_class = Task
+        # Invariant: create_future() and create_task() make asyncio's Future
+        # and Task, or (python_tasks) both ours.
+        self._python_tasks = python_tasks
+
+    # Why properties, and asyncio's classes looked up at each call: asyncio's
+    # loop does so, and code that swaps asyncio.tasks.Task for the pure-Python
+    # one (CPython's test_graph does) gets what it asked for.
+    @property
+    def _task_class(self) -> Any:
+        return Task if self._python_tasks else _aio_tasks.Task
+
+    @property
+    def _future_class(self) -> Any:
+        return Future if self._python_tasks else _aio_futures.Future
 
     def create_future(self) -> Any:
-        """Create a Future of this loop's future class, attached to the loop."""
+        """Create a Future (asyncio's, or ours with python_tasks) on this loop."""
         return self._future_class(loop=self)
 
     def run_in_executor(
