@@ -758,3 +758,30 @@ def test_capture_call_graph_sees_our_loops_tasks(setup):
     result = setup.run(main())
     if not setup.python_tasks:
         assert result == ("leaf", ["sleep", "leaf"], [True], True)
+
+
+def test_a_future_without_get_loop_is_asked_for_its_loop(setup):
+    """CPython's test_foobar: get_loop raising AttributeError falls back to _loop."""
+
+    class Fut(asyncio.Future):
+        @property
+        def get_loop(self):
+            raise AttributeError
+
+    loop = setup.new_loop()
+    try:
+        fut = Fut(loop=loop)
+
+        async def coro():
+            await fut
+            return "spam"
+
+        task = loop.create_task(coro())
+        loop.call_soon(fut.set_result, 1)  # after the task's first step
+        task.add_done_callback(lambda task: loop.stop())
+        # Bounded: a Task that trips over get_loop never wakes up again.
+        loop.call_later(5, loop.stop)
+        loop.run_forever()
+        assert task.done() and task.result() == "spam"
+    finally:
+        loop.close()

@@ -15,6 +15,7 @@ hands its requests to. It uses asyncio's own bookkeeping functions
 from __future__ import annotations
 
 import asyncio
+import asyncio.futures as _aio_futures
 import asyncio.tasks as _aio_tasks
 import contextvars
 import inspect
@@ -30,6 +31,9 @@ from asynciodepth.futures import _PENDING, Future
 __all__ = ["Task", "create_eager_task_factory", "eager_task_factory"]
 
 _enter_task = _aio_tasks._enter_task
+# Why asyncio's helper: a future whose get_loop() raises AttributeError is
+# asked for _loop instead, as asyncio's Task does (test_tasks.test_foobar).
+_get_loop = _aio_futures._get_loop
 _leave_task = _aio_tasks._leave_task
 _register_task = _aio_tasks._register_task
 # 3.12+ keep eagerly running tasks in a separate registry; 3.11 has none.
@@ -241,7 +245,7 @@ class Task(Future):
                 self._loop.call_soon(self._step, context=self._context)
             elif (
                 getattr(request, "_asyncio_future_blocking", None)
-                and request.get_loop() is self._loop
+                and _get_loop(request) is self._loop
                 and request is not self
             ):
                 # A future of this loop, fresh from its trap: wait for it.
@@ -272,7 +276,7 @@ class Task(Future):
                 )
             else:
                 message = f"Task got bad yield: {request!r}"
-        elif request.get_loop() is not self._loop:
+        elif _get_loop(request) is not self._loop:
             message = (
                 f"Task {self!r} got Future {request!r} attached to a different loop"
             )
