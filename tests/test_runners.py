@@ -255,3 +255,19 @@ print("quiet")
         timeout=60,
     )
     assert (done.returncode, done.stdout, done.stderr) == (0, "quiet\n", "")
+
+
+def test_an_observed_loop_makes_our_future_and_task():
+    """Only our Task reports its steps to the observer, so observed loops use it."""
+    loop = EventLoop()
+    try:
+        assert type(loop.create_future()) is asyncio.Future
+        loop.set_observer(asynciodepth.LoopObserver())
+        assert type(loop.create_future()) is asynciodepth.Future
+        task = loop.create_task(asyncio.sleep(0))
+        assert type(task) is asynciodepth.Task
+        loop.run_until_complete(task)
+        loop.set_observer(None)
+        assert type(loop.create_future()) is asyncio.Future
+    finally:
+        loop.close()
