@@ -8,8 +8,8 @@ Workloads (issue 4):
 Configurations:
   stdlib+ctask   asyncio's loop with its C Task (the baseline)
   stdlib+pytask  asyncio's loop with its pure-Python Task
-  ours+ours      asynciodepth.EventLoop with asynciodepth.Task
-  ours+ctask     asynciodepth.EventLoop with asyncio's C Task
+  ours+ours      asynciodepth.EventLoop(python_tasks=True): our Future and Task
+  ours+ctask     asynciodepth.EventLoop() as it comes: asyncio's C Future and Task
   uvloop         uvloop's loop (skipped if uvloop is not installed)
 
 Every run of a (configuration, workload) pair is a fresh subprocess on a new
@@ -50,13 +50,7 @@ def new_loop(config: str) -> asyncio.AbstractEventLoop:
     if config.startswith("ours"):
         import asynciodepth
 
-        loop = asynciodepth.EventLoop()
-        if config == "ours+ctask":
-            c_task = asyncio.Task
-            loop.set_task_factory(
-                lambda loop, coro, **kw: c_task(coro, loop=loop, **kw)
-            )
-        return loop
+        return asynciodepth.EventLoop(python_tasks=config == "ours+ours")
     if config == "uvloop":
         import uvloop
 

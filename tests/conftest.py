@@ -1,9 +1,10 @@
 """Shared fixtures: every behaviour test runs on three setups.
 
 - ``stdlib``: asyncio's own loop with its C Task;
-- ``ours``: asynciodepth.EventLoop with asynciodepth.Task;
-- ``ours+ctask``: asynciodepth.EventLoop with asyncio's C Task, chosen with
-  ``loop.set_task_factory``.
+- ``ours``: asynciodepth.EventLoop as it comes, with asyncio's (C) Future and
+  Task, which create_future() and create_task() return by default;
+- ``ours+pytask``: asynciodepth.EventLoop(python_tasks=True), with the book's
+  pure-Python Future and Task.
 """
 
 from __future__ import annotations
@@ -18,12 +19,7 @@ from io_helpers import IMPLS, WITH_STDLIB
 
 import asynciodepth
 
-SETUPS = ["stdlib", "ours", "ours+ctask"]
-
-
-def c_task_factory(loop, coro, **kwargs):
-    """Task factory making the stdlib's (C) Task."""
-    return asyncio.Task(coro, loop=loop, **kwargs)
+SETUPS = ["stdlib", "ours", "ours+pytask"]
 
 
 class Setup:
@@ -32,6 +28,8 @@ class Setup:
     def __init__(self, name: str) -> None:
         self.name = name
         self.ours = name != "stdlib"
+        # True when the loop's create_future()/create_task() make our Python ones.
+        self.python_tasks = name == "ours+pytask"
 
     def __repr__(self) -> str:
         return self.name
@@ -40,18 +38,19 @@ class Setup:
         """A new loop; options (clock=, observer=) only apply to ours."""
         if self.name == "stdlib":
             return asyncio.new_event_loop()
-        loop = asynciodepth.EventLoop(**options)
-        if self.name == "ours+ctask":
-            loop.set_task_factory(c_task_factory)
-        return loop
+        return asynciodepth.EventLoop(python_tasks=self.python_tasks, **options)
 
     @property
     def task_class(self) -> type:
-        return asynciodepth.Task if self.name == "ours" else asyncio.Task
+        return asynciodepth.Task if self.python_tasks else asyncio.Task
+
+    @property
+    def future_class(self) -> type:
+        return asynciodepth.Future if self.python_tasks else asyncio.Future
 
     def eager_factory(self) -> Callable[..., Any]:
         """The eager task factory of this setup's Task class (3.12+ for the C one)."""
-        if self.name == "ours":
+        if self.python_tasks:
             return asynciodepth.eager_task_factory
         return asyncio.eager_task_factory
 

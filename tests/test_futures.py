@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import weakref
 import sys
 
 import pytest
@@ -275,3 +276,57 @@ def test_our_sleep_cancelled_cancels_its_timer():
         assert loop.time() == 0.0  # the 100 s timer never fired
     finally:
         loop.close()
+
+
+# -- reference cycles: a raised exception is freed by reference counting alone ---------
+
+
+class gc_disabled:
+    """With the cyclic collector off, an object in a cycle is never freed."""
+
+    def __enter__(self) -> None:
+        self.was_enabled = gc.isenabled()
+        gc.collect()
+        gc.disable()
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.was_enabled:
+            gc.enable()
+
+
+@pytest.mark.parametrize("method", ["result", "exception"])
+def test_cancelled_error_has_no_referrers(future_class, new_future, method):
+    """CPython's test_future_cancelled_{result,exception}_refcycles."""
+    if future_class is asyncio.futures._PyFuture and sys.version_info < (3, 14):
+        pytest.skip("asyncio's pure-Python Future keeps this cycle on 3.11-3.13")
+    fut = new_future()
+    fut.cancel()
+    exc = None
+    with gc_disabled():
+        try:
+            getattr(fut, method)()
+        except asyncio.CancelledError as error:
+            exc = error
+        assert exc is not None
+        assert gc.get_referrers(exc) == []
+
+
+def test_raised_exception_does_not_keep_its_future_alive(future_class, new_future):
+    """result() re-raises with a traceback that holds its frame; not its future."""
+    if future_class is asyncio.futures._PyFuture:
+        pytest.skip("asyncio's pure-Python Future keeps this cycle (its result frame)")
+
+    class Boom(Exception):
+        pass
+
+    with gc_disabled():
+        fut = new_future()
+        fut.set_exception(Boom())
+        try:
+            fut.result()
+        except Boom as error:
+            exc = error
+        alive = weakref.ref(fut)
+        del fut
+        assert alive() is None
+        assert gc.get_referrers(exc) == []

@@ -19,8 +19,8 @@ async def which_loop():
 
 def test_runner_with_loop_factory():
     with asyncio.Runner(loop_factory=EventLoop) as runner:
-        assert runner.run(which_loop()) == (EventLoop, asynciodepth.Task)
-        assert runner.run(which_loop()) == (EventLoop, asynciodepth.Task)
+        assert runner.run(which_loop()) == (EventLoop, asyncio.Task)
+        assert runner.run(which_loop()) == (EventLoop, asyncio.Task)
         loop = runner.get_loop()
     assert loop.is_closed()
 
@@ -29,12 +29,45 @@ def test_runner_with_loop_factory():
 def test_asyncio_run_with_loop_factory():
     assert asyncio.run(which_loop(), loop_factory=EventLoop) == (
         EventLoop,
-        asynciodepth.Task,
+        asyncio.Task,
     )
 
 
 def test_asynciodepth_run():
-    assert asynciodepth.run(which_loop()) == (EventLoop, asynciodepth.Task)
+    assert asynciodepth.run(which_loop()) == (EventLoop, asyncio.Task)
+
+
+def test_the_default_future_and_task_are_asyncios():
+    """What libraries check (anyio's cancel scopes): isinstance against asyncio's."""
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        task = loop.create_task(asyncio.sleep(0))
+        await task
+        return fut, task, asyncio.current_task()
+
+    fut, task, current = asynciodepth.run(main())
+    assert type(fut) is asyncio.Future and type(task) is asyncio.Task
+    assert isinstance(current, asyncio.Task)
+
+
+def test_python_tasks_gives_ours():
+    async def main():
+        loop = asyncio.get_running_loop()
+        return type(loop.create_future()), type(asyncio.current_task())
+
+    factory = lambda: EventLoop(python_tasks=True)
+    assert asynciodepth.run(main(), loop_factory=factory) == (
+        asynciodepth.Future,
+        asynciodepth.Task,
+    )
+    # Ours are not asyncio's classes: isinstance says so.
+    loop = EventLoop(python_tasks=True)
+    try:
+        assert not isinstance(loop.create_future(), asyncio.Future)
+    finally:
+        loop.close()
 
 
 def test_asynciodepth_run_debug():
@@ -46,7 +79,13 @@ def test_asynciodepth_run_debug():
 
 
 def test_asynciodepth_run_rejects_non_coroutines():
-    with pytest.raises(ValueError, match="a coroutine was expected"):
+    """As asyncio.run: ValueError up to 3.13, TypeError (awaitables allowed) 3.14+."""
+    with pytest.raises(Exception) as stdlib:
+        asyncio.run(1)
+    assert type(stdlib.value) is (
+        ValueError if sys.version_info < (3, 14) else TypeError
+    )
+    with pytest.raises(type(stdlib.value), match=str(stdlib.value)):
         asynciodepth.run(1)
 
 
@@ -71,7 +110,7 @@ def test_policy_makes_asyncio_use_our_loop():
     old = asyncio.get_event_loop_policy()
     asyncio.set_event_loop_policy(EventLoopPolicy())
     try:
-        assert asyncio.run(which_loop()) == (EventLoop, asynciodepth.Task)
+        assert asyncio.run(which_loop()) == (EventLoop, asyncio.Task)
         loop = asyncio.new_event_loop()
         assert isinstance(loop, EventLoop)
         loop.close()
@@ -97,7 +136,7 @@ def test_run_inside_a_running_loop_restores_it():
         inner, same_loop, same_task = kernel_loop.run_until_complete(cell())
     finally:
         kernel_loop.close()
-    assert inner == (EventLoop, asynciodepth.Task)
+    assert inner == (EventLoop, asyncio.Task)
     assert same_loop and same_task
 
 
@@ -157,3 +196,78 @@ def test_runner_shuts_down_asyncgens_and_executor(setup):
 
     setup.run(main())
     assert events == ["thread ran", "agen closed"]
+
+
+# -- the policy, per Python version ------------------------------------------------
+
+_STDLIB_POLICY = asyncio.unix_events._UnixDefaultEventLoopPolicy
+
+
+@pytest.mark.parametrize("method", ["get_child_watcher", "set_child_watcher"])
+def test_policy_has_the_child_watcher_methods_stdlib_has(method):
+    """3.11/3.12: working; 3.13: refusing (NotImplementedError); 3.14: gone."""
+    assert hasattr(EventLoopPolicy(), method) == hasattr(_STDLIB_POLICY(), method)
+    assert hasattr(EventLoopPolicy(), method) == (sys.version_info < (3, 14))
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 13), reason="child watchers left in 3.13")
+def test_policy_child_watchers_work_as_stdlibs():
+    import warnings
+
+    policy = EventLoopPolicy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12 deprecates them
+        watcher = asyncio.ThreadedChildWatcher()
+        policy.set_child_watcher(watcher)  # asyncio's base class raised here
+        assert policy.get_child_watcher() is watcher
+        policy.set_child_watcher(None)
+        watcher.close()
+
+
+def test_nothing_of_ours_warns_deprecation():
+    """3.14 deprecates policies: importing and running us must not warn at all."""
+    import subprocess
+    from pathlib import Path
+
+    program = """
+import asyncio, warnings
+warnings.simplefilter("error")
+import asynciodepth
+
+async def main():
+    await asyncio.sleep(0)
+    return 1
+
+policy = asynciodepth.EventLoopPolicy()
+loop = policy.new_event_loop()
+loop.close()
+assert asynciodepth.run(main()) == 1
+with asyncio.Runner(loop_factory=asynciodepth.EventLoop) as runner:
+    assert runner.run(main()) == 1
+print("quiet")
+"""
+    src = str(Path(asynciodepth.__file__).parents[1])
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", program],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": src},
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "quiet\n", "")
+
+
+def test_an_observed_loop_makes_our_future_and_task():
+    """Only our Task reports its steps to the observer, so observed loops use it."""
+    loop = EventLoop()
+    try:
+        assert type(loop.create_future()) is asyncio.Future
+        loop.set_observer(asynciodepth.LoopObserver())
+        assert type(loop.create_future()) is asynciodepth.Future
+        task = loop.create_task(asyncio.sleep(0))
+        assert type(task) is asynciodepth.Task
+        loop.run_until_complete(task)
+        loop.set_observer(None)
+        assert type(loop.create_future()) is asyncio.Future
+    finally:
+        loop.close()

@@ -7,6 +7,7 @@ import contextvars
 import gc
 import sys
 import types
+import weakref
 
 import pytest
 from conftest import requires_312
@@ -390,7 +391,7 @@ def test_exception_handler_sees_task_context(setup):
 
 
 def test_our_task_awaits_a_stdlib_future():
-    loop = asynciodepth.EventLoop()
+    loop = asynciodepth.EventLoop(python_tasks=True)
 
     async def main():
         fut = asyncio.Future(loop=loop)
@@ -420,8 +421,7 @@ def test_stdlib_task_awaits_our_future():
 
 
 def test_stdlib_task_awaits_our_task():
-    loop = asynciodepth.EventLoop()
-    loop.set_task_factory(lambda loop, coro, **kw: asyncio.Task(coro, loop=loop, **kw))
+    loop = asynciodepth.EventLoop()  # its default Task is asyncio's
 
     async def ours():
         await asyncio.sleep(0)
@@ -451,7 +451,7 @@ def test_our_task_on_the_stdlib_loop():
 
 
 def test_repr_has_no_addresses():
-    loop = asynciodepth.EventLoop()
+    loop = asynciodepth.EventLoop(python_tasks=True)
 
     async def main():
         return 1
@@ -537,3 +537,251 @@ def test_our_eager_start_on_311_too():
     asynciodepth.run(main())
     (_, in_child), (_, in_main, task) = events
     assert in_child is task and in_main is not task and task.done()
+
+
+# -- reference cycles --------------------------------------------------------------
+
+
+class _Boom(Exception):
+    pass
+
+
+def _run_with_gc_disabled(setup, main):
+    gc.collect()
+    gc.disable()
+    try:
+        return setup.run(main())
+    finally:
+        gc.enable()
+
+
+def test_failed_task_and_its_exception_are_freed_without_the_gc(setup):
+    """No cycle through the task's frames (step, wakeup, result) keeps them."""
+
+    async def fail():
+        await asyncio.sleep(0)
+        raise _Boom("lost")
+
+    async def main():
+        task = asyncio.create_task(fail())
+        try:
+            await task
+        except _Boom as exc:
+            refs = weakref.ref(task), weakref.ref(exc)
+        del task  # Why: the traceback holds this frame, so its locals too.
+        return refs
+
+    task_ref, exc_ref = _run_with_gc_disabled(setup, main)
+    assert (task_ref(), exc_ref()) == (None, None)
+
+
+def test_cancelled_task_is_freed_without_the_gc(setup):
+    async def sleeper():
+        await asyncio.sleep(10)
+
+    async def main():
+        task = asyncio.create_task(sleeper())
+        await asyncio.sleep(0)
+        task.cancel("stop")
+        try:
+            await task
+        except asyncio.CancelledError as exc:
+            refs = weakref.ref(task), weakref.ref(exc)
+        del task
+        return refs
+
+    task_ref, exc_ref = _run_with_gc_disabled(setup, main)
+    assert (task_ref(), exc_ref()) == (None, None)
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 14), reason="asyncio's TaskGroup has cycles before 3.14"
+)
+def test_exception_refcycles_parent_task_wr(setup):
+    """CPython's test_taskgroups test of the same name, with gc disabled."""
+
+    async def main():
+        tg = asyncio.TaskGroup()
+
+        async def coro_fn():
+            async with tg:
+                raise _Boom
+
+        try:
+            async with asyncio.TaskGroup() as tg2:
+                task_ref = weakref.ref(tg2.create_task(coro_fn()))
+        except* _Boom as excs:
+            exc = excs.exceptions[0].exceptions[0]
+        # The only referrer left is this coroutine (its frame's locals).
+        return task_ref() is None, [type(r).__name__ for r in gc.get_referrers(exc)]
+
+    assert _run_with_gc_disabled(setup, main) == (True, ["coroutine"])
+
+
+# -- eager task factories, per version -------------------------------------------------
+
+
+@requires_312
+def test_eager_factory_keywords_follow_asyncio(setup):
+    """3.14+: the factory passes keywords on, eager_start=False included."""
+    ours = asynciodepth.create_eager_task_factory(asynciodepth.Task)
+    theirs = asyncio.create_eager_task_factory(asyncio.Task)
+
+    async def child(events):
+        events.append("child runs")
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        seen = {}
+        for name, factory in [("ours", ours), ("asyncio", theirs)]:
+            events = []
+            coro = child(events)
+            try:
+                task = factory(loop, coro, eager_start=False, name="n")
+            except TypeError:
+                coro.close()
+                seen[name] = "TypeError"
+                continue
+            events.append("created")
+            await task
+            seen[name] = events, task.get_name()
+        return seen
+
+    seen = setup.run(main())
+    assert seen["ours"] == seen["asyncio"]
+    if sys.version_info >= (3, 14):
+        assert seen["ours"] == (["created", "child runs"], "n")
+    else:
+        assert seen["ours"] == "TypeError"
+
+
+def test_eager_task_factory_passes_name_and_context():
+    async def child():
+        return asyncio.current_task().get_name(), var.get()
+
+    async def main():
+        context = contextvars.copy_context()
+        context.run(var.set, "in context")
+        loop = asyncio.get_running_loop()
+        task = asynciodepth.eager_task_factory(
+            loop, child(), name="eager", context=context
+        )
+        assert task.done()
+        return task.result()
+
+    assert asynciodepth.run(main()) == ("eager", "in context")
+
+
+# -- debug mode: where futures and tasks were made ---------------------------------------
+
+
+def _last_frame_name(future):
+    return future._source_traceback[-1].name
+
+
+def test_source_traceback_only_in_debug_mode(setup):
+    async def main():
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        task = setup.task_class(asyncio.sleep(0), loop=loop)
+        await task
+        return fut._source_traceback, task._source_traceback
+
+    assert setup.run(main()) == (None, None)
+
+
+def test_source_traceback_names_the_creator_in_debug_mode(setup):
+    async def main():
+        loop = asyncio.get_running_loop()
+        assert loop.get_debug()
+        fut = loop.create_future()
+        task = setup.task_class(asyncio.sleep(0), loop=loop)
+        await task
+        return _last_frame_name(fut), _last_frame_name(task)
+
+    with asyncio.Runner(debug=True, loop_factory=setup.new_loop) as runner:
+        # create_future is the loop's; the task was made right here.
+        assert runner.run(main()) == ("create_future", "main")
+
+
+def test_never_retrieved_report_carries_the_source_traceback(setup):
+    reports = []
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda loop, context: reports.append(context))
+        fut = loop.create_future()
+        fut.set_exception(KeyError("lost"))
+        del fut
+        gc.collect()
+
+    with asyncio.Runner(debug=True, loop_factory=setup.new_loop) as runner:
+        runner.run(main())
+    [report] = reports
+    assert report["message"].endswith("exception was never retrieved")
+    assert report["source_traceback"][-1].name == "create_future"
+
+
+# -- 3.14's call graph ---------------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 14), reason="asyncio.capture_call_graph: 3.14"
+)
+def test_capture_call_graph_sees_our_loops_tasks(setup):
+    """With the default Task; our Python Task is no asyncio.Future, and is refused."""
+
+    async def leaf(ready):
+        ready.set()
+        await asyncio.sleep(1)
+
+    async def main():
+        ready = asyncio.Event()
+        async with asyncio.TaskGroup() as tg:
+            child = tg.create_task(leaf(ready), name="leaf")
+            await ready.wait()
+            if setup.python_tasks:
+                with pytest.raises(TypeError, match="compatible with asyncio.Future"):
+                    asyncio.capture_call_graph(child)
+                child.cancel()
+                return None
+            graph = asyncio.capture_call_graph(child)
+            text = asyncio.format_call_graph(child)
+            child.cancel()
+        return (
+            graph.future.get_name(),
+            [frame.frame.f_code.co_name for frame in graph.call_stack],
+            [parent.future is asyncio.current_task() for parent in graph.awaited_by],
+            "leaf" in text and "main" in text,
+        )
+
+    result = setup.run(main())
+    if not setup.python_tasks:
+        assert result == ("leaf", ["sleep", "leaf"], [True], True)
+
+
+def test_a_future_without_get_loop_is_asked_for_its_loop(setup):
+    """CPython's test_foobar: get_loop raising AttributeError falls back to _loop."""
+
+    class Fut(asyncio.Future):
+        @property
+        def get_loop(self):
+            raise AttributeError
+
+    loop = setup.new_loop()
+    try:
+        fut = Fut(loop=loop)
+
+        async def coro():
+            await fut
+            return "spam"
+
+        task = loop.create_task(coro())
+        loop.call_soon(fut.set_result, 1)  # after the task's first step
+        task.add_done_callback(lambda task: loop.stop())
+        # Bounded: a Task that trips over get_loop never wakes up again.
+        loop.call_later(5, loop.stop)
+        loop.run_forever()
+        assert task.done() and task.result() == "spam"
+    finally:
+        loop.close()

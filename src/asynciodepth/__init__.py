@@ -25,8 +25,8 @@ from asynciodepth.base_events import BaseEventLoop
 from asynciodepth.selector_events import BaseSelectorEventLoop
 
 
-# %% book/07_scheduler.ipynb cell 30
-from asynciodepth.tasks import Task, eager_task_factory
+# %% book/07_scheduler.ipynb cell 32
+from asynciodepth.tasks import Task, create_eager_task_factory, eager_task_factory
 from asynciodepth.runners import EventLoop, EventLoopPolicy, new_event_loop, run
 
 

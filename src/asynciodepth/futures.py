@@ -19,6 +19,7 @@ import contextvars
 import reprlib
 import sys
 import types
+from asyncio import format_helpers
 from collections.abc import Callable, Generator
 from types import GenericAlias
 from typing import Any
@@ -65,6 +66,7 @@ class Future:
         "_log_traceback",
         "_loop",
         "_result",
+        "_source_traceback",
         "_state",
     )
 
@@ -73,6 +75,11 @@ class Future:
         if loop is None:
             loop = asyncio.get_event_loop()
         self._loop = loop
+        # In debug mode, as asyncio's: where the future was made, for the
+        # exception handler's report ("source_traceback").
+        self._source_traceback = (
+            format_helpers.extract_stack(sys._getframe(1)) if loop.get_debug() else None
+        )
         # Invariant: _state moves PENDING -> FINISHED or PENDING -> CANCELLED,
         # once.
         self._state = _PENDING
@@ -113,14 +120,14 @@ class Future:
     def __del__(self) -> None:
         if not self._log_traceback:
             return
-        exc = self._exception
-        self._loop.call_exception_handler(
-            {
-                "message": f"{type(self).__name__} exception was never retrieved",
-                "exception": exc,
-                "future": self,
-            }
-        )
+        context = {
+            "message": f"{type(self).__name__} exception was never retrieved",
+            "exception": self._exception,
+            "future": self,
+        }
+        if self._source_traceback:
+            context["source_traceback"] = self._source_traceback
+        self._loop.call_exception_handler(context)
 
     # -- reading ----------------------------------------------------------
 
@@ -139,20 +146,32 @@ class Future:
     def result(self) -> Any:
         """Return the result, or raise the exception or CancelledError."""
         if self._state == _CANCELLED:
-            raise self._make_cancelled_error()
+            try:
+                raise self._make_cancelled_error()
+            finally:
+                self = None  # Why: see below.
         if self._state != _FINISHED:
             raise asyncio.InvalidStateError("Result is not set.")
         self._log_traceback = False
         if self._exception is not None:
             # Why with_traceback: re-raising would otherwise grow the stored
             # traceback by our frame every time somebody asks.
-            raise self._exception.with_traceback(self._exception_tb)
+            try:
+                raise self._exception.with_traceback(self._exception_tb)
+            finally:
+                # Why: the raised traceback holds this frame; without this,
+                # exception -> traceback -> frame -> self -> exception is a
+                # cycle that only the garbage collector can free.
+                self = None
         return self._result
 
     def exception(self) -> BaseException | None:
         """Return the exception that was set, or None if a result was set."""
         if self._state == _CANCELLED:
-            raise self._make_cancelled_error()
+            try:
+                raise self._make_cancelled_error()
+            finally:
+                self = None  # Why: as in result().
         if self._state != _FINISHED:
             raise asyncio.InvalidStateError("Exception is not set.")
         self._log_traceback = False

@@ -17,11 +17,15 @@ loop is already running.
 from __future__ import annotations
 
 import asyncio
+import asyncio.futures as _aio_futures
+import asyncio.tasks as _aio_tasks
 import concurrent.futures
 import socket
+import sys
 import threading
 import warnings
 from asyncio import events as _aio_events
+from asyncio import unix_events as _aio_unix_events
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -34,9 +38,42 @@ __all__ = ["EventLoop", "EventLoopPolicy", "new_event_loop", "run"]
 
 # %% book/07_scheduler.ipynb cell 25
 class EventLoop(BaseSelectorEventLoop):
-    """asynciodepth's event loop: pure Python, with our own Task."""
+    """asynciodepth's event loop: pure Python, with asyncio's Future and Task.
 
-    _task_class = Task
+    ``EventLoop(python_tasks=True)`` makes create_future() and create_task()
+    return this book's Future and Task instead.
+    """
+
+    # Why asyncio's classes by default: libraries test isinstance(x,
+    # asyncio.Future) and isinstance(task, asyncio.Task); only asyncio's own
+    # Task is in the task list that 3.14's `python -m asyncio ps` reads; and
+    # they are faster (bench_loop.py (b) x 1.69 against x 1.40 with ours).
+    def __init__(self, *, python_tasks: bool = False, **options: Any) -> None:
+        """Make the loop; options are the base loop's (clock=, observer=)."""
+        super().__init__(**options)
+        # Invariant: create_future() and create_task() make asyncio's Future
+        # and Task, or both ours: with python_tasks, or while an observer is
+        # set (only our Task reports its steps to it).
+        self._python_tasks = python_tasks
+
+    # Why properties, and asyncio's classes looked up at each call: asyncio's
+    # loop does so, and code that swaps asyncio.tasks.Task for the pure-Python
+    # one (CPython's test_graph does) gets what it asked for.
+    @property
+    def _task_class(self) -> Any:
+        if self._python_tasks or self._observer is not None:
+            return Task
+        return _aio_tasks.Task
+
+    @property
+    def _future_class(self) -> Any:
+        if self._python_tasks or self._observer is not None:
+            return Future
+        return _aio_futures.Future
+
+    def create_future(self) -> Any:
+        """Create a Future (asyncio's, or ours with python_tasks) on this loop."""
+        return self._future_class(loop=self)
 
     def run_in_executor(
         self,
@@ -147,7 +184,7 @@ class EventLoop(BaseSelectorEventLoop):
         return await self.run_in_executor(None, socket.getnameinfo, sockaddr, flags)
 
 
-# %% book/07_scheduler.ipynb cell 27
+# %% book/07_scheduler.ipynb cell 29
 def _set_result_if_pending(future: Any, result: Any) -> None:
     if not future.done():
         future.set_result(result)
@@ -158,12 +195,12 @@ def new_event_loop(**options: Any) -> EventLoop:
     return EventLoop(**options)
 
 
-# Why the base class: asyncio.DefaultEventLoopPolicy on Unix also manages
-# child watchers for subprocesses, which our loop does not have (yet).
-_BasePolicy = (
-    getattr(_aio_events, "BaseDefaultEventLoopPolicy", None)
-    or _aio_events._BaseDefaultEventLoopPolicy
-)
+# Why asyncio's own Unix default policy as the base: it is what each Python
+# version has. On 3.11 and 3.12 it manages the child watchers that subprocess
+# code asks it for (get_child_watcher, set_child_watcher); 3.13 removed them;
+# on 3.14 this private class is the one asyncio.DefaultEventLoopPolicy names,
+# without that name's DeprecationWarning.
+_BasePolicy = _aio_unix_events._UnixDefaultEventLoopPolicy
 
 
 class EventLoopPolicy(_BasePolicy):
@@ -176,7 +213,13 @@ class EventLoopPolicy(_BasePolicy):
     _loop_factory = EventLoop
 
 
-# %% book/07_scheduler.ipynb cell 29
+# %% book/07_scheduler.ipynb cell 31
+# Why: from 3.14 the running task is kept per thread, not per loop, and no
+# task may start while another one runs; the kernel's cell task (if any) is
+# set aside with its loop.
+_CURRENT_TASK_PER_THREAD = sys.version_info >= (3, 14)
+
+
 def run(
     main: Coroutine[Any, Any, Any],
     *,
@@ -190,7 +233,10 @@ def run(
     is during any cell) and restored afterwards.
     """
     outer = _aio_events._get_running_loop()
+    outer_task = None
     if outer is not None:
+        if _CURRENT_TASK_PER_THREAD:
+            outer_task = _aio_tasks._swap_current_task(outer, None)
         _aio_events._set_running_loop(None)
     try:
         factory = loop_factory or EventLoop
@@ -199,3 +245,5 @@ def run(
     finally:
         if outer is not None:
             _aio_events._set_running_loop(outer)
+            if _CURRENT_TASK_PER_THREAD:
+                _aio_tasks._swap_current_task(outer, outer_task)

@@ -15,6 +15,7 @@ hands its requests to. It uses asyncio's own bookkeeping functions
 from __future__ import annotations
 
 import asyncio
+import asyncio.futures as _aio_futures
 import asyncio.tasks as _aio_tasks
 import contextvars
 import inspect
@@ -22,14 +23,17 @@ import itertools
 import reprlib
 import sys
 from asyncio import base_tasks as _aio_base_tasks
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from asynciodepth.futures import _PENDING, Future
 
-__all__ = ["Task", "eager_task_factory"]
+__all__ = ["Task", "create_eager_task_factory", "eager_task_factory"]
 
 _enter_task = _aio_tasks._enter_task
+# Why asyncio's helper: a future whose get_loop() raises AttributeError is
+# asked for _loop instead, as asyncio's Task does (test_tasks.test_foobar).
+_get_loop = _aio_futures._get_loop
 _leave_task = _aio_tasks._leave_task
 _register_task = _aio_tasks._register_task
 # 3.12+ keep eagerly running tasks in a separate registry; 3.11 has none.
@@ -67,6 +71,8 @@ class Task(Future):
     ) -> None:
         """Wrap coro and schedule its first step (or run it now, if eager)."""
         super().__init__(loop=loop)
+        if self._source_traceback:
+            del self._source_traceback[-1]  # Future.__init__'s caller: us
         # run_until_complete() clears this for the task it creates itself.
         self._log_destroy_pending = True
         if not asyncio.iscoroutine(coro):
@@ -106,9 +112,10 @@ class Task(Future):
 
     def __del__(self) -> None:
         if self._state == _PENDING and self._log_destroy_pending:
-            self._loop.call_exception_handler(
-                {"task": self, "message": "Task was destroyed but it is pending!"}
-            )
+            context = {"task": self, "message": "Task was destroyed but it is pending!"}
+            if self._source_traceback:
+                context["source_traceback"] = self._source_traceback
+            self._loop.call_exception_handler(context)
         super().__del__()
 
     # -- introspection -------------------------------------------------------
@@ -200,7 +207,9 @@ class Task(Future):
                     observer.on_task_step(loop, self, woken_by, start, loop.time())
         finally:
             _leave_task(loop, self)
-            self = None  # Why: break the frame -> task cycle if exc holds us.
+            # Why: a traceback may hold this frame; its locals must not lead
+            # back to a task holding the exception (us, or woken_by).
+            self = exc = woken_by = None
 
     def _run_coroutine(self, exc: BaseException | None) -> None:
         """Send into (or throw into) the coroutine and act on what it yields."""
@@ -236,7 +245,7 @@ class Task(Future):
                 self._loop.call_soon(self._step, context=self._context)
             elif (
                 getattr(request, "_asyncio_future_blocking", None)
-                and request.get_loop() is self._loop
+                and _get_loop(request) is self._loop
                 and request is not self
             ):
                 # A future of this loop, fresh from its trap: wait for it.
@@ -250,6 +259,11 @@ class Task(Future):
                     self._must_cancel = False
             else:
                 self._refuse(request)
+        finally:
+            # Why: an exception the coroutine raised has this frame in its
+            # traceback; its locals must not lead back to the task (which
+            # holds the exception), or a raised exception lives in a cycle.
+            self = exc = None
 
     def _refuse(self, request: Any) -> None:
         """Throw a RuntimeError into the coroutine for a request we cannot obey."""
@@ -262,7 +276,7 @@ class Task(Future):
                 )
             else:
                 message = f"Task got bad yield: {request!r}"
-        elif request.get_loop() is not self._loop:
+        elif _get_loop(request) is not self._loop:
             message = (
                 f"Task {self!r} got Future {request!r} attached to a different loop"
             )
@@ -285,7 +299,9 @@ class Task(Future):
             # Why not pass the result: the coroutine's own await (the trap in
             # Future.__await__) reads it from the future.
             self._step(None, future)
-        self = None
+        # Why: a traceback through result() holds this frame; the future in
+        # it holds the exception: a cycle, unless the locals are cleared.
+        self = future = None
 
     def _eager_start(self) -> None:
         """Run the first step right now, inside the creator's step (3.12 style)."""
@@ -317,12 +333,32 @@ class Task(Future):
 
 
 # %% book/07_scheduler.ipynb cell 6
-def eager_task_factory(
-    loop: asyncio.AbstractEventLoop,
-    coro: Coroutine[Any, Any, Any],
-    *,
-    name: str | None = None,
-    context: contextvars.Context | None = None,
-) -> Task:
-    """Task factory that starts each new Task eagerly: loop.set_task_factory(this)."""
-    return Task(coro, loop=loop, name=name, context=context, eager_start=True)
+def create_eager_task_factory(
+    custom_task_constructor: Callable[..., Any],
+) -> Callable[..., Any]:
+    """Return a task factory that starts each task eagerly, as asyncio's does.
+
+    custom_task_constructor is called like Task, with eager_start=True. On
+    3.14+ the factory passes every keyword on, and create_task(...,
+    eager_start=False) makes a lazy task; before 3.14 it takes name and
+    context only.
+    """
+    if sys.version_info >= (3, 14):
+
+        def factory(loop, coro, *, eager_start=True, **kwargs):
+            return custom_task_constructor(
+                coro, loop=loop, eager_start=eager_start, **kwargs
+            )
+
+    else:
+
+        def factory(loop, coro, *, name=None, context=None):
+            return custom_task_constructor(
+                coro, loop=loop, name=name, context=context, eager_start=True
+            )
+
+    return factory
+
+
+eager_task_factory = create_eager_task_factory(Task)
+eager_task_factory.__doc__ = "Start each new Task eagerly: loop.set_task_factory(this)."
