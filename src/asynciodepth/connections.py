@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/08_epoll.ipynb cell 33
+# %% book/08_epoll.ipynb cell 37
 """Connections and servers: chapter "epoll".
 
 Builds on ``io_events.py`` (``SocketEventLoop``: sock_connect and readiness
@@ -223,7 +223,7 @@ def _unlink_if_same(path: str, inode: int) -> None:
         pass
 
 
-# %% book/08_epoll.ipynb cell 34
+# %% book/08_epoll.ipynb cell 38
 def _out_of_scope(what: str, method: str) -> NotImplementedError:
     return NotImplementedError(
         f"{what} is out of scope for asynciodepth's event loop: {method}() is not "

@@ -64,6 +64,10 @@ class ReadinessEventLoop(EventLoop):
         # exactly these directions. The wake-up socket is watched on the side.
         self._readers: dict[int, Handle] = {}
         self._writers: dict[int, Handle] = {}
+        # Invariant: _fileobjs has an entry for exactly the fds in _readers or
+        # _writers: the object last given to add_reader()/add_writer() for it
+        # (the fd itself if only the loop's own layers registered it).
+        self._fileobjs: dict[int, Any] = {}
         # The transport that owns each fd; sock_*() and add_reader() refuse them.
         self._transports: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         # Why: call_soon_threadsafe() writes to the base loop's wake-up socket;
@@ -120,8 +124,10 @@ class ReadinessEventLoop(EventLoop):
         self, fd: Any, callback: Callable[..., object], *args: Any
     ) -> Handle:
         """Run callback(*args) whenever fd is readable, until remove_reader(fd)."""
-        fd = self._ensure_fd_no_transport(fd)
-        return self._add_reader(fd, callback, *args)
+        fileobj, fd = fd, self._ensure_fd_no_transport(fd)
+        handle = self._add_reader(fd, callback, *args)
+        self._fileobjs[fd] = fileobj
+        return handle
 
     def remove_reader(self, fd: Any) -> bool:
         """Stop watching fd for reading; return True if it was watched."""
@@ -132,8 +138,10 @@ class ReadinessEventLoop(EventLoop):
         self, fd: Any, callback: Callable[..., object], *args: Any
     ) -> Handle:
         """Run callback(*args) whenever fd is writable, until remove_writer(fd)."""
-        fd = self._ensure_fd_no_transport(fd)
-        return self._add_writer(fd, callback, *args)
+        fileobj, fd = fd, self._ensure_fd_no_transport(fd)
+        handle = self._add_writer(fd, callback, *args)
+        self._fileobjs[fd] = fileobj
+        return handle
 
     def remove_writer(self, fd: Any) -> bool:
         """Stop watching fd for writing; return True if it was watched."""
@@ -142,7 +150,7 @@ class ReadinessEventLoop(EventLoop):
 
     def _ensure_fd_no_transport(self, fileobj: Any) -> int:
         """Return fileobj's fd, once sure that no open transport owns it."""
-        fd = _fileobj_to_fd(fileobj)
+        fd = _fileobj_lookup(fileobj, self._fileobjs)
         transport = self._transports.get(fd)
         if transport is not None and not transport.is_closing():
             raise RuntimeError(
@@ -175,6 +183,7 @@ class ReadinessEventLoop(EventLoop):
         self._poller.set_interest(fd, self._poller.interest(fd) | bit)
         old = table.get(fd)
         table[fd] = handle
+        self._fileobjs.setdefault(fd, fd)
         if old is not None:
             old.cancel()
         return handle
@@ -186,6 +195,8 @@ class ReadinessEventLoop(EventLoop):
         if handle is None:
             return False
         self._poller.set_interest(fd, self._poller.interest(fd) & ~bit)
+        if fd not in self._readers and fd not in self._writers:
+            del self._fileobjs[fd]
         # Why cancel: the handle may already sit in the ready queue of this
         # iteration; a removed callback must not run any more.
         handle.cancel()
@@ -202,10 +213,28 @@ class ReadinessEventLoop(EventLoop):
             handle.cancel()
         self._readers.clear()
         self._writers.clear()
+        self._fileobjs.clear()
         self._poller.close()
 
 
 # %% book/08_epoll.ipynb cell 25
+def _fileobj_lookup(fileobj: Any, registered: dict[int, Any]) -> int:
+    """Return fileobj's fd; a closed one is found by what it was registered as.
+
+    registered maps each watched fd to the object given when it was registered.
+    """
+    try:
+        return _fileobj_to_fd(fileobj)
+    except ValueError:
+        # Why identity, not equality: after close() the object is all we
+        # have, and another object may now own the same fd number.
+        for fd, obj in registered.items():
+            if obj is fileobj:
+                return fd
+        raise
+
+
+# %% book/08_epoll.ipynb cell 29
 def _nonblocking_check(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
     # As asyncio: only debug mode checks, the check costs a system call.
     if loop.get_debug() and sock.gettimeout() != 0:

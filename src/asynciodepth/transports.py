@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/08_epoll.ipynb cell 31
+# %% book/08_epoll.ipynb cell 35
 """The socket transport: chapter "epoll".
 
 Builds on ``io_events.py``: a ``SocketTransport`` owns one connected,

@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/08_epoll.ipynb cell 38
+# %% book/08_epoll.ipynb cell 42
 """The finished loop: chapter "epoll".
 
 Builds on ``connections.py`` (``ConnectionEventLoop``). ``EventLoop`` adds what
@@ -209,7 +209,7 @@ class EventLoop(ConnectionEventLoop):
         return server
 
 
-# %% book/08_epoll.ipynb cell 39
+# %% book/08_epoll.ipynb cell 43
 # asyncio's name for its loop with a selector; here it is the same class.
 SelectorEventLoop = EventLoop
 
