@@ -7,12 +7,13 @@ difference between the loops shows up as a failure on one of them.
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import struct
 
 import pytest
 
-from io_helpers import IMPLS, run
+from io_helpers import IMPLS, resource_warnings, run
 
 
 class Recorder(asyncio.Protocol):
@@ -353,3 +354,186 @@ def test_write_after_a_buffered_close_is_ignored(impl):
         return received == sent, protocol.events, contexts
 
     assert run(impl, main()) == (True, ["made", ("lost", None)], [])
+
+
+# ---- nothing leaks when a connection ends early ------------------------------
+# Each scenario runs inside resource_warnings(): a socket or transport left
+# open is found by the garbage collector and reported as "unclosed ...".
+
+
+class Quiet(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+
+
+def test_failing_protocol_factory_closes_the_socket(impl):
+    # create_connection made the socket; its protocol factory raised before
+    # any transport took the socket over. (asyncio leaks it before 3.14.)
+    async def main():
+        server = await asyncio.get_running_loop().create_server(Quiet, "127.0.0.1", 0)
+        address = server.sockets[0].getsockname()
+
+        def failing():
+            raise ZeroDivisionError
+
+        with pytest.raises(ZeroDivisionError):
+            await asyncio.get_running_loop().create_connection(failing, *address)
+        a, b = socket.socketpair()
+        with pytest.raises(ZeroDivisionError):
+            await asyncio.get_running_loop().connect_accepted_socket(failing, a)
+        b.close()
+        server.close()
+        await asyncio.sleep(0.01)
+        return a.fileno()
+
+    with resource_warnings() as caught:
+        assert run(impl, main()) == -1
+    assert caught.messages == []
+
+
+@pytest.mark.parametrize("when", ["resolved", "connecting", "made"])
+def test_cancelled_create_connection_leaks_nothing(any_impl, when):
+    async def main():
+        loop = asyncio.get_running_loop()
+        accepted = []
+        server = await loop.create_server(
+            lambda: accepted.append(Recorder()) or accepted[-1], "127.0.0.1", 0
+        )
+        address = server.sockets[0].getsockname()
+        task = asyncio.ensure_future(loop.create_connection(Quiet, *address))
+        for _ in range({"resolved": 0, "connecting": 1, "made": 2}[when]):
+            await asyncio.sleep(0)
+        task.cancel()
+        try:
+            transport, _ = await task
+        except asyncio.CancelledError:
+            pass
+        else:
+            transport.close()
+        await asyncio.sleep(0.01)
+        server.close()
+        for protocol in accepted:  # the server side sees the client go
+            await asyncio.wait_for(protocol.lost, 2)
+
+    with resource_warnings() as caught:
+        run(any_impl, main())
+    assert caught.messages == []
+
+
+def test_connection_made_raising_leaks_nothing(any_impl):
+    # The server's protocol fails in connection_made(): the loop reports it,
+    # and the connection still ends cleanly once the client closes.
+    class Failing(asyncio.Protocol):
+        def connection_made(self, transport):
+            raise ZeroDivisionError
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        reported = []
+        loop.set_exception_handler(lambda loop, context: reported.append(context))
+        server = await loop.create_server(Failing, "127.0.0.1", 0)
+        transport, protocol = await loop.create_connection(
+            Recorder, *server.sockets[0].getsockname()
+        )
+        await asyncio.sleep(0.01)
+        transport.close()
+        await protocol.lost
+        server.close()
+        await asyncio.sleep(0.01)
+        return [type(c.get("exception")).__name__ for c in reported]
+
+    with resource_warnings() as caught:
+        assert run(any_impl, main()) == ["ZeroDivisionError"]
+    assert caught.messages == []
+
+
+@pytest.mark.parametrize("how", ["abort", "close"])
+def test_server_close_with_open_transports(any_impl, how):
+    async def main():
+        loop = asyncio.get_running_loop()
+        accepted = []
+        server = await loop.create_server(
+            lambda: accepted.append(Recorder()) or accepted[-1], "127.0.0.1", 0
+        )
+        clients = [
+            await loop.create_connection(Recorder, *server.sockets[0].getsockname())
+            for _ in range(3)
+        ]
+        await asyncio.sleep(0.01)
+        server.close()
+        for transport, _ in clients:
+            getattr(transport, how)()
+        await asyncio.wait_for(server.wait_closed(), 2)
+        await asyncio.gather(*(protocol.lost for protocol in accepted))
+        await asyncio.gather(*(protocol.lost for _, protocol in clients))
+        return len(accepted), server.sockets
+
+    with resource_warnings() as caught:
+        assert run(any_impl, main()) == (3, ())
+    assert caught.messages == []
+
+
+def test_sock_connect_cancelled_leaves_the_socket_to_its_owner(any_impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            # Why: with a backlog of 0 the kernel completes one connection and
+            # lets later ones wait for ever, so the next connect stays pending.
+            listener.listen(0)
+            fillers = [socket.socket() for _ in range(2)]
+            for filler in fillers:
+                filler.setblocking(False)
+                filler.connect_ex(listener.getsockname())
+            with socket.socket() as sock:
+                sock.setblocking(False)
+                task = asyncio.ensure_future(
+                    loop.sock_connect(sock, listener.getsockname())
+                )
+                await asyncio.sleep(0.01)
+                pending = not task.done()
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                # The loop forgot the socket: it may be registered again.
+                loop.add_writer(sock, print)
+                removed = loop.remove_writer(sock)
+            for filler in fillers:
+                filler.close()
+        return pending, removed
+
+    with resource_warnings() as caught:
+        assert run(any_impl, main()) == (True, True)
+    assert caught.messages == []
+
+
+def test_abandoned_server_transport_warns_unclosed(any_impl):
+    # A server-side connection whose protocol stops reading and then lets go
+    # of its transport: nothing holds the transport any more, not even its
+    # server, so it is collected and warns, as on asyncio.
+    held = []
+
+    class Abandoning(asyncio.Protocol):
+        def connection_made(self, transport):
+            transport.pause_reading()
+            held.append(transport)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Abandoning, "127.0.0.1", 0)
+        transport, protocol = await loop.create_connection(
+            Quiet, *server.sockets[0].getsockname()
+        )
+        while not held:
+            await asyncio.sleep(0)
+        with resource_warnings() as caught:
+            held.clear()  # the server is still open and holds nothing either
+        transport.close()
+        server.close()
+        await asyncio.sleep(0)
+        return caught.messages
+
+    messages = run(any_impl, main())
+    assert [m.split(" ")[:2] for m in messages if "transport" in m] == [
+        ["unclosed", "transport"]
+    ]

@@ -20,6 +20,8 @@ import errno
 import os
 import socket
 import sys
+import weakref
+from asyncio import trsock
 from typing import Any, Callable, Iterable
 
 from asynciodepth.io_events import SocketEventLoop
@@ -50,7 +52,9 @@ class Server(asyncio.AbstractServer):
         self._serving = False
         self._serving_forever_fut: asyncio.Future | None = None
         # Invariant: _clients holds the transports of connections not yet lost.
-        self._clients: set[SocketTransport] = set()
+        # Why weak: a transport nobody holds must be collected and warn
+        # "unclosed transport", as on asyncio, not be kept alive by its server.
+        self._clients: weakref.WeakSet[SocketTransport] = weakref.WeakSet()
         # Invariant: _waiters is None once closed with no connection left.
         self._waiters: list[asyncio.Future] | None = []
         self._unix_path = unix_path  # (path, inode) to unlink on close
@@ -83,7 +87,9 @@ class Server(asyncio.AbstractServer):
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
         """The listening sockets; empty once closed."""
-        return () if self._sockets is None else tuple(self._sockets)
+        if self._sockets is None:
+            return ()
+        return tuple(trsock.TransportSocket(sock) for sock in self._sockets)
 
     def _start_serving(self) -> None:
         if self._serving:
@@ -223,7 +229,25 @@ def _unlink_if_same(path: str, inode: int) -> None:
         pass
 
 
-# %% book/08_epoll.ipynb cell 38
+# %% book/08_epoll.ipynb cell 39
+def _check_ssl_options(
+    ssl: Any,
+    ssl_handshake_timeout: float | None,
+    ssl_shutdown_timeout: float | None,
+    server_hostname: str | None = None,
+) -> None:
+    """Refuse the TLS-only options without ssl, as asyncio does."""
+    if ssl:
+        return
+    if server_hostname is not None:
+        raise ValueError("server_hostname is only meaningful with ssl")
+    if ssl_handshake_timeout is not None:
+        raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+    if ssl_shutdown_timeout is not None:
+        raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+
+
+# %% book/08_epoll.ipynb cell 40
 def _out_of_scope(what: str, method: str) -> NotImplementedError:
     return NotImplementedError(
         f"{what} is out of scope for asynciodepth's event loop: {method}() is not "
@@ -243,10 +267,16 @@ class ConnectionEventLoop(SocketEventLoop):
         self, sock: socket.socket, protocol_factory: Callable[[], Any]
     ) -> tuple[SocketTransport, Any]:
         """Wrap a connected sock; return once connection_made() has run."""
-        sock.setblocking(False)
-        protocol = protocol_factory()
-        waiter = self.create_future()
-        transport = SocketTransport(self, sock, protocol, waiter)
+        try:
+            sock.setblocking(False)
+            protocol = protocol_factory()
+            waiter = self.create_future()
+            transport = SocketTransport(self, sock, protocol, waiter)
+        except BaseException:
+            # Why (as asyncio 3.14): no transport owns sock yet, so nobody
+            # else would close it; a failing protocol factory must not leak it.
+            sock.close()
+            raise
         try:
             await waiter
         except BaseException:
@@ -278,6 +308,9 @@ class ConnectionEventLoop(SocketEventLoop):
         The addresses are tried one after the other (no Happy Eyeballs).
         """
         _refuse_ssl("create_connection", ssl)
+        _check_ssl_options(
+            ssl, ssl_handshake_timeout, ssl_shutdown_timeout, server_hostname
+        )
         if host is not None or port is not None:
             if sock is not None:
                 raise ValueError(
@@ -373,6 +406,7 @@ class ConnectionEventLoop(SocketEventLoop):
         if isinstance(ssl, bool):
             raise TypeError("ssl argument must be an SSLContext or None")
         _refuse_ssl("create_server", ssl)
+        _check_ssl_options(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         if host is not None or port is not None:
             if sock is not None:
                 raise ValueError(
@@ -430,6 +464,8 @@ class ConnectionEventLoop(SocketEventLoop):
         server = Server(self, sockets, protocol_factory, backlog)
         if start_serving:
             server._start_serving()
+            # As asyncio: one iteration passes before the server is returned.
+            await asyncio.sleep(0)
         return server
 
     async def connect_accepted_socket(
@@ -445,6 +481,7 @@ class ConnectionEventLoop(SocketEventLoop):
         _refuse_ssl("connect_accepted_socket", ssl)
         if sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A Stream Socket was expected, got {sock!r}")
+        _check_ssl_options(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         return await self._make_transport(sock, protocol_factory)
 
     # ---- out of scope, each with a clear message --------------------------

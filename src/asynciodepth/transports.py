@@ -18,6 +18,7 @@ import asyncio
 import logging
 import socket
 import warnings
+from asyncio import trsock
 from typing import Any
 
 __all__ = ["SocketTransport"]
@@ -44,7 +45,9 @@ class SocketTransport(asyncio.Transport):
     ) -> None:
         """Take sock over; connection_made() and reading start on the next iteration."""
         super().__init__(extra)
-        self._extra["socket"] = sock
+        # As asyncio: users get a TransportSocket, a view of sock without the
+        # calls that would upset the transport (recv, close...; 3.11: warnings).
+        self._extra["socket"] = trsock.TransportSocket(sock)
         for key, call in [
             ("sockname", sock.getsockname),
             ("peername", sock.getpeername),
@@ -365,6 +368,8 @@ class SocketTransport(asyncio.Transport):
         if getattr(self, "_sock", None) is not None:
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
             self._sock.close()
+            if self._server is not None:
+                self._server._detach(self)
 
 
 def _set_result_unless_cancelled(future: Any, result: Any) -> None:

@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/08_epoll.ipynb cell 42
+# %% book/08_epoll.ipynb cell 44
 """The finished loop: chapter "epoll".
 
 Builds on ``connections.py`` (``ConnectionEventLoop``). ``EventLoop`` adds what
@@ -22,15 +22,25 @@ import os
 import signal
 import socket
 import stat
+import sys
 from typing import Any, Callable, Coroutine
 
 from asynciodepth import runners
-from asynciodepth.connections import ConnectionEventLoop, Server, _refuse_ssl
+from asynciodepth.connections import (
+    ConnectionEventLoop,
+    Server,
+    _check_ssl_options,
+    _refuse_ssl,
+)
 from asynciodepth.events import Handle
 
 __all__ = ["EventLoop", "SelectorEventLoop", "EventLoopPolicy", "new_event_loop", "run"]
 
 logger = logging.getLogger("asyncio")
+
+# Why: asyncio removes a Unix server's socket file on close() from 3.13 on;
+# 3.11 and 3.12 leave it, and a program may rely on either.
+_UNLINKS_ON_CLOSE = sys.version_info >= (3, 13)
 
 
 def _sighandler_noop(signum: int, frame: Any) -> None:
@@ -140,6 +150,9 @@ class EventLoop(ConnectionEventLoop):
     ) -> tuple[Any, Any]:
         """Connect to the Unix socket at path (or wrap sock); return the pair."""
         _refuse_ssl("create_unix_connection", ssl)
+        _check_ssl_options(
+            ssl, ssl_handshake_timeout, ssl_shutdown_timeout, server_hostname
+        )
         if path is not None:
             if sock is not None:
                 raise ValueError("path and sock can not be specified at the same time")
@@ -167,12 +180,18 @@ class EventLoop(ConnectionEventLoop):
         ssl_handshake_timeout: float | None = None,
         ssl_shutdown_timeout: float | None = None,
         start_serving: bool = True,
-        cleanup_socket: bool = True,
+        cleanup_socket: bool = _UNLINKS_ON_CLOSE,
     ) -> Server:
-        """Listen on the Unix socket path; a stale socket file there is replaced."""
+        """Listen on the Unix socket path; a stale socket file there is replaced.
+
+        cleanup_socket (asyncio 3.13's, and its default there): close() removes
+        the socket file, if it still is the one bound. Before 3.13 the default
+        is False, as asyncio leaves the file behind.
+        """
         if isinstance(ssl, bool):
             raise TypeError("ssl argument must be an SSLContext or None")
         _refuse_ssl("create_unix_server", ssl)
+        _check_ssl_options(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         if path is not None:
             if sock is not None:
                 raise ValueError("path and sock can not be specified at the same time")
@@ -200,16 +219,21 @@ class EventLoop(ConnectionEventLoop):
             raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
         unix_path = None
         bound = sock.getsockname()
-        if cleanup_socket and isinstance(bound, str) and bound and bound[0] != "\0":
-            unix_path = (bound, os.stat(bound).st_ino)
+        # Abstract addresses (a leading NUL, as str or bytes) have no file.
+        if cleanup_socket and bound and bound[0] not in (0, "\0"):
+            try:
+                unix_path = (bound, os.stat(bound).st_ino)
+            except FileNotFoundError:
+                pass
         sock.setblocking(False)
         server = Server(self, [sock], protocol_factory, backlog, unix_path=unix_path)
         if start_serving:
             server._start_serving()
+            await asyncio.sleep(0)
         return server
 
 
-# %% book/08_epoll.ipynb cell 43
+# %% book/08_epoll.ipynb cell 45
 # asyncio's name for its loop with a selector; here it is the same class.
 SelectorEventLoop = EventLoop
 
