@@ -96,6 +96,7 @@ class resource_warnings:
     """
 
     def __enter__(self) -> resource_warnings:
+        gc.collect()  # what earlier code left is not this block's leak
         self._catcher = warnings.catch_warnings(record=True)
         self._caught = self._catcher.__enter__()
         warnings.simplefilter("always", ResourceWarning)

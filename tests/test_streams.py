@@ -349,6 +349,38 @@ def test_server_api(any_impl):
     assert run(any_impl, main()) == [False, 1, True, True, False, ()]
 
 
+def test_cancelled_serve_forever_with_a_hanging_client(any_impl):
+    # From 3.14 on, cancelling serve_forever() closes the connections too;
+    # before, it waits in wait_closed() until the client leaves on its own.
+    async def main():
+        loop = asyncio.get_running_loop()
+        made = asyncio.Event()
+
+        class Made(asyncio.Protocol):
+            def connection_made(self, transport):
+                made.set()
+
+        server = await loop.create_server(Made, "127.0.0.1", 0)
+        forever = asyncio.create_task(server.serve_forever())
+        await asyncio.sleep(0)
+        client = socket.create_connection(server.sockets[0].getsockname())
+        await made.wait()
+        forever.cancel()
+        for _ in range(20):
+            await asyncio.sleep(0)
+        done_before_the_client_left = forever.done()
+        client.close()
+        with pytest.raises(asyncio.CancelledError):
+            await forever
+        return done_before_the_client_left, server.is_serving()
+
+    # asyncio's 3.11 wait_closed() does not wait for connections at all; ours
+    # has 3.12.1's on every version (see test_wait_closed_waits_for_connections).
+    stdlib_311 = any_impl == "stdlib" and sys.version_info < (3, 12)
+    early = sys.version_info >= (3, 14) or stdlib_311
+    assert run(any_impl, main()) == (early, False)
+
+
 def test_wait_closed_waits_for_connections(impl):
     # 3.12.1's semantics, which our Server has on every version.
     async def main():

@@ -10,6 +10,7 @@ import asyncio
 import gc
 import socket
 import struct
+import sys
 
 import pytest
 
@@ -130,7 +131,7 @@ def test_write_after_close_follows_asyncio(any_impl):
 def test_write_bad_input(any_impl):
     async def main():
         transport, protocol, theirs = await connected_pair()
-        with pytest.raises(TypeError, match="bytes-like object, not 'str'"):
+        with pytest.raises(TypeError) as info:
             transport.write("text")
         transport.write(b"")  # nothing to do
         transport.write_eof()
@@ -139,8 +140,14 @@ def test_write_bad_input(any_impl):
         transport.close()
         await protocol.lost
         theirs.close()
+        return str(info.value)
 
-    run(any_impl, main())
+    # 3.14 names the three types it takes.
+    if sys.version_info >= (3, 14):
+        kinds = "a bytes, bytearray, or memoryview object"
+    else:
+        kinds = "a bytes-like object"
+    assert run(any_impl, main()) == f"data argument must be {kinds}, not 'str'"
 
 
 def test_half_close_with_write_eof(any_impl):

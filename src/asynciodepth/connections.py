@@ -31,6 +31,9 @@ __all__ = ["Server", "ConnectionEventLoop"]
 
 # After running out of file descriptors, try accepting again this much later.
 ACCEPT_RETRY_DELAY = 1.0
+# Why: from 3.14 on, a cancelled serve_forever() also closes the connections,
+# so that its wait_closed() cannot hang on a client that never leaves.
+_CANCEL_CLOSES_CLIENTS = sys.version_info >= (3, 14)
 
 
 class Server(asyncio.AbstractServer):
@@ -153,8 +156,7 @@ class Server(asyncio.AbstractServer):
             return
         self._sockets = None
         for sock in sockets:
-            self._loop._remove_reader(sock.fileno())
-            sock.close()
+            self._loop._stop_serving(sock)
         self._serving = False
         if self._unix_path is not None:
             _unlink_if_same(*self._unix_path)
@@ -198,6 +200,8 @@ class Server(asyncio.AbstractServer):
         except asyncio.CancelledError:
             try:
                 self.close()
+                if _CANCEL_CLOSES_CLIENTS:
+                    self.close_clients()
                 await self.wait_closed()
             finally:
                 raise
@@ -283,6 +287,11 @@ class ConnectionEventLoop(SocketEventLoop):
             transport.close()
             raise
         return transport, protocol
+
+    def _stop_serving(self, sock: socket.socket) -> None:
+        """Stop accepting on the listening sock and close it (asyncio's name)."""
+        self._remove_reader(sock.fileno())
+        sock.close()
 
     async def create_connection(
         self,

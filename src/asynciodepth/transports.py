@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import sys
 import warnings
 from asyncio import trsock
 from typing import Any
@@ -27,6 +28,11 @@ logger = logging.getLogger("asyncio")
 
 # As asyncio: after this many writes to a lost connection, say so in the log.
 _LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
+# asyncio's message for write() of something else than bytes; 3.14 names the types.
+if sys.version_info >= (3, 14):
+    _WRITE_TYPE_ERROR = "data argument must be a bytes, bytearray, or memoryview object"
+else:
+    _WRITE_TYPE_ERROR = "data argument must be a bytes-like object"
 
 
 class SocketTransport(asyncio.Transport):
@@ -185,10 +191,7 @@ class SocketTransport(asyncio.Transport):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send data, now or as soon as the socket can take it; never blocks."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(
-                "data argument must be a bytes-like object, "
-                f"not {type(data).__name__!r}"
-            )
+            raise TypeError(f"{_WRITE_TYPE_ERROR}, not {type(data).__name__!r}")
         if self._eof:
             raise RuntimeError("Cannot call write() after write_eof()")
         if not data:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import inspect
 import logging
 import os
 import signal
@@ -68,7 +69,8 @@ class EventLoop(ConnectionEventLoop):
         self, sig: int, callback: Callable[..., object], *args: Any
     ) -> None:
         """Run callback(*args) on the loop whenever signal sig arrives."""
-        if asyncio.iscoroutine(callback) or asyncio.iscoroutinefunction(callback):
+        # Why inspect's: asyncio.iscoroutinefunction is deprecated from 3.14 on.
+        if asyncio.iscoroutine(callback) or inspect.iscoroutinefunction(callback):
             raise TypeError("coroutines cannot be used with add_signal_handler()")
         self._check_signal(sig)
         self._check_closed()
