@@ -81,6 +81,29 @@ def test_unix_bad_input(any_impl):
     run(any_impl, main())
 
 
+@pytest.mark.parametrize("error", [OSError, MemoryError])
+def test_unix_server_bind_error_closes_the_socket(impl, monkeypatch, error):
+    made = []
+
+    class FailingBind(socket.socket):
+        def bind(self, address):
+            made.append(self)
+            raise error
+
+    async def main():
+        monkeypatch.setattr(socket, "socket", FailingBind)
+        try:
+            with pytest.raises(error):
+                await asyncio.get_running_loop().create_unix_server(
+                    asyncio.Protocol, "/nowhere/s.sock"
+                )
+        finally:
+            monkeypatch.undo()
+        return [sock.fileno() for sock in made]
+
+    assert run(impl, main()) == [-1]
+
+
 UNLINKS_ON_CLOSE = sys.version_info >= (3, 13)
 
 

@@ -215,6 +215,9 @@ class EventLoop(ConnectionEventLoop):
                         errno.EADDRINUSE, f"Address {path!r} is already in use"
                     ) from None
                 raise
+            except BaseException:
+                sock.close()
+                raise
         elif sock is None:
             raise ValueError("path was not specified, and no sock specified")
         elif sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
