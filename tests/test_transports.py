@@ -7,6 +7,7 @@ difference between the loops shows up as a failure on one of them.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import socket
 import struct
@@ -544,3 +545,48 @@ def test_abandoned_server_transport_warns_unclosed(any_impl):
     assert [m.split(" ")[:2] for m in messages if "transport" in m] == [
         ["unclosed", "transport"]
     ]
+
+
+def test_connection_callbacks_keep_their_own_context(any_impl):
+    # 3.15 (gh-140947): a connection's callbacks run in a context of its own,
+    # so a task that calls resume_reading() no longer lends them its context.
+    var = contextvars.ContextVar("var", default="unset")
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        seen = []
+        resumed = asyncio.Event()
+        lost = loop.create_future()
+
+        class Pausing(asyncio.Protocol):
+            def connection_made(self, transport):
+                self.transport = transport
+
+            def data_received(self, data):
+                seen.append(var.get())
+                self.transport.pause_reading()
+                loop.create_task(self.resume())
+
+            async def resume(self):
+                var.set("the task's")
+                self.transport.resume_reading()
+                resumed.set()
+
+            def connection_lost(self, exc):
+                seen.append(var.get())
+                lost.set_result(None)
+
+        server = await loop.create_server(Pausing, "127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname())
+        writer.write(b"one")
+        await resumed.wait()
+        writer.write(b"two")
+        await writer.drain()
+        writer.close()
+        await lost
+        await writer.wait_closed()
+        server.close()
+        return seen
+
+    later = "unset" if sys.version_info >= (3, 15) else "the task's"
+    assert run(any_impl, main()) == ["unset", later, later]

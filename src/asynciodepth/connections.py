@@ -16,6 +16,7 @@ scope: SSL, UDP, subprocesses and pipes raise ``NotImplementedError``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import errno
 import os
 import socket
@@ -25,7 +26,7 @@ from asyncio import trsock
 from typing import Any, Callable, Iterable
 
 from asynciodepth.io_events import SocketEventLoop
-from asynciodepth.transports import SocketTransport
+from asynciodepth.transports import _OWN_CONTEXT, SocketTransport
 
 __all__ = ["Server", "ConnectionEventLoop"]
 
@@ -61,6 +62,8 @@ class Server(asyncio.AbstractServer):
         # Invariant: _waiters is None once closed with no connection left.
         self._waiters: list[asyncio.Future] | None = []
         self._unix_path = unix_path  # (path, inode) to unlink on close
+        # 3.15: connections start from the context create_server() ran in.
+        self._context = contextvars.copy_context() if _OWN_CONTEXT else None
 
     def __repr__(self) -> str:
         return f"<Server sockets={len(self.sockets)} serving={self._serving}>"
@@ -131,8 +134,12 @@ class Server(asyncio.AbstractServer):
                 self._loop.call_later(ACCEPT_RETRY_DELAY, self._resume_accepting, sock)
                 return
             conn.setblocking(False)
+            context = None if self._context is None else self._context.copy()
             try:
-                protocol = self._protocol_factory()
+                if context is None:
+                    protocol = self._protocol_factory()
+                else:
+                    protocol = context.run(self._protocol_factory)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
@@ -142,7 +149,12 @@ class Server(asyncio.AbstractServer):
                 )
                 continue
             SocketTransport(
-                self._loop, conn, protocol, extra={"peername": address}, server=self
+                self._loop,
+                conn,
+                protocol,
+                extra={"peername": address},
+                server=self,
+                context=context,
             )
 
     def _resume_accepting(self, sock: socket.socket) -> None:

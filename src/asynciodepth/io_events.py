@@ -17,6 +17,7 @@ the poll seam of chapter "The event loop", which this module builds on.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import errno
 import functools
 import selectors
@@ -159,14 +160,24 @@ class ReadinessEventLoop(EventLoop):
         return fd
 
     def _add_reader(
-        self, fd: int, callback: Callable[..., object], *args: Any
+        self,
+        fd: int,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
     ) -> Handle:
-        return self._add(self._readers, EVENT_READ, fd, Handle(callback, args, self))
+        handle = Handle(callback, args, self, context)
+        return self._add(self._readers, EVENT_READ, fd, handle)
 
     def _add_writer(
-        self, fd: int, callback: Callable[..., object], *args: Any
+        self,
+        fd: int,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
     ) -> Handle:
-        return self._add(self._writers, EVENT_WRITE, fd, Handle(callback, args, self))
+        handle = Handle(callback, args, self, context)
+        return self._add(self._writers, EVENT_WRITE, fd, handle)
 
     def _remove_reader(self, fd: int) -> bool:
         return self._remove(self._readers, EVENT_READ, fd)
