@@ -372,6 +372,24 @@ def test_server_api(any_impl):
     assert run(any_impl, main()) == [False, 1, True, True, False, ()]
 
 
+def test_wait_closed_counts_connections_attached_without_transport(impl):
+    # asyncio 3.12's Server counted connections, and CPython's 3.12 tests call
+    # _attach() and _detach() with no transport; ours counts those too.
+    async def main():
+        server = await asyncio.start_server(echo_handler, "127.0.0.1", 0)
+        server._attach()
+        server.close()
+        waiting = asyncio.create_task(server.wait_closed())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        early = waiting.done()
+        server._detach()
+        await waiting
+        return early
+
+    assert run(impl, main()) is False
+
+
 def test_cancelled_serve_forever_with_a_hanging_client(any_impl):
     # From 3.14 on, cancelling serve_forever() closes the connections too;
     # before, it waits in wait_closed() until the client leaves on its own.

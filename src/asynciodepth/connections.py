@@ -59,6 +59,9 @@ class Server(asyncio.AbstractServer):
         # Why weak: a transport nobody holds must be collected and warn
         # "unclosed transport", as on asyncio, not be kept alive by its server.
         self._clients: weakref.WeakSet[SocketTransport] = weakref.WeakSet()
+        # Why: asyncio 3.12 counted connections, _attach() and _detach() with no
+        # transport, and its tests still call them so; we count those apart.
+        self._uncounted = 0
         # Invariant: _waiters is None once closed with no connection left.
         self._waiters: list[asyncio.Future] | None = []
         self._unix_path = unix_path  # (path, inode) to unlink on close
@@ -68,12 +71,18 @@ class Server(asyncio.AbstractServer):
     def __repr__(self) -> str:
         return f"<Server sockets={len(self.sockets)} serving={self._serving}>"
 
-    def _attach(self, transport: SocketTransport) -> None:
-        self._clients.add(transport)
+    def _attach(self, transport: SocketTransport | None = None) -> None:
+        if transport is None:
+            self._uncounted += 1
+        else:
+            self._clients.add(transport)
 
-    def _detach(self, transport: SocketTransport) -> None:
-        self._clients.discard(transport)
-        if not self._clients and self._sockets is None:
+    def _detach(self, transport: SocketTransport | None = None) -> None:
+        if transport is None:
+            self._uncounted -= 1
+        else:
+            self._clients.discard(transport)
+        if not self._clients and not self._uncounted and self._sockets is None:
             self._wakeup()
 
     def _wakeup(self) -> None:
@@ -178,7 +187,7 @@ class Server(asyncio.AbstractServer):
         ):
             self._serving_forever_fut.cancel()
             self._serving_forever_fut = None
-        if not self._clients:
+        if not self._clients and not self._uncounted:
             self._wakeup()
 
     def close_clients(self) -> None:
