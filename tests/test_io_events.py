@@ -580,6 +580,47 @@ def test_close_removes_signal_handlers(impl):
     assert signal.set_wakeup_fd(-1) == -1
 
 
+def test_io_can_arrive_follows_registrations(impl):
+    # The base loop's hook: may its zero-timeout poll report anything besides
+    # the wake-up socket? Only while a reader, a writer or a signal handler is
+    # registered.
+    async def main():
+        loop = asyncio.get_running_loop()
+        facts = [loop._io_can_arrive()]
+        a, b = socket.socketpair()
+        for add, remove in [
+            (loop.add_reader, loop.remove_reader),
+            (loop.add_writer, loop.remove_writer),
+        ]:
+            add(a, print)
+            facts.append(loop._io_can_arrive())
+            remove(a)
+            facts.append(loop._io_can_arrive())
+        loop.add_signal_handler(signal.SIGUSR1, print)
+        facts.append(loop._io_can_arrive())
+        loop.remove_signal_handler(signal.SIGUSR1)
+        facts.append(loop._io_can_arrive())
+        transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, a)
+        facts.append(loop._io_can_arrive())  # the transport reads
+        transport.close()
+        await asyncio.sleep(0)
+        facts.append(loop._io_can_arrive())
+        b.close()
+        return facts
+
+    assert run(impl, main()) == [
+        False,
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
+    ]
+
+
 def test_closed_loop_refuses_io(impl):
     loop = loop_factory(impl)()
     loop.close()

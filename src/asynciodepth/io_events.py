@@ -88,6 +88,12 @@ class ReadinessEventLoop(EventLoop):
     def _poll(self, timeout: float | None) -> list[tuple[int, int]]:
         return self._poller.poll(timeout)
 
+    def _io_can_arrive(self) -> bool:
+        """Return True while a reader or a writer is registered (the loop's hook)."""
+        # Why: every registration goes through _add()/_remove(), so the two
+        # tables are exactly what the poller watches besides the wake-up socket.
+        return bool(self._readers or self._writers)
+
     def _process_events(self, events: list[tuple[int, int]]) -> None:
         readers, writers, ready = self._readers, self._writers, self._ready
         read_bits, write_bits = self._poller.read_bits, self._poller.write_bits

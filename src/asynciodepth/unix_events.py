@@ -124,6 +124,10 @@ class EventLoop(ConnectionEventLoop):
         if sig not in signal.valid_signals():
             raise ValueError(f"invalid signal number {sig}")
 
+    def _io_can_arrive(self) -> bool:
+        """Return True while a signal handler, a reader or a writer is registered."""
+        return bool(self._signal_handlers) or super()._io_can_arrive()
+
     def _process_self_data(self, data: bytes) -> None:
         # Each byte is a signal number; call_soon_threadsafe() writes zeros.
         for sig in data:
