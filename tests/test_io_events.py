@@ -426,6 +426,27 @@ def test_sock_sendall_large_payload_waits_for_room(impl):
     assert run(impl, main())
 
 
+@pytest.mark.parametrize(
+    ("address", "error"),
+    [
+        (("127.0.0.1",), ValueError),
+        ("127.0.0.1:80", TypeError),
+        (None, TypeError),
+        (("127.0.0.1", 70000), OverflowError),  # not wrapped around to 4464
+        (("127.0.0.1", "no such service"), socket.gaierror),
+    ],
+)
+def test_sock_connect_bad_address(any_impl, address, error):
+    async def main():
+        loop = asyncio.get_running_loop()
+        with socket.socket() as sock:
+            sock.setblocking(False)
+            with pytest.raises(error):
+                await loop.sock_connect(sock, address)
+
+    run(any_impl, main())
+
+
 def test_connection_refused(any_impl):
     async def main():
         loop = asyncio.get_running_loop()

@@ -405,6 +405,9 @@ class SocketEventLoop(ReadinessEventLoop):
         flags: int = 0,
     ) -> list[tuple[Any, ...]]:
         """Resolve (host, port, ...) to getaddrinfo() results."""
+        if isinstance(address, (str, bytes)):
+            # As asyncio's, if by accident: "host:port" is no address.
+            raise TypeError(f"address must be a (host, port) tuple, not {address!r}")
         host, port = address[:2]
         try:
             # Why: a numeric address needs no DNS, so no trip to a thread.
@@ -417,6 +420,10 @@ class SocketEventLoop(ReadinessEventLoop):
         else:
             if family == socket.AF_INET6 and len(address) == 4:
                 infos = [(*info[:4], (*info[4][:2], *address[2:])) for info in infos]
+            if isinstance(port, int) and not 0 <= port <= 65535:
+                # Why: getaddrinfo() wraps such a port around; asyncio passes
+                # it on as given, and connect() raises OverflowError for it.
+                infos = [(*i[:4], (i[4][0], port, *i[4][2:])) for i in infos]
         if not infos:
             raise OSError(f"getaddrinfo({host!r}) returned empty list")
         return infos
