@@ -590,3 +590,26 @@ def test_connection_callbacks_keep_their_own_context(any_impl):
 
     later = "unset" if sys.version_info >= (3, 15) else "the task's"
     assert run(any_impl, main()) == ["unset", later, later]
+
+
+def test_sockets_are_shown_as_transport_sockets(any_impl):
+    # As asyncio: get_extra_info("socket") and Server.sockets give a
+    # TransportSocket, a view without the calls that would upset the loop.
+    async def main():
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Quiet, "127.0.0.1", 0)
+        listening = server.sockets[0]
+        transport, _ = await loop.create_connection(Quiet, *listening.getsockname())
+        sock = transport.get_extra_info("socket")
+        facts = [
+            type(listening).__name__,
+            type(sock).__name__,
+            sock.getpeername() == listening.getsockname(),
+            sock.fileno() == transport.get_extra_info("socket").fileno() >= 0,
+        ]
+        transport.close()
+        server.close()
+        await asyncio.sleep(0)
+        return facts
+
+    assert run(any_impl, main()) == ["TransportSocket", "TransportSocket", True, True]
