@@ -597,7 +597,10 @@ def test_sockets_are_shown_as_transport_sockets(any_impl):
     # TransportSocket, a view without the calls that would upset the loop.
     async def main():
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(Quiet, "127.0.0.1", 0)
+        accepted = []
+        server = await loop.create_server(
+            lambda: accepted.append(Recorder()) or accepted[-1], "127.0.0.1", 0
+        )
         listening = server.sockets[0]
         transport, _ = await loop.create_connection(Quiet, *listening.getsockname())
         sock = transport.get_extra_info("socket")
@@ -609,7 +612,7 @@ def test_sockets_are_shown_as_transport_sockets(any_impl):
         ]
         transport.close()
         server.close()
-        await asyncio.sleep(0)
+        await accepted[0].lost  # the server side has seen the client go
         return facts
 
     assert run(any_impl, main()) == ["TransportSocket", "TransportSocket", True, True]
