@@ -390,6 +390,28 @@ def test_wait_closed_counts_connections_attached_without_transport(impl):
     assert run(impl, main()) is False
 
 
+def test_cancelled_start_serving_leaves_the_server_serving(any_impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            asyncio.Protocol, "127.0.0.1", 0, start_serving=False
+        )
+        starting = asyncio.ensure_future(server.start_serving())
+        await asyncio.sleep(0)  # start_serving() runs up to its one yield
+        starting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await starting
+        serving = server.is_serving()
+        reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname())
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return serving
+
+    assert run(any_impl, main()) is True
+
+
 def test_cancelled_serve_forever_with_a_hanging_client(any_impl):
     # From 3.14 on, cancelling serve_forever() closes the connections too;
     # before, it waits in wait_closed() until the client leaves on its own.

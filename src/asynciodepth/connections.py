@@ -205,6 +205,9 @@ class Server(asyncio.AbstractServer):
         if self._sockets is None:
             raise RuntimeError(f"server {self!r} is closed")
         self._start_serving()
+        # As asyncio: one iteration passes (a cancellation then finds the
+        # server serving already, as on asyncio's loop).
+        await asyncio.sleep(0)
 
     async def serve_forever(self) -> None:
         """Accept connections until cancelled; then close the server."""
