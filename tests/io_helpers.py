@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import os
 import resource
+import warnings
 from typing import Any, Callable
 
 import asynciodepth
@@ -84,3 +86,27 @@ async def echo_handler(
             await writer.drain()
     finally:
         writer.close()
+
+
+class resource_warnings:
+    """Context manager: record the ResourceWarnings raised inside, after a gc.
+
+    ``messages`` holds their texts once the block is left; a leaked socket or
+    transport shows up as "unclosed ..." when the garbage collector finds it.
+    """
+
+    def __enter__(self) -> resource_warnings:
+        gc.collect()  # what earlier code left is not this block's leak
+        self._catcher = warnings.catch_warnings(record=True)
+        self._caught = self._catcher.__enter__()
+        warnings.simplefilter("always", ResourceWarning)
+        self.messages: list[str] = []
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        gc.collect()
+        gc.collect()
+        self._catcher.__exit__(*exc)
+        self.messages = [
+            str(w.message) for w in self._caught if w.category is ResourceWarning
+        ]

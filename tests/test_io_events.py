@@ -283,6 +283,84 @@ def test_fd_reused_by_new_socket(impl):
     assert run(impl, main()) == (b"fresh", b"again")
 
 
+@pytest.mark.parametrize("direction", ["reader", "writer"])
+def test_remove_after_close_finds_the_registration(any_impl, direction):
+    # A socket closed while registered has fileno() -1; removing it by the
+    # object still works, once, as asyncio's selectors find it by identity.
+    async def main():
+        loop = asyncio.get_running_loop()
+        add = getattr(loop, f"add_{direction}")
+        remove = getattr(loop, f"remove_{direction}")
+        a, b = socket.socketpair()
+        fd = a.fileno()
+        add(a, pytest.fail, "a removed callback ran")
+        a.close()
+        b.close()
+        assert a.fileno() == -1
+        events = [remove(a)]
+        with pytest.raises(ValueError, match="Invalid file descriptor: -1"):
+            remove(a)  # no registration left to find
+        # Registered by number, the closed object cannot be matched to it.
+        c, d = socket.socketpair()
+        add(c.fileno(), print)
+        fd_c = c.fileno()
+        c.close()
+        d.close()
+        with pytest.raises(ValueError, match="Invalid file descriptor: -1"):
+            remove(c)
+        events.append(remove(fd_c))
+        # And the loop still runs: nothing stale is polled.
+        await asyncio.sleep(0)
+        events.append(fd >= 0)
+        return events
+
+    assert run(any_impl, main()) == [True, True, True]
+
+
+def test_remove_one_direction_after_close(impl):
+    # Registered both ways, then closed: removing one direction, then the
+    # other, works. (asyncio's own loop raises EBADF for the first removal,
+    # from epoll_ctl(MOD); our poller knows a closed fd needs no narrowing.)
+    async def main():
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        loop.add_reader(a, pytest.fail, "reader ran")
+        loop.add_writer(a, pytest.fail, "writer ran")
+        a.close()
+        b.close()
+        removed = [loop.remove_reader(a), loop.remove_writer(a)]
+        await asyncio.sleep(0)
+        return removed, loop.get_poller().interest(a.fileno())
+
+    assert run(impl, main()) == ([True, True], 0)
+
+
+def test_closed_socket_after_its_fd_was_reused(impl):
+    # The old socket is closed and its fd number now belongs to a new socket,
+    # registered since. The old object no longer names any registration: the
+    # new socket's reader stays, and still runs.
+    async def main():
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        fd = a.fileno()
+        loop.add_reader(a, pytest.fail, "stale callback ran")
+        a.close(), b.close()
+        c, d = socket.socketpair()
+        new, peer = (c, d) if c.fileno() == fd else (d, c)
+        assert new.fileno() == fd
+        got = loop.create_future()
+        loop.add_reader(new, lambda: got.done() or got.set_result(new.recv(10)))
+        with pytest.raises(ValueError, match="Invalid file descriptor: -1"):
+            loop.remove_reader(a)
+        peer.send(b"new")
+        data = await got
+        removed = loop.remove_reader(new)
+        new.close(), peer.close()
+        return data, removed
+
+    assert run(impl, main()) == (b"new", True)
+
+
 def test_sock_methods_refuse_transport_fd(impl):
     async def main():
         loop = asyncio.get_running_loop()
@@ -346,6 +424,27 @@ def test_sock_sendall_large_payload_waits_for_room(impl):
         return bytes(received) == payload
 
     assert run(impl, main())
+
+
+@pytest.mark.parametrize(
+    ("address", "error"),
+    [
+        (("127.0.0.1",), ValueError),
+        ("127.0.0.1:80", TypeError),
+        (None, TypeError),
+        (("127.0.0.1", 70000), OverflowError),  # not wrapped around to 4464
+        (("127.0.0.1", "no such service"), socket.gaierror),
+    ],
+)
+def test_sock_connect_bad_address(any_impl, address, error):
+    async def main():
+        loop = asyncio.get_running_loop()
+        with socket.socket() as sock:
+            sock.setblocking(False)
+            with pytest.raises(error):
+                await loop.sock_connect(sock, address)
+
+    run(any_impl, main())
 
 
 def test_connection_refused(any_impl):
@@ -500,6 +599,47 @@ def test_close_removes_signal_handlers(impl):
     loop.close()
     assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL
     assert signal.set_wakeup_fd(-1) == -1
+
+
+def test_io_can_arrive_follows_registrations(impl):
+    # The base loop's hook: may its zero-timeout poll report anything besides
+    # the wake-up socket? Only while a reader, a writer or a signal handler is
+    # registered.
+    async def main():
+        loop = asyncio.get_running_loop()
+        facts = [loop._io_can_arrive()]
+        a, b = socket.socketpair()
+        for add, remove in [
+            (loop.add_reader, loop.remove_reader),
+            (loop.add_writer, loop.remove_writer),
+        ]:
+            add(a, print)
+            facts.append(loop._io_can_arrive())
+            remove(a)
+            facts.append(loop._io_can_arrive())
+        loop.add_signal_handler(signal.SIGUSR1, print)
+        facts.append(loop._io_can_arrive())
+        loop.remove_signal_handler(signal.SIGUSR1)
+        facts.append(loop._io_can_arrive())
+        transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, a)
+        facts.append(loop._io_can_arrive())  # the transport reads
+        transport.close()
+        await asyncio.sleep(0)
+        facts.append(loop._io_can_arrive())
+        b.close()
+        return facts
+
+    assert run(impl, main()) == [
+        False,
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
+    ]
 
 
 def test_closed_loop_refuses_io(impl):

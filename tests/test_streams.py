@@ -9,6 +9,7 @@ import os
 import random
 import socket
 import struct
+import sys
 import tempfile
 
 import pytest
@@ -78,6 +79,124 @@ def test_unix_bad_input(any_impl):
                     await loop.create_unix_server(asyncio.Protocol, sock=tcp)
 
     run(any_impl, main())
+
+
+@pytest.mark.parametrize("error", [OSError, MemoryError])
+def test_unix_server_bind_error_closes_the_socket(impl, monkeypatch, error):
+    made = []
+
+    class FailingBind(socket.socket):
+        def bind(self, address):
+            made.append(self)
+            raise error
+
+    async def main():
+        monkeypatch.setattr(socket, "socket", FailingBind)
+        try:
+            with pytest.raises(error):
+                await asyncio.get_running_loop().create_unix_server(
+                    asyncio.Protocol, "/nowhere/s.sock"
+                )
+        finally:
+            monkeypatch.undo()
+        return [sock.fileno() for sock in made]
+
+    assert run(impl, main()) == [-1]
+
+
+UNLINKS_ON_CLOSE = sys.version_info >= (3, 13)
+
+
+def test_unix_server_socket_file_after_close(any_impl):
+    # asyncio removes the socket file on close() from 3.13 on, and only the
+    # one it bound: a file put there since stays. 3.11 and 3.12 leave it.
+    async def main():
+        loop = asyncio.get_running_loop()
+        facts = []
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "s.sock")
+            server = await loop.create_unix_server(asyncio.Protocol, path)
+            server.close()
+            await server.wait_closed()
+            facts.append(os.path.exists(path))
+            # Replaced while the server listens: the new file is not ours.
+            server = await loop.create_unix_server(asyncio.Protocol, path)
+            os.unlink(path)
+            with socket.socket(socket.AF_UNIX) as other:
+                other.bind(path)
+                server.close()
+                await server.wait_closed()
+                facts.append(os.path.exists(path))
+            os.unlink(path)
+            # Given a bound socket, with cleanup_socket as asyncio has it.
+            sock = socket.socket(socket.AF_UNIX)
+            sock.bind(path)
+            if UNLINKS_ON_CLOSE:
+                server = await loop.create_unix_server(
+                    asyncio.Protocol, sock=sock, cleanup_socket=False
+                )
+            else:
+                server = await loop.create_unix_server(asyncio.Protocol, sock=sock)
+            server.close()
+            await server.wait_closed()
+            facts.append(os.path.exists(path))
+        return facts
+
+    assert run(any_impl, main()) == [not UNLINKS_ON_CLOSE, True, True]
+
+
+TIMEOUTS = ["ssl_handshake_timeout", "ssl_shutdown_timeout"]
+SSL_OPTIONS = [
+    *[(m, o) for m in ["create_server", "create_unix_server"] for o in TIMEOUTS],
+    *[(m, o) for m in ["connect_accepted_socket", "start_server"] for o in TIMEOUTS],
+    *[
+        (method, option)
+        for method in ["create_connection", "create_unix_connection", "open_connection"]
+        for option in [*TIMEOUTS, "server_hostname"]
+    ],
+]
+
+
+@pytest.mark.parametrize(("method", "option"), SSL_OPTIONS)
+def test_ssl_options_without_ssl(any_impl, method, option):
+    # asyncio refuses TLS-only options without ssl before it opens anything.
+    async def main():
+        loop = asyncio.get_running_loop()
+        value = "example.org" if option == "server_hostname" else 1.0
+        with tempfile.TemporaryDirectory() as tmp, socket.socket() as sock:
+            path = os.path.join(tmp, "s.sock")
+            call = {
+                "create_connection": lambda **kw: loop.create_connection(
+                    asyncio.Protocol, "127.0.0.1", 9, **kw
+                ),
+                "create_server": lambda **kw: loop.create_server(
+                    asyncio.Protocol, "127.0.0.1", 0, **kw
+                ),
+                "create_unix_connection": lambda **kw: loop.create_unix_connection(
+                    asyncio.Protocol, path, **kw
+                ),
+                "create_unix_server": lambda **kw: loop.create_unix_server(
+                    asyncio.Protocol, path, **kw
+                ),
+                "connect_accepted_socket": lambda **kw: loop.connect_accepted_socket(
+                    asyncio.Protocol, sock, **kw
+                ),
+                "open_connection": lambda **kw: asyncio.open_connection(
+                    "127.0.0.1", 9, **kw
+                ),
+                "start_server": lambda **kw: asyncio.start_server(
+                    echo_handler, "127.0.0.1", 0, **kw
+                ),
+            }[method]
+            with pytest.raises(ValueError) as info:
+                await call(**{option: value})
+            return str(info.value), os.path.exists(path), sock.fileno() >= 0
+
+    assert run(any_impl, main()) == (
+        f"{option} is only meaningful with ssl",
+        False,
+        True,
+    )
 
 
 def test_peer_reset_reaches_the_stream(any_impl):
@@ -251,6 +370,78 @@ def test_server_api(any_impl):
         return facts
 
     assert run(any_impl, main()) == [False, 1, True, True, False, ()]
+
+
+def test_wait_closed_counts_connections_attached_without_transport(impl):
+    # asyncio 3.12's Server counted connections, and CPython's 3.12 tests call
+    # _attach() and _detach() with no transport; ours counts those too.
+    async def main():
+        server = await asyncio.start_server(echo_handler, "127.0.0.1", 0)
+        server._attach()
+        server.close()
+        waiting = asyncio.create_task(server.wait_closed())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        early = waiting.done()
+        server._detach()
+        await waiting
+        return early
+
+    assert run(impl, main()) is False
+
+
+def test_cancelled_start_serving_leaves_the_server_serving(any_impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            asyncio.Protocol, "127.0.0.1", 0, start_serving=False
+        )
+        starting = asyncio.ensure_future(server.start_serving())
+        await asyncio.sleep(0)  # start_serving() runs up to its one yield
+        starting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await starting
+        serving = server.is_serving()
+        reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname())
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return serving
+
+    assert run(any_impl, main()) is True
+
+
+def test_cancelled_serve_forever_with_a_hanging_client(any_impl):
+    # From 3.14 on, cancelling serve_forever() closes the connections too;
+    # before, it waits in wait_closed() until the client leaves on its own.
+    async def main():
+        loop = asyncio.get_running_loop()
+        made = asyncio.Event()
+
+        class Made(asyncio.Protocol):
+            def connection_made(self, transport):
+                made.set()
+
+        server = await loop.create_server(Made, "127.0.0.1", 0)
+        forever = asyncio.create_task(server.serve_forever())
+        await asyncio.sleep(0)
+        client = socket.create_connection(server.sockets[0].getsockname())
+        await made.wait()
+        forever.cancel()
+        for _ in range(20):
+            await asyncio.sleep(0)
+        done_before_the_client_left = forever.done()
+        client.close()
+        with pytest.raises(asyncio.CancelledError):
+            await forever
+        return done_before_the_client_left, server.is_serving()
+
+    # asyncio's 3.11 wait_closed() does not wait for connections at all; ours
+    # has 3.12.1's on every version (see test_wait_closed_waits_for_connections).
+    stdlib_311 = any_impl == "stdlib" and sys.version_info < (3, 12)
+    early = sys.version_info >= (3, 14) or stdlib_311
+    assert run(any_impl, main()) == (early, False)
 
 
 def test_wait_closed_waits_for_connections(impl):

@@ -30,7 +30,7 @@ from asynciodepth.tasks import Task, create_eager_task_factory, eager_task_facto
 from asynciodepth.runners import EventLoop, EventLoopPolicy, new_event_loop, run
 
 
-# %% book/08_epoll.ipynb cell 41
+# %% book/08_epoll.ipynb cell 47
 # From chapter "epoll" on, the package's loop is the one with I/O. (The other
 # names of this chapter live in its modules: asynciodepth.pollers, .io_events,
 # .transports, .connections, .unix_events.)

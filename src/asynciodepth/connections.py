@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/08_epoll.ipynb cell 33
+# %% book/08_epoll.ipynb cell 37
 """Connections and servers: chapter "epoll".
 
 Builds on ``io_events.py`` (``SocketEventLoop``: sock_connect and readiness
@@ -16,19 +16,25 @@ scope: SSL, UDP, subprocesses and pipes raise ``NotImplementedError``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import errno
 import os
 import socket
 import sys
+import weakref
+from asyncio import trsock
 from typing import Any, Callable, Iterable
 
 from asynciodepth.io_events import SocketEventLoop
-from asynciodepth.transports import SocketTransport
+from asynciodepth.transports import _OWN_CONTEXT, SocketTransport
 
 __all__ = ["Server", "ConnectionEventLoop"]
 
 # After running out of file descriptors, try accepting again this much later.
 ACCEPT_RETRY_DELAY = 1.0
+# Why: from 3.14 on, a cancelled serve_forever() also closes the connections,
+# so that its wait_closed() cannot hang on a client that never leaves.
+_CANCEL_CLOSES_CLIENTS = sys.version_info >= (3, 14)
 
 
 class Server(asyncio.AbstractServer):
@@ -50,20 +56,33 @@ class Server(asyncio.AbstractServer):
         self._serving = False
         self._serving_forever_fut: asyncio.Future | None = None
         # Invariant: _clients holds the transports of connections not yet lost.
-        self._clients: set[SocketTransport] = set()
+        # Why weak: a transport nobody holds must be collected and warn
+        # "unclosed transport", as on asyncio, not be kept alive by its server.
+        self._clients: weakref.WeakSet[SocketTransport] = weakref.WeakSet()
+        # Why: asyncio 3.12 counted connections, _attach() and _detach() with no
+        # transport, and its tests still call them so; we count those apart.
+        self._uncounted = 0
         # Invariant: _waiters is None once closed with no connection left.
         self._waiters: list[asyncio.Future] | None = []
         self._unix_path = unix_path  # (path, inode) to unlink on close
+        # 3.15: connections start from the context create_server() ran in.
+        self._context = contextvars.copy_context() if _OWN_CONTEXT else None
 
     def __repr__(self) -> str:
         return f"<Server sockets={len(self.sockets)} serving={self._serving}>"
 
-    def _attach(self, transport: SocketTransport) -> None:
-        self._clients.add(transport)
+    def _attach(self, transport: SocketTransport | None = None) -> None:
+        if transport is None:
+            self._uncounted += 1
+        else:
+            self._clients.add(transport)
 
-    def _detach(self, transport: SocketTransport) -> None:
-        self._clients.discard(transport)
-        if not self._clients and self._sockets is None:
+    def _detach(self, transport: SocketTransport | None = None) -> None:
+        if transport is None:
+            self._uncounted -= 1
+        else:
+            self._clients.discard(transport)
+        if not self._clients and not self._uncounted and self._sockets is None:
             self._wakeup()
 
     def _wakeup(self) -> None:
@@ -83,7 +102,9 @@ class Server(asyncio.AbstractServer):
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
         """The listening sockets; empty once closed."""
-        return () if self._sockets is None else tuple(self._sockets)
+        if self._sockets is None:
+            return ()
+        return tuple(trsock.TransportSocket(sock) for sock in self._sockets)
 
     def _start_serving(self) -> None:
         if self._serving:
@@ -122,8 +143,12 @@ class Server(asyncio.AbstractServer):
                 self._loop.call_later(ACCEPT_RETRY_DELAY, self._resume_accepting, sock)
                 return
             conn.setblocking(False)
+            context = None if self._context is None else self._context.copy()
             try:
-                protocol = self._protocol_factory()
+                if context is None:
+                    protocol = self._protocol_factory()
+                else:
+                    protocol = context.run(self._protocol_factory)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
@@ -133,7 +158,12 @@ class Server(asyncio.AbstractServer):
                 )
                 continue
             SocketTransport(
-                self._loop, conn, protocol, extra={"peername": address}, server=self
+                self._loop,
+                conn,
+                protocol,
+                extra={"peername": address},
+                server=self,
+                context=context,
             )
 
     def _resume_accepting(self, sock: socket.socket) -> None:
@@ -147,8 +177,7 @@ class Server(asyncio.AbstractServer):
             return
         self._sockets = None
         for sock in sockets:
-            self._loop._remove_reader(sock.fileno())
-            sock.close()
+            self._loop._stop_serving(sock)
         self._serving = False
         if self._unix_path is not None:
             _unlink_if_same(*self._unix_path)
@@ -158,7 +187,7 @@ class Server(asyncio.AbstractServer):
         ):
             self._serving_forever_fut.cancel()
             self._serving_forever_fut = None
-        if not self._clients:
+        if not self._clients and not self._uncounted:
             self._wakeup()
 
     def close_clients(self) -> None:
@@ -176,6 +205,9 @@ class Server(asyncio.AbstractServer):
         if self._sockets is None:
             raise RuntimeError(f"server {self!r} is closed")
         self._start_serving()
+        # As asyncio: one iteration passes (a cancellation then finds the
+        # server serving already, as on asyncio's loop).
+        await asyncio.sleep(0)
 
     async def serve_forever(self) -> None:
         """Accept connections until cancelled; then close the server."""
@@ -192,6 +224,8 @@ class Server(asyncio.AbstractServer):
         except asyncio.CancelledError:
             try:
                 self.close()
+                if _CANCEL_CLOSES_CLIENTS:
+                    self.close_clients()
                 await self.wait_closed()
             finally:
                 raise
@@ -223,7 +257,25 @@ def _unlink_if_same(path: str, inode: int) -> None:
         pass
 
 
-# %% book/08_epoll.ipynb cell 34
+# %% book/08_epoll.ipynb cell 39
+def _check_ssl_options(
+    ssl: Any,
+    ssl_handshake_timeout: float | None,
+    ssl_shutdown_timeout: float | None,
+    server_hostname: str | None = None,
+) -> None:
+    """Refuse the TLS-only options without ssl, as asyncio does."""
+    if ssl:
+        return
+    if server_hostname is not None:
+        raise ValueError("server_hostname is only meaningful with ssl")
+    if ssl_handshake_timeout is not None:
+        raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+    if ssl_shutdown_timeout is not None:
+        raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+
+
+# %% book/08_epoll.ipynb cell 40
 def _out_of_scope(what: str, method: str) -> NotImplementedError:
     return NotImplementedError(
         f"{what} is out of scope for asynciodepth's event loop: {method}() is not "
@@ -243,16 +295,27 @@ class ConnectionEventLoop(SocketEventLoop):
         self, sock: socket.socket, protocol_factory: Callable[[], Any]
     ) -> tuple[SocketTransport, Any]:
         """Wrap a connected sock; return once connection_made() has run."""
-        sock.setblocking(False)
-        protocol = protocol_factory()
-        waiter = self.create_future()
-        transport = SocketTransport(self, sock, protocol, waiter)
+        try:
+            sock.setblocking(False)
+            protocol = protocol_factory()
+            waiter = self.create_future()
+            transport = SocketTransport(self, sock, protocol, waiter)
+        except BaseException:
+            # Why (as asyncio 3.14): no transport owns sock yet, so nobody
+            # else would close it; a failing protocol factory must not leak it.
+            sock.close()
+            raise
         try:
             await waiter
         except BaseException:
             transport.close()
             raise
         return transport, protocol
+
+    def _stop_serving(self, sock: socket.socket) -> None:
+        """Stop accepting on the listening sock and close it (asyncio's name)."""
+        self._remove_reader(sock.fileno())
+        sock.close()
 
     async def create_connection(
         self,
@@ -278,6 +341,9 @@ class ConnectionEventLoop(SocketEventLoop):
         The addresses are tried one after the other (no Happy Eyeballs).
         """
         _refuse_ssl("create_connection", ssl)
+        _check_ssl_options(
+            ssl, ssl_handshake_timeout, ssl_shutdown_timeout, server_hostname
+        )
         if host is not None or port is not None:
             if sock is not None:
                 raise ValueError(
@@ -373,6 +439,7 @@ class ConnectionEventLoop(SocketEventLoop):
         if isinstance(ssl, bool):
             raise TypeError("ssl argument must be an SSLContext or None")
         _refuse_ssl("create_server", ssl)
+        _check_ssl_options(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         if host is not None or port is not None:
             if sock is not None:
                 raise ValueError(
@@ -430,6 +497,8 @@ class ConnectionEventLoop(SocketEventLoop):
         server = Server(self, sockets, protocol_factory, backlog)
         if start_serving:
             server._start_serving()
+            # As asyncio: one iteration passes before the server is returned.
+            await asyncio.sleep(0)
         return server
 
     async def connect_accepted_socket(
@@ -445,6 +514,7 @@ class ConnectionEventLoop(SocketEventLoop):
         _refuse_ssl("connect_accepted_socket", ssl)
         if sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A Stream Socket was expected, got {sock!r}")
+        _check_ssl_options(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         return await self._make_transport(sock, protocol_factory)
 
     # ---- out of scope, each with a clear message --------------------------

@@ -17,6 +17,7 @@ the poll seam of chapter "The event loop", which this module builds on.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import errno
 import functools
 import selectors
@@ -64,6 +65,10 @@ class ReadinessEventLoop(EventLoop):
         # exactly these directions. The wake-up socket is watched on the side.
         self._readers: dict[int, Handle] = {}
         self._writers: dict[int, Handle] = {}
+        # Invariant: _fileobjs has an entry for exactly the fds in _readers or
+        # _writers: the object last given to add_reader()/add_writer() for it
+        # (the fd itself if only the loop's own layers registered it).
+        self._fileobjs: dict[int, Any] = {}
         # The transport that owns each fd; sock_*() and add_reader() refuse them.
         self._transports: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         # Why: call_soon_threadsafe() writes to the base loop's wake-up socket;
@@ -82,6 +87,12 @@ class ReadinessEventLoop(EventLoop):
     # ---- the seam: poll, then turn events into ready handles ------------
     def _poll(self, timeout: float | None) -> list[tuple[int, int]]:
         return self._poller.poll(timeout)
+
+    def _io_can_arrive(self) -> bool:
+        """Return True while a reader or a writer is registered (the loop's hook)."""
+        # Why: every registration goes through _add()/_remove(), so the two
+        # tables are exactly what the poller watches besides the wake-up socket.
+        return bool(self._readers or self._writers)
 
     def _process_events(self, events: list[tuple[int, int]]) -> None:
         readers, writers, ready = self._readers, self._writers, self._ready
@@ -120,8 +131,10 @@ class ReadinessEventLoop(EventLoop):
         self, fd: Any, callback: Callable[..., object], *args: Any
     ) -> Handle:
         """Run callback(*args) whenever fd is readable, until remove_reader(fd)."""
-        fd = self._ensure_fd_no_transport(fd)
-        return self._add_reader(fd, callback, *args)
+        fileobj, fd = fd, self._ensure_fd_no_transport(fd)
+        handle = self._add_reader(fd, callback, *args)
+        self._fileobjs[fd] = fileobj
+        return handle
 
     def remove_reader(self, fd: Any) -> bool:
         """Stop watching fd for reading; return True if it was watched."""
@@ -132,8 +145,10 @@ class ReadinessEventLoop(EventLoop):
         self, fd: Any, callback: Callable[..., object], *args: Any
     ) -> Handle:
         """Run callback(*args) whenever fd is writable, until remove_writer(fd)."""
-        fd = self._ensure_fd_no_transport(fd)
-        return self._add_writer(fd, callback, *args)
+        fileobj, fd = fd, self._ensure_fd_no_transport(fd)
+        handle = self._add_writer(fd, callback, *args)
+        self._fileobjs[fd] = fileobj
+        return handle
 
     def remove_writer(self, fd: Any) -> bool:
         """Stop watching fd for writing; return True if it was watched."""
@@ -142,7 +157,7 @@ class ReadinessEventLoop(EventLoop):
 
     def _ensure_fd_no_transport(self, fileobj: Any) -> int:
         """Return fileobj's fd, once sure that no open transport owns it."""
-        fd = _fileobj_to_fd(fileobj)
+        fd = _fileobj_lookup(fileobj, self._fileobjs)
         transport = self._transports.get(fd)
         if transport is not None and not transport.is_closing():
             raise RuntimeError(
@@ -151,14 +166,24 @@ class ReadinessEventLoop(EventLoop):
         return fd
 
     def _add_reader(
-        self, fd: int, callback: Callable[..., object], *args: Any
+        self,
+        fd: int,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
     ) -> Handle:
-        return self._add(self._readers, EVENT_READ, fd, Handle(callback, args, self))
+        handle = Handle(callback, args, self, context)
+        return self._add(self._readers, EVENT_READ, fd, handle)
 
     def _add_writer(
-        self, fd: int, callback: Callable[..., object], *args: Any
+        self,
+        fd: int,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
     ) -> Handle:
-        return self._add(self._writers, EVENT_WRITE, fd, Handle(callback, args, self))
+        handle = Handle(callback, args, self, context)
+        return self._add(self._writers, EVENT_WRITE, fd, handle)
 
     def _remove_reader(self, fd: int) -> bool:
         return self._remove(self._readers, EVENT_READ, fd)
@@ -175,6 +200,7 @@ class ReadinessEventLoop(EventLoop):
         self._poller.set_interest(fd, self._poller.interest(fd) | bit)
         old = table.get(fd)
         table[fd] = handle
+        self._fileobjs.setdefault(fd, fd)
         if old is not None:
             old.cancel()
         return handle
@@ -186,6 +212,8 @@ class ReadinessEventLoop(EventLoop):
         if handle is None:
             return False
         self._poller.set_interest(fd, self._poller.interest(fd) & ~bit)
+        if fd not in self._readers and fd not in self._writers:
+            del self._fileobjs[fd]
         # Why cancel: the handle may already sit in the ready queue of this
         # iteration; a removed callback must not run any more.
         handle.cancel()
@@ -202,10 +230,28 @@ class ReadinessEventLoop(EventLoop):
             handle.cancel()
         self._readers.clear()
         self._writers.clear()
+        self._fileobjs.clear()
         self._poller.close()
 
 
 # %% book/08_epoll.ipynb cell 25
+def _fileobj_lookup(fileobj: Any, registered: dict[int, Any]) -> int:
+    """Return fileobj's fd; a closed one is found by what it was registered as.
+
+    registered maps each watched fd to the object given when it was registered.
+    """
+    try:
+        return _fileobj_to_fd(fileobj)
+    except ValueError:
+        # Why identity, not equality: after close() the object is all we
+        # have, and another object may now own the same fd number.
+        for fd, obj in registered.items():
+            if obj is fileobj:
+                return fd
+        raise
+
+
+# %% book/08_epoll.ipynb cell 29
 def _nonblocking_check(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
     # As asyncio: only debug mode checks, the check costs a system call.
     if loop.get_debug() and sock.gettimeout() != 0:
@@ -359,6 +405,9 @@ class SocketEventLoop(ReadinessEventLoop):
         flags: int = 0,
     ) -> list[tuple[Any, ...]]:
         """Resolve (host, port, ...) to getaddrinfo() results."""
+        if isinstance(address, (str, bytes)):
+            # As asyncio's, if by accident: "host:port" is no address.
+            raise TypeError(f"address must be a (host, port) tuple, not {address!r}")
         host, port = address[:2]
         try:
             # Why: a numeric address needs no DNS, so no trip to a thread.
@@ -371,6 +420,10 @@ class SocketEventLoop(ReadinessEventLoop):
         else:
             if family == socket.AF_INET6 and len(address) == 4:
                 infos = [(*info[:4], (*info[4][:2], *address[2:])) for info in infos]
+            if isinstance(port, int) and not 0 <= port <= 65535:
+                # Why: getaddrinfo() wraps such a port around; asyncio passes
+                # it on as given, and connect() raises OverflowError for it.
+                infos = [(*i[:4], (i[4][0], port, *i[4][2:])) for i in infos]
         if not infos:
             raise OSError(f"getaddrinfo({host!r}) returned empty list")
         return infos

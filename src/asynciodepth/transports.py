@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/08_epoll.ipynb cell 31
+# %% book/08_epoll.ipynb cell 35
 """The socket transport: chapter "epoll".
 
 Builds on ``io_events.py``: a ``SocketTransport`` owns one connected,
@@ -15,17 +15,27 @@ with high and low water marks. CPython's counterpart is
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import socket
+import sys
 import warnings
+from asyncio import trsock
 from typing import Any
 
 __all__ = ["SocketTransport"]
 
 logger = logging.getLogger("asyncio")
 
+# Why: asyncio 3.15 gives each connection a context of its own (gh-140947).
+_OWN_CONTEXT = sys.version_info >= (3, 15)
 # As asyncio: after this many writes to a lost connection, say so in the log.
 _LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
+# asyncio's message for write() of something else than bytes; 3.14 names the types.
+if sys.version_info >= (3, 14):
+    _WRITE_TYPE_ERROR = "data argument must be a bytes, bytearray, or memoryview object"
+else:
+    _WRITE_TYPE_ERROR = "data argument must be a bytes-like object"
 
 
 class SocketTransport(asyncio.Transport):
@@ -41,10 +51,20 @@ class SocketTransport(asyncio.Transport):
         waiter: asyncio.Future | None = None,
         extra: dict[str, Any] | None = None,
         server: Any = None,
+        context: contextvars.Context | None = None,
     ) -> None:
         """Take sock over; connection_made() and reading start on the next iteration."""
         super().__init__(extra)
-        self._extra["socket"] = sock
+        # Invariant: from 3.15 on, every callback of the transport runs in
+        # _context, one per connection, as asyncio's: a task that calls
+        # resume_reading() must not lend its context to data_received().
+        # None before: each callback runs in a copy of its scheduler's.
+        if context is None and _OWN_CONTEXT:
+            context = contextvars.copy_context()
+        self._context = context
+        # As asyncio: users get a TransportSocket, a view of sock without the
+        # calls that would upset the transport (recv, close...; 3.11: warnings).
+        self._extra["socket"] = trsock.TransportSocket(sock)
         for key, call in [
             ("sockname", sock.getsockname),
             ("peername", sock.getpeername),
@@ -67,7 +87,7 @@ class SocketTransport(asyncio.Transport):
         self._conn_lost = 0
         self._closing = False  # close() or an error: no more reading
         self._eof = False  # write_eof() was called
-        self._reading_paused = False
+        self._paused = False  # pause_reading() was called (asyncio's name)
         self._protocol_paused = False  # we called pause_writing()
         self.set_write_buffer_limits()
         self._server = server
@@ -81,11 +101,11 @@ class SocketTransport(asyncio.Transport):
             # Why: small writes go out at once instead of waiting for an ACK
             # (Nagle's algorithm); request/response traffic needs that.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        loop.call_soon(self._protocol.connection_made, self)
+        loop.call_soon(self._protocol.connection_made, self, context=context)
         # Only start reading once connection_made() has run.
-        loop.call_soon(self._start_reading)
+        loop.call_soon(self._start_reading, context=context)
         if waiter is not None:
-            loop.call_soon(_set_result_unless_cancelled, waiter, None)
+            loop.call_soon(_set_result_unless_cancelled, waiter, None, context=context)
 
     def __repr__(self) -> str:
         state = (
@@ -110,24 +130,26 @@ class SocketTransport(asyncio.Transport):
     # ---- reading ---------------------------------------------------------
     def _start_reading(self) -> None:
         if self.is_reading():
-            self._loop._add_reader(self._sock_fd, self._read_ready)
+            self._loop._add_reader(
+                self._sock_fd, self._read_ready, context=self._context
+            )
 
     def is_reading(self) -> bool:
         """Return True if the transport is receiving data."""
-        return not self._reading_paused and not self._closing
+        return not self._paused and not self._closing
 
     def pause_reading(self) -> None:
         """Stop calling data_received(); the peer's sends will back up."""
         if not self.is_reading():
             return
-        self._reading_paused = True
+        self._paused = True
         self._loop._remove_reader(self._sock_fd)
 
     def resume_reading(self) -> None:
         """Resume calling data_received()."""
-        if self._closing or not self._reading_paused:
+        if self._closing or not self._paused:
             return
-        self._reading_paused = False
+        self._paused = False
         self._start_reading()
 
     def _read_ready(self) -> None:
@@ -182,10 +204,7 @@ class SocketTransport(asyncio.Transport):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send data, now or as soon as the socket can take it; never blocks."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(
-                "data argument must be a bytes-like object, "
-                f"not {type(data).__name__!r}"
-            )
+            raise TypeError(f"{_WRITE_TYPE_ERROR}, not {type(data).__name__!r}")
         if self._eof:
             raise RuntimeError("Cannot call write() after write_eof()")
         if not data:
@@ -213,7 +232,9 @@ class SocketTransport(asyncio.Transport):
             if sent == size:
                 return
             data = memoryview(data).cast("B")[sent:]
-            self._loop._add_writer(self._sock_fd, self._write_ready)
+            self._loop._add_writer(
+                self._sock_fd, self._write_ready, context=self._context
+            )
         self._buffer += data
         self._maybe_pause_protocol()
 
@@ -315,7 +336,9 @@ class SocketTransport(asyncio.Transport):
         self._loop._remove_reader(self._sock_fd)
         if not self._buffer:
             self._conn_lost += 1
-            self._loop.call_soon(self._call_connection_lost, None)
+            self._loop.call_soon(
+                self._call_connection_lost, None, context=self._context
+            )
 
     def abort(self) -> None:
         """Close at once, dropping the write buffer."""
@@ -345,7 +368,7 @@ class SocketTransport(asyncio.Transport):
             self._closing = True
             self._loop._remove_reader(self._sock_fd)
         self._conn_lost += 1
-        self._loop.call_soon(self._call_connection_lost, exc)
+        self._loop.call_soon(self._call_connection_lost, exc, context=self._context)
 
     def _call_connection_lost(self, exc: BaseException | None) -> None:
         # Invariant: runs exactly once per transport, and last.
@@ -365,6 +388,8 @@ class SocketTransport(asyncio.Transport):
         if getattr(self, "_sock", None) is not None:
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
             self._sock.close()
+            if self._server is not None:
+                self._server._detach(self)
 
 
 def _set_result_unless_cancelled(future: Any, result: Any) -> None:

@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/08_epoll.ipynb cell 38
+# %% book/08_epoll.ipynb cell 44
 """The finished loop: chapter "epoll".
 
 Builds on ``connections.py`` (``ConnectionEventLoop``). ``EventLoop`` adds what
@@ -17,20 +17,31 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import inspect
 import logging
 import os
 import signal
 import socket
 import stat
+import sys
 from typing import Any, Callable, Coroutine
 
 from asynciodepth import runners
-from asynciodepth.connections import ConnectionEventLoop, Server, _refuse_ssl
+from asynciodepth.connections import (
+    ConnectionEventLoop,
+    Server,
+    _check_ssl_options,
+    _refuse_ssl,
+)
 from asynciodepth.events import Handle
 
 __all__ = ["EventLoop", "SelectorEventLoop", "EventLoopPolicy", "new_event_loop", "run"]
 
 logger = logging.getLogger("asyncio")
+
+# Why: asyncio removes a Unix server's socket file on close() from 3.13 on;
+# 3.11 and 3.12 leave it, and a program may rely on either.
+_UNLINKS_ON_CLOSE = sys.version_info >= (3, 13)
 
 
 def _sighandler_noop(signum: int, frame: Any) -> None:
@@ -58,7 +69,8 @@ class EventLoop(ConnectionEventLoop):
         self, sig: int, callback: Callable[..., object], *args: Any
     ) -> None:
         """Run callback(*args) on the loop whenever signal sig arrives."""
-        if asyncio.iscoroutine(callback) or asyncio.iscoroutinefunction(callback):
+        # Why inspect's: asyncio.iscoroutinefunction is deprecated from 3.14 on.
+        if asyncio.iscoroutine(callback) or inspect.iscoroutinefunction(callback):
             raise TypeError("coroutines cannot be used with add_signal_handler()")
         self._check_signal(sig)
         self._check_closed()
@@ -112,6 +124,10 @@ class EventLoop(ConnectionEventLoop):
         if sig not in signal.valid_signals():
             raise ValueError(f"invalid signal number {sig}")
 
+    def _io_can_arrive(self) -> bool:
+        """Return True while a signal handler, a reader or a writer is registered."""
+        return bool(self._signal_handlers) or super()._io_can_arrive()
+
     def _process_self_data(self, data: bytes) -> None:
         # Each byte is a signal number; call_soon_threadsafe() writes zeros.
         for sig in data:
@@ -140,6 +156,9 @@ class EventLoop(ConnectionEventLoop):
     ) -> tuple[Any, Any]:
         """Connect to the Unix socket at path (or wrap sock); return the pair."""
         _refuse_ssl("create_unix_connection", ssl)
+        _check_ssl_options(
+            ssl, ssl_handshake_timeout, ssl_shutdown_timeout, server_hostname
+        )
         if path is not None:
             if sock is not None:
                 raise ValueError("path and sock can not be specified at the same time")
@@ -167,12 +186,18 @@ class EventLoop(ConnectionEventLoop):
         ssl_handshake_timeout: float | None = None,
         ssl_shutdown_timeout: float | None = None,
         start_serving: bool = True,
-        cleanup_socket: bool = True,
+        cleanup_socket: bool = _UNLINKS_ON_CLOSE,
     ) -> Server:
-        """Listen on the Unix socket path; a stale socket file there is replaced."""
+        """Listen on the Unix socket path; a stale socket file there is replaced.
+
+        cleanup_socket (asyncio 3.13's, and its default there): close() removes
+        the socket file, if it still is the one bound. Before 3.13 the default
+        is False, as asyncio leaves the file behind.
+        """
         if isinstance(ssl, bool):
             raise TypeError("ssl argument must be an SSLContext or None")
         _refuse_ssl("create_unix_server", ssl)
+        _check_ssl_options(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         if path is not None:
             if sock is not None:
                 raise ValueError("path and sock can not be specified at the same time")
@@ -194,22 +219,30 @@ class EventLoop(ConnectionEventLoop):
                         errno.EADDRINUSE, f"Address {path!r} is already in use"
                     ) from None
                 raise
+            except BaseException:
+                sock.close()
+                raise
         elif sock is None:
             raise ValueError("path was not specified, and no sock specified")
         elif sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
         unix_path = None
         bound = sock.getsockname()
-        if cleanup_socket and isinstance(bound, str) and bound and bound[0] != "\0":
-            unix_path = (bound, os.stat(bound).st_ino)
+        # Abstract addresses (a leading NUL, as str or bytes) have no file.
+        if cleanup_socket and bound and bound[0] not in (0, "\0"):
+            try:
+                unix_path = (bound, os.stat(bound).st_ino)
+            except FileNotFoundError:
+                pass
         sock.setblocking(False)
         server = Server(self, [sock], protocol_factory, backlog, unix_path=unix_path)
         if start_serving:
             server._start_serving()
+            await asyncio.sleep(0)
         return server
 
 
-# %% book/08_epoll.ipynb cell 39
+# %% book/08_epoll.ipynb cell 45
 # asyncio's name for its loop with a selector; here it is the same class.
 SelectorEventLoop = EventLoop
 
