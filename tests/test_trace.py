@@ -617,25 +617,33 @@ def delegate(awaitable):
     return (yield from awaitable)
 
 
+class Later:
+    """An awaitable class whose __await__, a plain generator, calls a coroutine."""
+
+    def __await__(self):
+        return (yield from asyncio.sleep(0, "!").__await__())
+
+
 async def through_agen_and_generator() -> str:
     joined = "".join([letter async for letter in letters()])
     await delegate(asyncio.sleep(0))
     value = await delegate(returns_variable())
-    return f"{joined}{value}"
+    return f"{joined}{value}{await Later()}"
 
 
 def test_coroutine_tracer_awaits_in_agen_and_types_coroutine_are_one_task(
     setup,
 ) -> None:
     with tracing() as trace:
-        assert setup.run(through_agen_and_generator()) == "abc42"
+        assert setup.run(through_agen_and_generator()) == "abc42!"
     events = trace.events
     check_tracks(events)
     coroutines = [e["args"]["coroutine"] for e in task_lives(events)]
     assert not [name for name in coroutines if name.endswith(("sleep", "variable"))]
     main = task_tid(events, "through_agen_and_generator")
-    # 3 sleeps in the comprehension, one delegated, one in returns_variable.
-    assert outcomes(events, main) == ["suspended"] * 5 + ["returned"]
+    # 3 sleeps in the comprehension, one delegated, one in returns_variable,
+    # one in Later.__await__.
+    assert outcomes(events, main) == ["suspended"] * 6 + ["returned"]
 
 
 # -- traced or not, a program does the same ------------------------------------------

@@ -31,10 +31,11 @@ __all__ = ["MONITORING", "CoroutineTracer", "TracingError"]
 # True where sys.monitoring exists (3.12+); the 3.11 path uses sys.settrace.
 MONITORING = hasattr(sys, "monitoring")
 _CO_COROUTINE = 0x80  # inspect.CO_COROUTINE: code of an `async def` function
-# Code that awaits: a coroutine, a types.coroutine generator
-# (inspect.CO_ITERABLE_COROUTINE) or an async generator (CO_ASYNC_GENERATOR).
-# A coroutine started or resumed by such a frame is part of that frame's step.
-_CO_AWAITS = _CO_COROUTINE | 0x100 | 0x200
+# Code that awaits: a coroutine, any generator (CO_GENERATOR: an __await__
+# method, a types.coroutine generator) or an async generator
+# (CO_ASYNC_GENERATOR). A coroutine started or resumed by such a frame is part
+# of that frame's step; a task's step is sent in by a function or by C.
+_CO_AWAITS = 0x20 | _CO_COROUTINE | 0x200
 # Why only on 3.11: these opcodes end a 3.11 coroutine frame. 3.12 changed the
 # bytecode (RETURN_CONST, a different await loop), which is what broke
 # Panopticon; there we use sys.monitoring's PY_YIELD/PY_RETURN events instead.
