@@ -154,12 +154,17 @@ def c_task(loop, coro, **options):
     return asyncio.Task(coro, loop=loop, **options)
 
 
-TASK_FACTORIES = {"python": python_task, "c": c_task}
+def asyncio_python_task(loop, coro, **options):
+    """asyncio's pure-Python Task, the one it uses where its C module is missing."""
+    return asyncio.tasks._PyTask(coro, loop=loop, **options)
+
+
+TASK_FACTORIES = {"python": python_task, "c": c_task, "asyncio-py": asyncio_python_task}
 
 
 @pytest.fixture(params=list(TASK_FACTORIES))
 def task_kind(request) -> str:
-    """Each Task class our loop can run: ours, and asyncio's C Task."""
+    """Each Task class our loop can run: ours, asyncio's C Task and its Python one."""
     return request.param
 
 

@@ -162,9 +162,9 @@ class CoroutineTracer:
         frame = _getframe(1)
         back = frame.f_back
         if back is not None and back.f_code.co_flags & _CO_AWAITS:
-            # Awaited by a coroutine (or an async generator, or a generator
-            # of types.coroutine): part of that one's step (which may have
-            # begun before tracing did).
+            # Awaited by a coroutine (or by a generator or an async
+            # generator): part of that one's step (which may have begun
+            # before tracing did).
             return None
         # Started by plain code: a task's first step, perhaps inside another
         # step (an eager task's, run by our Python Task).

@@ -184,11 +184,15 @@ class LoopTracer(LoopObserver):
 
 
 # %% book/13_tracing.ipynb cell 29
+# asyncio's Task classes: the C one, and the pure-Python one it falls back on.
+_ASYNCIO_TASKS = (asyncio.Task, getattr(asyncio.tasks, "_PyTask", asyncio.Task))
+
+
 def _foreign_task_step(handle: Any) -> tuple[Any, Any] | None:
     """If handle runs a step of asyncio's Task, return (task, woken_by)."""
     callback = handle._callback
     task = getattr(callback, "__self__", None)
-    if not isinstance(task, asyncio.Task):
+    if not isinstance(task, _ASYNCIO_TASKS):
         return None
     if type(callback).__name__ == "TaskStepMethWrapper":
         return task, None  # the C Task's first step, sleep(0), a cancellation
