@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import gc
 import io
 import json
@@ -15,12 +16,14 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 import warnings
 from pathlib import Path
 from unittest import mock
 
 import pytest
 
+import asynciodepth.tasks
 from asynciodepth.events import VirtualClock
 from asynciodepth.hello import typist
 from asynciodepth.runners import EventLoop
@@ -141,19 +144,45 @@ def worker_tracks(events: list[dict]) -> list[int]:
     ]
 
 
-def virtual_loop() -> EventLoop:
-    # The loop tracer hears of task steps from our Python Task only (asyncio's
-    # C Task, the loop's default, does not report them), so it is chosen here.
-    return EventLoop(clock=VirtualClock(), python_tasks=True)
+def python_task(loop, coro, **options):
+    """Our Python Task (chapter "The scheduler"), whatever the loop's default."""
+    return asynciodepth.tasks.Task(coro, loop=loop, **options)
+
+
+def c_task(loop, coro, **options):
+    """asyncio's own Task (the C one)."""
+    return asyncio.Task(coro, loop=loop, **options)
+
+
+def asyncio_python_task(loop, coro, **options):
+    """asyncio's pure-Python Task, the one it uses where its C module is missing."""
+    return asyncio.tasks._PyTask(coro, loop=loop, **options)
+
+
+TASK_FACTORIES = {"python": python_task, "c": c_task, "asyncio-py": asyncio_python_task}
+
+
+@pytest.fixture(params=list(TASK_FACTORIES))
+def task_kind(request) -> str:
+    """Each Task class our loop can run: ours, asyncio's C Task and its Python one."""
+    return request.param
+
+
+def virtual_loop(task_kind: str = "python") -> EventLoop:
+    loop = EventLoop(clock=VirtualClock())
+    loop.set_task_factory(TASK_FACTORIES[task_kind])
+    return loop
 
 
 # -- the loop-level tracer ---------------------------------------------------------
 
 
-def test_loop_tracer_typist_is_valid_and_deterministic(tmp_path: Path) -> None:
+def test_loop_tracer_typist_is_valid_and_deterministic(
+    tmp_path: Path, task_kind: str
+) -> None:
     texts = []
     for run in range(2):
-        loop = virtual_loop()
+        loop = virtual_loop(task_kind)
         path = tmp_path / f"typist{run}.json"
         out = io.StringIO()
         with tracing(path, loop=loop) as trace:
@@ -172,8 +201,8 @@ def test_loop_tracer_typist_is_valid_and_deterministic(tmp_path: Path) -> None:
     assert texts[0] == texts[1]
 
 
-def test_loop_tracer_flows_go_from_timers_to_steps() -> None:
-    loop = virtual_loop()
+def test_loop_tracer_flows_go_from_timers_to_steps(task_kind: str) -> None:
+    loop = virtual_loop(task_kind)
     with tracing(loop=loop) as trace:
         loop.run_until_complete(worker(3))
     loop.close()
@@ -191,8 +220,10 @@ def test_loop_tracer_flows_go_from_timers_to_steps() -> None:
     assert kinds.count(("timer", "step")) == 3
 
 
-def test_loop_tracer_gather_failure_tells_outcomes_and_links_tasks() -> None:
-    loop = virtual_loop()
+def test_loop_tracer_gather_failure_tells_outcomes_and_links_tasks(
+    task_kind: str,
+) -> None:
+    loop = virtual_loop(task_kind)
     with tracing(loop=loop) as trace:
         result = loop.run_until_complete(gather_with_failure())
     loop.close()
@@ -227,7 +258,7 @@ def test_loop_tracer_gather_failure_tells_outcomes_and_links_tasks() -> None:
     assert callback["cat"] == "callback" and "gather" in callback["name"]
 
 
-def test_loop_tracer_cancelled_task() -> None:
+def test_loop_tracer_cancelled_task(task_kind: str) -> None:
     async def main() -> None:
         task = asyncio.get_running_loop().create_task(worker(10))
         await asyncio.sleep(0.025)
@@ -235,7 +266,7 @@ def test_loop_tracer_cancelled_task() -> None:
         with pytest.raises(asyncio.CancelledError):
             await task
 
-    loop = virtual_loop()
+    loop = virtual_loop(task_kind)
     with tracing(loop=loop) as trace:
         loop.run_until_complete(main())
     loop.close()
@@ -275,6 +306,34 @@ def test_loop_tracer_eager_tasks() -> None:
     assert len([e for e in events if e["ph"] == "f" and e["tid"] == main]) == 2
 
 
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager_task_factory: 3.12+")
+def test_loop_tracer_eager_c_tasks_are_seen_from_their_second_step() -> None:
+    # asyncio's eager start runs the first step in C inside the creator's step:
+    # no handle runs it, so our loop cannot report it.
+    async def quick() -> int:
+        return 1
+
+    async def main() -> int:
+        await asyncio.sleep(0.01)
+        tasks = [asyncio.create_task(quick()), asyncio.create_task(worker(2))]
+        return sum(await asyncio.gather(*tasks))
+
+    loop = virtual_loop("c")
+    loop.set_task_factory(asyncio.eager_task_factory)
+    with tracing(loop=loop) as trace:
+        assert loop.run_until_complete(main()) == 3
+    loop.close()
+    events = trace.events
+    check_tracks(events)
+    check_flows(events)
+    coroutines = [e["args"]["coroutine"] for e in task_lives(events)]
+    assert "quick" not in coroutines
+    assert outcomes(events, task_tid(events, "worker")) == ["suspended", "returned"]
+    assert outcomes(events, task_tid(events, "main")) == ["suspended"] * 2 + [
+        "returned"
+    ]
+
+
 def test_loop_tracer_refuses_a_loop_that_has_an_observer() -> None:
     loop = virtual_loop()
     with tracing(loop=loop):
@@ -289,8 +348,8 @@ def test_loop_tracer_refuses_a_loop_that_has_an_observer() -> None:
     loop.close()
 
 
-def test_loop_tracer_summary() -> None:
-    loop = virtual_loop()
+def test_loop_tracer_summary(task_kind: str) -> None:
+    loop = virtual_loop(task_kind)
     with tracing(loop=loop) as trace:
         loop.run_until_complete(gather_with_failure())
     loop.close()
@@ -442,33 +501,42 @@ def test_coroutine_tracer_a_caught_exception_is_not_an_unwinding() -> None:
     assert steps == ["suspended", "raised"]
 
 
-def test_coroutine_tracer_gives_an_eager_tasks_first_step_its_own_track() -> None:
-    from asynciodepth.tasks import eager_task_factory
+def test_coroutine_tracer_gives_an_eager_tasks_first_step_its_own_track(
+    setup,
+) -> None:
+    # Our Python Task's eager start and asyncio's (3.12+) both run the first
+    # step inside the creator's, called from plain code: the task factory.
+    factory = eager_factory_of(setup)
 
     async def child() -> int:
         await asyncio.sleep(0)
         return 1
 
+    async def quick() -> int:
+        return 2
+
     async def main() -> int:
-        asyncio.get_running_loop().set_task_factory(eager_task_factory)
-        return await asyncio.ensure_future(child())
+        asyncio.get_running_loop().set_task_factory(factory)
+        first, second = asyncio.ensure_future(child()), asyncio.ensure_future(quick())
+        return await first + await second
 
     with tracing() as trace:
-        with asyncio.Runner(loop_factory=EventLoop) as runner:
-            assert runner.run(main()) == 1
+        assert setup.run(main()) == 3
     events = trace.events
     steps = check_tracks(events)
     child_tid, main_tid = task_tid(events, "child"), task_tid(events, "main")
     assert outcomes(events, child_tid) == ["suspended", "returned"]
+    assert outcomes(events, task_tid(events, "quick")) == ["returned"]
     # The child's first step ran inside main's first step.
     first, outer = steps[child_tid][0], steps[main_tid][0]
     assert outer["ts"] <= first["ts"]
     assert first["ts"] + first["dur"] <= outer["ts"] + outer["dur"]
 
 
-def test_coroutine_tracer_flow_from_awaited_task() -> None:
+def test_coroutine_tracer_flow_from_awaited_task(setup) -> None:
+    # The arrow needs the awaited value to be known as a task: asyncio's, or ours.
     with tracing() as trace:
-        assert asyncio.run(awaits_a_task()) == 42
+        assert setup.run(awaits_a_task()) == 42
     events = trace.events
     assert check_flows(events) == 1
     start = next(e for e in events if e["ph"] == "s")
@@ -485,6 +553,313 @@ def test_coroutine_tracer_identity_is_stable_across_awaits() -> None:
         asyncio.run(main())
     steps = check_tracks(trace.events)
     assert [len(steps[tid]) for tid in worker_tracks(trace.events)] == [4, 4]
+
+
+# -- what the coroutine tracer must not take for a task ------------------------------
+
+
+def test_coroutine_tracer_cancel_in_sleep_zero_still_ends_in_cancelled_error(
+    setup,
+) -> None:
+    # The CancelledError is thrown into asyncio.sleep(0)'s inner generator:
+    # a PY_THROW in plain code, which a DISABLE would turn into ValueError.
+    async def sleeper() -> None:
+        await asyncio.sleep(0)
+
+    async def main() -> list:
+        task = asyncio.ensure_future(sleeper())
+        await asyncio.sleep(0)
+        task.cancel()
+        return await asyncio.gather(task, return_exceptions=True)
+
+    with tracing() as trace:
+        (ended,) = setup.run(main())
+    assert type(ended) is asyncio.CancelledError
+    events = trace.events
+    check_tracks(events)
+    assert outcomes(events, task_tid(events, "sleeper")) == ["suspended", "cancelled"]
+
+
+def test_coroutine_tracer_leaves_generator_close_and_throw_alone() -> None:
+    def numbers():
+        try:
+            yield 1
+            yield 2
+        except KeyError:
+            yield "caught"
+
+    def plain():
+        yield 1
+
+    async def main() -> list:
+        gen = plain()
+        next(gen)
+        gen.close()  # a PY_THROW in plain code (3.12, 3.14+)
+        gen = numbers()
+        next(gen)
+        caught = gen.throw(KeyError("k"))
+        gen.close()
+        await asyncio.sleep(0)
+        return [caught, gen.gi_frame is None]
+
+    with tracing() as trace:
+        assert asyncio.run(main()) == ["caught", True]
+    assert outcomes(trace.events, task_tid(trace.events, "main")) == [
+        "suspended",
+        "returned",
+    ]
+
+
+async def letters():
+    for letter in "abc":
+        await asyncio.sleep(0)  # a coroutine whose caller is an async generator
+        yield letter
+
+
+@types.coroutine
+def delegate(awaitable):
+    # A generator-based coroutine: its frame calls the coroutine it delegates to.
+    return (yield from awaitable)
+
+
+class Later:
+    """An awaitable class whose __await__, a plain generator, calls a coroutine."""
+
+    def __await__(self):
+        return (yield from asyncio.sleep(0, "!").__await__())
+
+
+async def through_agen_and_generator() -> str:
+    joined = "".join([letter async for letter in letters()])
+    await delegate(asyncio.sleep(0))
+    value = await delegate(returns_variable())
+    return f"{joined}{value}{await Later()}"
+
+
+def test_coroutine_tracer_awaits_in_agen_and_types_coroutine_are_one_task(
+    setup,
+) -> None:
+    with tracing() as trace:
+        assert setup.run(through_agen_and_generator()) == "abc42!"
+    events = trace.events
+    check_tracks(events)
+    coroutines = [e["args"]["coroutine"] for e in task_lives(events)]
+    assert not [name for name in coroutines if name.endswith(("sleep", "variable"))]
+    main = task_tid(events, "through_agen_and_generator")
+    # 3 sleeps in the comprehension, one delegated, one in returns_variable,
+    # one in Later.__await__.
+    assert outcomes(events, main) == ["suspended"] * 6 + ["returned"]
+
+
+# -- traced or not, a program does the same ------------------------------------------
+# Each program prints what it sees, returns a value or raises: run untraced and
+# traced, the three must be equal, on every setup and with both tracers.
+
+
+async def cancels() -> None:
+    async def sleeper(delay: float) -> None:
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            print("sleeper", delay, "leaves")
+
+    tasks = [asyncio.ensure_future(sleeper(delay)) for delay in (0, 0.001, 10)]
+    await asyncio.sleep(0)
+    for task in tasks:
+        task.cancel("stop")
+    ended = await asyncio.gather(*tasks, return_exceptions=True)
+    print([(type(e).__name__, e.args) for e in ended])
+    task = asyncio.ensure_future(sleeper(0))
+    await asyncio.sleep(0)
+    task.cancel()
+    await task  # the CancelledError leaves main
+
+
+async def timeouts() -> None:
+    try:
+        async with asyncio.timeout(0.005):
+            await asyncio.sleep(10)
+    except TimeoutError as error:
+        print("timeout:", type(error.__context__).__name__)
+    print(await asyncio.wait_for(asyncio.sleep(0, "in time"), 10))
+    await asyncio.wait_for(asyncio.sleep(10), 0.005)
+
+
+async def task_group_failure() -> None:
+    async def sibling() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            print("sibling cancelled")
+            raise
+
+    async def fails() -> None:
+        await asyncio.sleep(0)
+        raise ValueError("fails")
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(sibling())
+        group.create_task(fails())
+
+
+async def async_generators() -> list:
+    async def ticks(n: int):
+        try:
+            for i in range(n):
+                await asyncio.sleep(0)
+                yield i
+        finally:
+            print("ticks", n, "closed")
+
+    print([i async for i in ticks(3)])
+    first = ticks(4)
+    print(await first.__anext__(), await first.asend(None))
+    await first.aclose()
+    second = ticks(5)
+    await anext(second)
+    try:
+        await second.athrow(KeyError("thrown in"))
+    except KeyError as error:
+        print("athrow:", error)
+    left_open = ticks(6)
+    return [await anext(left_open)]  # finalized by the loop's asyncgen hooks
+
+
+async def generators_closed() -> str:
+    def numbers():
+        try:
+            yield 1
+            yield 2
+        finally:
+            print("numbers finally")
+
+    gen = numbers()
+    next(gen)
+    gen.close()
+    gen = numbers()
+    next(gen)
+    try:
+        gen.throw(ValueError("into the generator"))
+    except ValueError as error:
+        print("thrown:", error)
+
+    @types.coroutine
+    def bare_yield():
+        yield  # to the Task: like sleep(0)
+        return "resumed"
+
+    print(await bare_yield())
+    asyncio.sleep(1).close()  # a coroutine closed before it starts
+    coro = returns_variable()
+    coro.send(None)  # driven by hand to its await, then closed
+    coro.close()
+    return "done"
+
+
+async def exception_groups() -> None:
+    async def fails(error: Exception) -> None:
+        await asyncio.sleep(0)
+        raise error
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(fails(KeyError("a")))
+            group.create_task(fails(OSError("b")))
+    except* KeyError as group:
+        print("KeyError:", [repr(e) for e in group.exceptions])
+    except* OSError as group:
+        print("OSError:", [repr(e) for e in group.exceptions])
+    inner = ExceptionGroup("inner", [TypeError("t")])
+    raise ExceptionGroup("outer", [ValueError("v"), inner])
+
+
+async def eager_tasks(factory) -> list:
+    asyncio.get_running_loop().set_task_factory(factory)
+    order = []
+
+    async def quick() -> int:
+        order.append("quick")
+        return 1
+
+    async def slow() -> int:
+        order.append("slow starts")
+        await asyncio.sleep(0)
+        order.append("slow ends")
+        return 2
+
+    first = asyncio.create_task(quick())
+    order.append("created quick")
+    second = asyncio.create_task(slow())
+    order.append("created slow")
+    print(order, first.done(), second.done())
+    print(await asyncio.gather(first, second), order)
+
+    async def fails() -> None:
+        raise KeyError("eager")
+
+    third = asyncio.create_task(fails())
+    print("failed at once:", third.done())
+    return await third
+
+
+def eager_factory_of(setup):
+    """The setup's eager task factory; skip where its Task has none (3.11's C Task)."""
+    try:
+        return setup.eager_factory()
+    except AttributeError:  # asyncio.eager_task_factory is new in 3.12
+        pytest.skip("asyncio.eager_task_factory is new in 3.12")
+
+
+def eager_program(setup):
+    return eager_tasks(eager_factory_of(setup))
+
+
+PROGRAMS = {
+    "cancel": lambda setup: cancels(),
+    "timeout": lambda setup: timeouts(),
+    "taskgroup": lambda setup: task_group_failure(),
+    "agen": lambda setup: async_generators(),
+    "generator-close": lambda setup: generators_closed(),
+    "exception-groups": lambda setup: exception_groups(),
+    "eager": eager_program,
+}
+
+
+def run_program(setup, tracer: str | None, make_program) -> tuple:
+    """Run a program on a fresh loop of setup; return what it did, and the trace."""
+    program = make_program(setup)
+    out = io.StringIO()
+    result = error = trace = None
+    runner = asyncio.Runner(loop_factory=setup.new_loop)
+    loop = runner.get_loop()
+    if tracer is None:
+        session = contextlib.nullcontext()
+    else:
+        session = tracing(loop=loop if tracer == "loop" else None)
+    with contextlib.redirect_stdout(out):
+        try:
+            with session as trace:
+                try:
+                    result = runner.run(program)
+                finally:
+                    runner.close()  # the async generators' finalizers run here
+        except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001
+            # Why so wide: whatever the program raises is part of what it did.
+            error = exc
+    did = (repr(result), type(error), str(error), repr(error), out.getvalue())
+    return did, trace
+
+
+@pytest.mark.parametrize("tracer", ["coroutines", "loop"])
+@pytest.mark.parametrize("program", list(PROGRAMS.values()), ids=list(PROGRAMS))
+def test_tracing_does_not_change_what_a_program_does(setup, tracer, program) -> None:
+    if tracer == "loop" and not setup.ours:
+        pytest.skip("the loop-level tracer needs our loop")
+    untraced, _ = run_program(setup, None, program)
+    traced, trace = run_program(setup, tracer, program)
+    assert traced == untraced
+    assert untraced[4]  # each program prints something
+    check_tracks(trace.events)
 
 
 def test_hook_is_in_the_expected_form_and_released() -> None:
@@ -651,13 +1026,13 @@ def test_decorator_sync_and_async(tmp_path: Path) -> None:
     assert repr(inner.last_trace) == "<Trace coroutines: 3 tasks, 6 steps>"
 
 
-def test_plot_draws_tracks_and_arrows() -> None:
+def test_plot_draws_tracks_and_arrows(task_kind: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    loop = virtual_loop()
+    loop = virtual_loop(task_kind)
     with tracing(loop=loop) as trace:
         loop.run_until_complete(gather_with_failure())
     loop.close()

@@ -2,14 +2,15 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/13_tracing.ipynb cell 29
+# %% book/13_tracing.ipynb cell 33
 """A tracer for any asyncio program on any loop: chapter "Tracing".
 
 Builds on ``trace.formatter`` (the record kinds) and ``trace.recorder`` and on the
 interpreter's own hooks, not on our loop: ``sys.monitoring`` on Python 3.12
 and later, ``sys.settrace`` on 3.11. It records each step of each task: the
 time from when the task's outermost coroutine starts or resumes to when it
-suspends or finishes.
+suspends or finishes. It works with asyncio's Task and with ours (chapter
+"The scheduler").
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ __all__ = ["MONITORING", "CoroutineTracer", "TracingError"]
 # True where sys.monitoring exists (3.12+); the 3.11 path uses sys.settrace.
 MONITORING = hasattr(sys, "monitoring")
 _CO_COROUTINE = 0x80  # inspect.CO_COROUTINE: code of an `async def` function
+# Code that awaits: a coroutine, any generator (CO_GENERATOR: an __await__
+# method, a types.coroutine generator) or an async generator
+# (CO_ASYNC_GENERATOR). A coroutine started or resumed by such a frame is part
+# of that frame's step; a task's step is sent in by a function or by C.
+_CO_AWAITS = 0x20 | _CO_COROUTINE | 0x200
 # Why only on 3.11: these opcodes end a 3.11 coroutine frame. 3.12 changed the
 # bytecode (RETURN_CONST, a different await loop), which is what broke
 # Panopticon; there we use sys.monitoring's PY_YIELD/PY_RETURN events instead.
@@ -46,7 +52,7 @@ _Task = asyncio.Task
 _DISABLE = sys.monitoring.DISABLE if MONITORING else None
 
 
-# %% book/13_tracing.ipynb cell 30
+# %% book/13_tracing.ipynb cell 34
 class TracingError(RuntimeError):
     """Tracing could not start: it is already running, or the hook is taken."""
 
@@ -155,9 +161,10 @@ class CoroutineTracer:
             return _DISABLE
         frame = _getframe(1)
         back = frame.f_back
-        if back is not None and back.f_code.co_flags & _CO_COROUTINE:
-            # Awaited by a coroutine: part of that one's step (which may have
-            # begun before tracing did).
+        if back is not None and back.f_code.co_flags & _CO_AWAITS:
+            # Awaited by a coroutine (or by a generator or an async
+            # generator): part of that one's step (which may have begun
+            # before tracing did).
             return None
         # Started by plain code: a task's first step, perhaps inside another
         # step (an eager task's, run by our Python Task).
@@ -171,12 +178,14 @@ class CoroutineTracer:
     def _on_resume(self, code: Any, offset: int, exc: Any = None) -> Any:
         # PY_RESUME passes (code, offset); PY_THROW adds the exception thrown in.
         if not code.co_flags & _CO_COROUTINE:
-            return _DISABLE
+            # Why not for PY_THROW: like PY_UNWIND it cannot be disabled per
+            # location, and a DISABLE raises ValueError in the traced program.
+            return _DISABLE if exc is None else None
         if self._stack:
             return None
         frame = _getframe(1)
         back = frame.f_back
-        if back is not None and back.f_code.co_flags & _CO_COROUTINE:
+        if back is not None and back.f_code.co_flags & _CO_AWAITS:
             return None
         if _get_ident() != self._thread:
             return None
@@ -223,7 +232,7 @@ class CoroutineTracer:
         if not code.co_flags & _CO_COROUTINE:
             return None
         back = frame.f_back
-        if back is not None and back.f_code.co_flags & _CO_COROUTINE:
+        if back is not None and back.f_code.co_flags & _CO_AWAITS:
             return None
         if threading.get_ident() != self._thread:
             return None
@@ -281,7 +290,7 @@ class CoroutineTracer:
         if outcome == "suspended":
             # What the task waits on: if it is a task, the Formatter draws an
             # arrow from that task's last step to this task's next one.
-            awaited = id(value) if isinstance(value, _Task) else 0
+            awaited = id(value) if _is_task(value) else 0
         else:
             awaited = 0
             self._frames.discard(frame_id)
@@ -291,3 +300,12 @@ class CoroutineTracer:
         if len(self._records) >= FLUSH_EVERY or end - self._flushed > _FLUSH_NS:
             self._flushed = end
             self.recorder.flush()
+
+
+# %% book/13_tracing.ipynb cell 36
+def _is_task(value: Any) -> bool:
+    """Tell whether a value a task waits on is a Task: asyncio's, ours, or alike."""
+    # Why isinstance first: it is the common case, asyncio's own Task.
+    if isinstance(value, _Task):
+        return True
+    return asyncio.isfuture(value) and hasattr(value, "get_coro")

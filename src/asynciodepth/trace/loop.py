@@ -14,6 +14,7 @@ one track per task, with arrows for wake-ups.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from asynciodepth.events import LoopObserver, TimerHandle
@@ -106,6 +107,10 @@ class LoopTracer(LoopObserver):
 
     def on_callback(self, loop: Any, handle: Any, start: float, end: float) -> None:
         """Note a plain callback (or a timer's), drawn on the loop's track."""
+        stepped = _foreign_task_step(handle)
+        if stepped is not None:  # a step of asyncio's Task: drawn as a step
+            self.on_task_step(loop, stepped[0], stepped[1], start, end)
+            return
         args = handle._args
         self._record(
             (
@@ -176,3 +181,24 @@ class LoopTracer(LoopObserver):
     def finish(self) -> None:
         """Forget the tasks still pending; the Recorder ends their tracks."""
         self._tasks.clear()
+
+
+# %% book/13_tracing.ipynb cell 29
+# asyncio's Task classes: the C one, and the pure-Python one it falls back on.
+_ASYNCIO_TASKS = (asyncio.Task, getattr(asyncio.tasks, "_PyTask", asyncio.Task))
+
+
+def _foreign_task_step(handle: Any) -> tuple[Any, Any] | None:
+    """If handle runs a step of asyncio's Task, return (task, woken_by)."""
+    callback = handle._callback
+    task = getattr(callback, "__self__", None)
+    if not isinstance(task, _ASYNCIO_TASKS):
+        return None
+    if type(callback).__name__ == "TaskStepMethWrapper":
+        return task, None  # the C Task's first step, sleep(0), a cancellation
+    name = getattr(callback, "__name__", None)
+    if name in ("task_wakeup", "__wakeup"):  # C, Python: a done callback
+        return task, handle._args[0]
+    if name == "__step":  # asyncio's Python Task, scheduled directly
+        return task, None
+    return None  # another method of a task, e.g. call_soon(task.cancel)
