@@ -6,6 +6,8 @@ import asyncio
 import concurrent.futures
 import contextvars
 import logging
+import selectors
+import socket
 import sys
 import threading
 
@@ -14,6 +16,7 @@ import pytest
 import asynciodepth
 from asynciodepth import EventLoop, LoopObserver, VirtualClock
 from asynciodepth.events import Handle
+from asynciodepth.selector_events import BaseSelectorEventLoop
 
 # -- ordering ----------------------------------------------------------------
 
@@ -782,3 +785,152 @@ def test_a_subclass_may_open_no_selector():
     loop.close()
     assert events == ["soon", "later"]
     assert loop._ssock.fileno() == -1 and loop._csock.fileno() == -1
+
+
+# -- polling: skipped only when nothing can arrive -----------------------------
+
+
+def sleeps_until_peer_data(loop: asyncio.AbstractEventLoop) -> int:
+    """Count the sleep(0) a task makes before a reader sees data its peer sent."""
+    here, peer = socket.socketpair()
+    seen = []
+
+    def on_readable():
+        seen.append(here.recv(16))
+
+    async def main() -> int:
+        loop.add_reader(here, on_readable)
+        peer.send(b"x")
+        count = 0
+        while not seen:
+            await asyncio.sleep(0)
+            count += 1
+        loop.remove_reader(here)
+        return count
+
+    try:
+        return loop.run_until_complete(asyncio.wait_for(main(), 10))
+    finally:
+        here.close()
+        peer.close()
+        loop.close()
+
+
+def test_peer_data_is_seen_after_as_many_sleeps_as_on_asyncio(setup):
+    """A task spinning on sleep(0) sees I/O as soon as asyncio's loop would."""
+    expected = sleeps_until_peer_data(asyncio.new_event_loop())
+    assert expected == 2
+    assert sleeps_until_peer_data(setup.new_loop()) == expected
+
+
+class ReaderLoop(BaseSelectorEventLoop):
+    """The chapter's loop plus a minimal add_reader on its own selector."""
+
+    def add_reader(self, sock, callback):
+        self._selector.register(sock, selectors.EVENT_READ, callback)
+
+    def remove_reader(self, sock):
+        self._selector.unregister(sock)
+
+    def _process_events(self, events):
+        for key, _mask in events:
+            if key.fileobj is self._ssock:
+                self._read_from_self()
+            else:
+                self._ready.append(Handle(key.data, (), self))
+
+
+def busy_loop_with_a_peer(loop: asyncio.AbstractEventLoop) -> list[str]:
+    """Callbacks keep the loop busy; the second one makes the peer send."""
+    here, peer = socket.socketpair()
+    events = []
+
+    def tick(n):
+        events.append(f"tick {n}")
+        if n == 1:
+            peer.send(b"x")
+        if n < 4:
+            loop.call_soon(tick, n + 1)
+        else:
+            loop.stop()
+
+    loop.add_reader(here, lambda: events.append(f"data {here.recv(16)!r}"))
+    loop.call_soon(tick, 0)
+    try:
+        loop.run_forever()
+        loop.remove_reader(here)
+    finally:
+        here.close()
+        peer.close()
+        loop.close()
+    return events
+
+
+def test_busy_loop_with_a_registered_fd_sees_it_on_the_next_iteration():
+    expected = ["tick 0", "tick 1", "tick 2", "data b'x'", "tick 3", "tick 4"]
+    assert busy_loop_with_a_peer(asyncio.new_event_loop()) == expected
+    assert busy_loop_with_a_peer(ReaderLoop()) == expected
+    assert busy_loop_with_a_peer(EventLoop()) == expected
+
+
+class PollCounter(LoopObserver):
+    def __init__(self):
+        self.polls = 0
+
+    def on_poll(self, loop, timeout, start, end, nevents):
+        self.polls += 1
+
+
+def chain_of_callbacks(loop, n: int) -> None:
+    def step(left):
+        if left:
+            loop.call_soon(step, left - 1)
+        else:
+            loop.stop()
+
+    loop.call_soon(step, n)
+    loop.run_forever()
+
+
+def test_busy_loop_skips_the_poll_only_while_nothing_can_arrive():
+    counter = PollCounter()
+    loop = ReaderLoop(observer=counter)
+    assert not loop._io_can_arrive()
+    chain_of_callbacks(loop, 100)
+    assert counter.polls == 0
+    here, peer = socket.socketpair()
+    loop.add_reader(here, print)
+    assert loop._io_can_arrive()
+    chain_of_callbacks(loop, 100)
+    assert counter.polls == 101  # one per iteration, as asyncio
+    loop.remove_reader(here)
+    assert not loop._io_can_arrive()
+    loop.close()
+    here.close()
+    peer.close()
+
+
+@pytest.mark.parametrize("make_loop", [BaseSelectorEventLoop, EventLoop])
+def test_threadsafe_wakeups_are_drained_while_the_loop_is_busy(make_loop):
+    """Each byte call_soon_threadsafe writes is read by the next iteration's poll."""
+    loop = make_loop()
+    left = []
+
+    def step(n):
+        if n == 1:
+            for _ in range(10):
+                loop.call_soon_threadsafe(int)
+        if n == 3:
+            try:
+                left.append(loop._ssock.recv(4096))
+            except BlockingIOError:
+                left.append("drained")
+        if n < 3:
+            loop.call_soon(step, n + 1)
+        else:
+            loop.stop()
+
+    loop.call_soon(step, 0)
+    loop.run_forever()
+    loop.close()
+    assert left == ["drained"]

@@ -16,7 +16,8 @@ One iteration of the loop, ``_run_once``, has four sections:
 1. decide how long the loop may block (0 if callbacks are ready, else until
    the next timer, else forever);
 2. poll for I/O with that timeout, through the ``_poll``/``_process_events``
-   seam (a virtual clock jumps instead of sleeping);
+   seam (a virtual clock jumps instead of sleeping); a zero-timeout poll is
+   skipped only when nothing can arrive (``_io_can_arrive()``);
 3. move the timers that are due onto the ready queue;
 4. run the callbacks that were ready at that point, and no others.
 """
@@ -49,11 +50,6 @@ logger = logging.getLogger("asyncio")  # Why: users configure asyncio's logger.
 
 # Why: select() rejects huge timeouts on some platforms; asyncio caps at a day.
 _MAXIMUM_POLL_TIMEOUT = 24 * 3600
-# When callbacks keep the loop busy, it still polls after this many callbacks
-# ran since the last poll, so I/O and wake-ups are never starved. Polling on
-# every iteration (as asyncio does) costs a system call per iteration; see
-# benchmarks/bench_loop.py, workload (a).
-_POLL_EVERY_CALLBACKS = 64
 # Rebuild the heap when more than half of at least this many timers are dead.
 _MIN_SCHEDULED_TIMER_HANDLES = 100
 _MIN_CANCELLED_TIMER_HANDLES_FRACTION = 0.5
@@ -94,7 +90,9 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         # Invariant: _timer_cancelled_count counts the cancelled handles that
         # are still in _scheduled.
         self._timer_cancelled_count = 0
-        self._callbacks_since_poll = 0
+        # Invariant: _wakeup_pending is True if call_soon_threadsafe() may
+        # have written a wake-up byte that no poll has drained yet.
+        self._wakeup_pending = False
         self._stopping = False
         self._closed = False
         # Invariant: _thread_id is not None exactly while run_forever() runs.
@@ -223,6 +221,7 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         # Why this is safe: deque.append is atomic, and the loop only pops
         # from the left the number of handles it counted beforehand.
         self._ready.append(handle)
+        self._wakeup_pending = True
         self._write_to_self()
         return handle
 
@@ -403,6 +402,15 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         """Turn the events _poll() returned into ready callbacks."""
         raise NotImplementedError
 
+    def _io_can_arrive(self) -> bool:
+        """Return True if a poll could report anything but the wake-up socket.
+
+        The loop skips its zero-timeout poll while this is False. The I/O
+        layer overrides it: True while a reader, a writer or a signal handler
+        is registered. This default knows of no I/O: True, poll every time.
+        """
+        return True
+
     def _run_once(self) -> None:
         """Run one iteration: poll, move due timers, run the ready snapshot."""
         ready = self._ready
@@ -422,12 +430,13 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
             timeout = None
 
         # ---- 2. Poll for I/O and wake-ups ---------------------------------
-        # Why skip: when callbacks are ready the poll cannot block, and a
-        # zero-timeout poll on every iteration is a system call per callback.
-        # Threadsafe callbacks are already in _ready; only I/O can wait, and
-        # it waits for at most _POLL_EVERY_CALLBACKS callbacks.
-        if timeout != 0.0 or self._callbacks_since_poll >= _POLL_EVERY_CALLBACKS:
-            self._callbacks_since_poll = 0
+        # Why skip: a zero-timeout poll returns at once, and returns nothing
+        # when no fd or signal is watched and no wake-up byte is unread:
+        # skipping it then changes nothing and saves a system call.
+        if timeout != 0.0 or self._wakeup_pending or self._io_can_arrive():
+            # Why clear first: a byte written from now on is drained by this
+            # poll or flagged for the next one, so the socket never fills.
+            self._wakeup_pending = False
             observer = self._observer
             if observer is None:
                 self._poll_and_wait(timeout)
@@ -461,15 +470,11 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         # Invariant: callbacks scheduled by these callbacks wait for the next
         # iteration. This is the only place where callbacks are called.
         if self._observer is not None or self._debug:
-            ntodo = len(ready)
-            self._callbacks_since_poll += ntodo
-            self._run_ready_instrumented(ntodo)
+            self._run_ready_instrumented(len(ready))
             return
         popleft = ready.popleft
         while True:
-            ntodo = len(ready)
-            self._callbacks_since_poll += ntodo
-            for _ in range(ntodo):
+            for _ in range(len(ready)):
                 handle = popleft()
                 if handle._cancelled:
                     continue
@@ -480,17 +485,18 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
                 except BaseException as exc:
                     self._callback_failed(handle, exc)
             handle = None  # Why: don't keep the last callback's arguments alive.
-            # Why loop: if only callbacks are pending (no timer, no stop, no
-            # poll due), sections 1-3 of the next iteration would do nothing,
-            # so we start its section 4 right here. Same order, same snapshot
-            # per iteration, one method call less per iteration: about 10% of
-            # benchmark (a), a chain of callbacks.
+            # Why loop: if only callbacks are pending (no timer, no stop, and
+            # nothing that a poll could bring), sections 1-3 of the next
+            # iteration would do nothing, so we start its section 4 right
+            # here. Same order, same snapshot per iteration, one method call
+            # less per iteration: about 10% of benchmark (a).
             if (
                 not ready
                 or scheduled
                 or self._stopping
-                or self._callbacks_since_poll >= _POLL_EVERY_CALLBACKS
+                or self._wakeup_pending
                 or self._observer is not None  # set by one of these callbacks
+                or self._io_can_arrive()
             ):
                 return
 

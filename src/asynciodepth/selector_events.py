@@ -78,6 +78,12 @@ class BaseSelectorEventLoop(BaseEventLoop):
         """Block in the selector for up to timeout seconds (None: until woken)."""
         return self._selector.select(timeout)
 
+    def _io_can_arrive(self) -> bool:
+        """Return True if the selector watches an fd besides the wake-up socket."""
+        # Why True without a selector: a subclass that polls by other means
+        # knows its own fds, and must override this to skip polls.
+        return self._selector is None or len(self._selector.get_map()) > 1
+
     def _process_events(self, events: list[tuple[Any, int]]) -> None:
         """Turn the poll's events into callbacks (today: drain the wake-ups)."""
         for key, _mask in events:
