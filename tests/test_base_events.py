@@ -934,3 +934,140 @@ def test_threadsafe_wakeups_are_drained_while_the_loop_is_busy(make_loop):
     loop.run_forever()
     loop.close()
     assert left == ["drained"]
+
+
+# -- debug mode, as asyncio's ---------------------------------------------------
+
+
+def test_debug_handles_remember_where_they_were_scheduled(loop):
+    loop.set_debug(True)
+    this_file = __file__
+    line = sys._getframe().f_lineno
+    handles = [
+        loop.call_soon(print),
+        loop.call_later(1, print),
+        loop.call_at(loop.time() + 1, print),
+        loop.call_soon_threadsafe(print),
+    ]
+    for offset, handle in enumerate(handles, start=2):
+        frame = handle._source_traceback[-1]
+        assert (frame.filename, frame.lineno) == (this_file, line + offset)
+        assert f"created at {this_file}:{line + offset}" in repr(handle)
+    loop.set_debug(False)
+    assert loop.call_soon(print)._source_traceback is None
+
+
+def test_task_made_by_create_task_remembers_its_creator():
+    """create_task() drops its own frame from the Task's stack, as asyncio does."""
+
+    async def coro():
+        pass
+
+    for loop in (asyncio.new_event_loop(), BaseSelectorEventLoop()):
+        loop.set_debug(True)
+        line = sys._getframe().f_lineno + 1
+        task = loop.create_task(coro())
+        assert task._source_traceback[-1].lineno == line, loop
+        loop.run_until_complete(task)
+        loop.close()
+
+
+def test_handles_can_be_weakly_referenced(loop):
+    import weakref
+
+    for handle in (loop.call_soon(print), loop.call_later(1, print)):
+        assert weakref.ref(handle)() is handle
+
+
+def test_slow_callback_warning_names_the_task(setup, caplog):
+    async def main():
+        await asyncio.sleep(0)
+
+    loop = setup.new_loop()
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.0  # every callback is "slow"
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        loop.run_until_complete(main())
+    loop.close()
+    messages = [r.getMessage() for r in caplog.records]
+    steps = [m for m in messages if m.startswith("Executing <Task ")]
+    assert len(steps) >= 2, messages  # the first step and the one after sleep(0)
+    assert all("name='Task-" in m and ".main()" in m for m in steps), steps
+    for wrapper in ("_step", "_wakeup", "TaskStepMethWrapper", "task_wakeup"):
+        assert not any(wrapper in m for m in messages), messages
+
+
+def test_errors_in_debug_mode_log_where_the_callback_was_scheduled(loop, caplog):
+    def fail():
+        raise ValueError("oops")
+
+    def report():
+        loop.call_exception_handler({"message": "reported"})
+
+    loop.set_debug(True)
+    loop.call_soon(fail)
+    loop.call_soon(report)
+    loop.call_soon(loop.stop)
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        loop.run_forever()
+    failed, reported = [r.getMessage() for r in caplog.records]
+    assert failed.startswith("Exception in callback")
+    assert "source_traceback: Object created at (most recent call last):" in failed
+    assert __file__ in failed
+    assert "handle_traceback: Handle created at (most recent call last):" in reported
+    assert __file__ in reported
+
+
+@pytest.mark.parametrize(
+    "flags, env, expected",
+    [
+        ([], {}, False),
+        ([], {"PYTHONASYNCIODEBUG": "1"}, True),
+        (["-X", "dev"], {}, True),
+        (["-E"], {"PYTHONASYNCIODEBUG": "1"}, False),
+    ],
+)
+def test_debug_mode_from_the_environment(flags, env, expected):
+    import os
+    import subprocess
+
+    code = (
+        "import asyncio, asynciodepth\n"
+        "loops = [asyncio.new_event_loop(), asynciodepth.EventLoop()]\n"
+        "print([loop.get_debug() for loop in loops])\n"
+        "for loop in loops: loop.close()\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONASYNCIODEBUG"}
+    environ.update(env)
+    if "-E" in flags:  # -E ignores PYTHONPATH too: say where the package is
+        code = f"import sys; sys.path[:0] = {sys.path!r}\n" + code
+    out = subprocess.run(
+        [sys.executable, *flags, "-c", code],
+        env=environ,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.strip() == str([expected, expected])
+
+
+@pytest.mark.parametrize("method", ["call_soon", "call_later", "call_at"])
+def test_debug_mode_refuses_each_scheduling_call_from_other_threads(loop, method):
+    loop.set_debug(True)
+    errors = []
+    args = {"call_soon": (), "call_later": (0,), "call_at": (0,)}[method]
+
+    def from_thread():
+        try:
+            getattr(loop, method)(*args, print)
+        except RuntimeError as exc:
+            errors.append(str(exc))
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+
+    loop.call_soon(lambda: threading.Thread(target=from_thread).start())
+    loop.call_later(10, loop.stop)  # safety net: never hang
+    loop.run_forever()
+    assert errors == [
+        "Non-thread-safe operation invoked on an event loop other than the current one"
+    ]

@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/06_event_loop.ipynb cell 12
+# %% book/06_event_loop.ipynb cell 14
 """The event loop core: chapter "The event loop".
 
 Builds on ``events.py`` (handles, the virtual clock, the observer interface)
@@ -35,13 +35,21 @@ import os
 import sys
 import threading
 import time
+import traceback
 import warnings
 import weakref
 from asyncio import events as _aio_events
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asynciodepth.events import Handle, LoopObserver, TimerHandle, VirtualClock
+from asynciodepth.events import (
+    Handle,
+    LoopObserver,
+    TimerHandle,
+    VirtualClock,
+    _error_context,
+    extract_stack,
+)
 from asynciodepth.futures import Future, isfuture
 
 __all__ = ["BaseEventLoop"]
@@ -67,7 +75,7 @@ def _run_until_complete_cb(fut: Any) -> None:
     fut.get_loop().stop()
 
 
-# %% book/06_event_loop.ipynb cell 14
+# %% book/06_event_loop.ipynb cell 16
 class BaseEventLoop(asyncio.AbstractEventLoop):
     """A pure-Python asyncio event loop: ready queue, timer heap and a poll."""
 
@@ -151,10 +159,9 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         """Run callback(*args) on the next iteration, after those already queued."""
         if self._closed:  # Why inline: see _check_closed() and benchmark (a).
             raise RuntimeError("Event loop is closed")
-        if self._debug:
-            self._check_thread()
-            self._check_callback(callback, "call_soon")
         handle = Handle(callback, args, self, context)
+        if self._debug:
+            self._check_debug(handle, "call_soon")
         self._ready.append(handle)
         if self._observer is not None:
             self._observer.on_schedule(self, handle, self._current_handle)
@@ -175,10 +182,9 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         when = self._now() + delay
         if self._closed:
             raise RuntimeError("Event loop is closed")
-        if self._debug:
-            self._check_thread()
-            self._check_callback(callback, "call_at")
         timer = TimerHandle(when, callback, args, self, context)
+        if self._debug:
+            self._check_debug(timer, "call_at")
         key = when if when == when else _NEGATIVE_INFINITY
         heapq.heappush(self._scheduled, (key, next(self._timer_sequence), timer))
         timer._scheduled = True
@@ -195,10 +201,9 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         if when is None:
             raise TypeError("when cannot be None")
         self._check_closed()
-        if self._debug:
-            self._check_thread()
-            self._check_callback(callback, "call_at")
         timer = TimerHandle(when, callback, args, self, context)
+        if self._debug:
+            self._check_debug(timer, "call_at")
         # Why: asyncio runs a NaN deadline at once (every comparison with NaN
         # is false). We keep that behaviour but make it explicit, so that NaN
         # never sits inside the heap and breaks its order.
@@ -215,9 +220,9 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
     ) -> Handle:
         """Like call_soon(), callable from any thread; wakes a sleeping loop."""
         self._check_closed()
-        if self._debug:
-            self._check_callback(callback, "call_soon_threadsafe")
         handle = Handle(callback, args, self, context)
+        if self._debug:
+            self._check_debug(handle, "call_soon_threadsafe", thread=False)
         # Why this is safe: deque.append is atomic, and the loop only pops
         # from the left the number of handles it counted beforehand.
         self._ready.append(handle)
@@ -240,6 +245,13 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
             raise TypeError(
                 f"a callable object was expected by {method}(), got {callback!r}"
             )
+
+    def _check_debug(self, handle: Handle, method: str, *, thread: bool = True) -> None:
+        """Debug mode: refuse a wrong call; remember who scheduled the handle."""
+        if thread:
+            self._check_thread()
+        self._check_callback(handle._callback, method)
+        handle._source_traceback = extract_stack(sys._getframe(2))
 
     def _check_thread(self) -> None:
         """In debug mode: refuse calls from a thread other than the loop's."""
@@ -273,7 +285,10 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         """Wrap coro in a Task (or what the task factory makes) and schedule it."""
         self._check_closed()
         if self._task_factory is None:
-            return self._task_class(coro, loop=self, name=name, context=context)
+            task = self._task_class(coro, loop=self, name=name, context=context)
+            if getattr(task, "_source_traceback", None):
+                del task._source_traceback[-1]  # this frame, as asyncio does
+            return task
         if context is None:
             task = self._task_factory(self, coro)
         else:
@@ -571,16 +586,14 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
             if debug:
                 duration = time.perf_counter() - wall_start
                 if duration >= self.slow_callback_duration:
-                    logger.warning("Executing %s took %.3f seconds", handle, duration)
+                    logger.warning(
+                        "Executing %s took %.3f seconds",
+                        _format_handle(handle),
+                        duration,
+                    )
 
     def _callback_failed(self, handle: Handle, exc: BaseException) -> None:
-        self.call_exception_handler(
-            {
-                "message": f"Exception in callback {handle._describe()}",
-                "exception": exc,
-                "handle": handle,
-            }
-        )
+        self.call_exception_handler(_error_context(handle, exc))
 
     # ------------------------------------------------------------------
     # Observer, debug mode
@@ -657,11 +670,15 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         exc_info: Any = False
         if exception is not None:
             exc_info = (type(exception), exception, exception.__traceback__)
+        handle = self._current_handle
+        if "source_traceback" not in context and handle is not None:
+            if handle._source_traceback:
+                context["handle_traceback"] = handle._source_traceback
         lines = [message]
         for key in sorted(context):
             if key in {"message", "exception"}:
                 continue
-            lines.append(f"{key}: {context[key]!r}")
+            lines.append(f"{key}: {_format_context_value(key, context[key])}")
         logger.error("\n".join(lines), exc_info=exc_info)
 
     def call_exception_handler(self, context: dict[str, Any]) -> None:
@@ -725,8 +742,31 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
             self.call_soon_threadsafe(self.create_task, agen.aclose())
 
 
-# %% book/06_event_loop.ipynb cell 15
+# %% book/06_event_loop.ipynb cell 17
 _HANDLER_RUNS_IN_CONTEXT = sys.version_info >= (3, 12)
+
+
+def _format_handle(handle: Handle) -> str:
+    """Name what a handle runs for the slow-callback warning: its task, if any."""
+    # Why __self__: a task's step is a bound method of the task, ours (_step,
+    # _wakeup) and asyncio's C Task's (TaskStepMethWrapper, task_wakeup) alike.
+    owner = getattr(handle._callback, "__self__", None)
+    if isinstance(owner, asyncio.Task) or (
+        isfuture(owner) and callable(getattr(owner, "get_coro", None))
+    ):
+        return repr(owner)
+    return str(handle)
+
+
+def _format_context_value(key: str, value: Any) -> str:
+    """One value of an exception context, as asyncio's default handler logs it."""
+    if key == "source_traceback":
+        title = "Object created at (most recent call last):\n"
+    elif key == "handle_traceback":
+        title = "Handle created at (most recent call last):\n"
+    else:
+        return repr(value)
+    return title + "".join(traceback.format_list(value)).rstrip()
 
 
 def _debug_from_environment() -> bool:
