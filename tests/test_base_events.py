@@ -1071,3 +1071,74 @@ def test_debug_mode_refuses_each_scheduling_call_from_other_threads(loop, method
     assert errors == [
         "Non-thread-safe operation invoked on an event loop other than the current one"
     ]
+
+
+# -- call_soon_threadsafe handles (3.14+: asyncio's _ThreadSafeHandle) ----------
+
+requires_314 = pytest.mark.skipif(
+    sys.version_info < (3, 14), reason="thread-safe handles arrived in 3.14"
+)
+
+
+def test_call_soon_threadsafe_handle_type_follows_the_version(loop):
+    handle = loop.call_soon_threadsafe(print)
+    if sys.version_info >= (3, 14):
+        assert isinstance(handle, asyncio.events._ThreadSafeHandle)
+    else:
+        assert not hasattr(handle, "_lock")
+    assert not handle.cancelled()
+    handle.cancel()
+    assert handle.cancelled()
+
+
+def test_cancelled_threadsafe_handle_does_not_run(loop):
+    events = []
+    loop.call_soon_threadsafe(events.append, "cancelled").cancel()
+    loop.call_soon_threadsafe(events.append, "runs")
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert events == ["runs"]
+
+
+@requires_314
+def test_cancel_from_another_thread_waits_for_the_running_callback(loop):
+    events = []
+    started = threading.Event()
+    handles = []
+
+    def callback():
+        events.append("callback starts")
+        started.set()
+        threading.Event().wait(0.2)  # long enough for the cancel to be tried
+        events.append("callback ends")
+
+    def other_thread():
+        handles.append(loop.call_soon_threadsafe(callback))
+        assert started.wait(10)
+        handles[0].cancel()
+        events.append("cancel returns")
+        loop.call_soon_threadsafe(loop.stop)
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    loop.call_later(10, loop.stop)  # safety net: never hang
+    loop.run_forever()
+    thread.join(10)
+    assert events == ["callback starts", "callback ends", "cancel returns"]
+    assert handles[0].cancelled()
+
+
+@requires_314
+def test_threadsafe_handle_cancelled_after_the_loop_checked_it_does_not_run(loop):
+    """The callback queued before it is cancelled, in the same iteration."""
+    events = []
+    handles = []
+
+    def cancel_the_next():
+        handles[0].cancel()
+
+    loop.call_soon(cancel_the_next)
+    handles.append(loop.call_soon_threadsafe(events.append, "ran"))
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert events == []

@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/06_event_loop.ipynb cell 14
+# %% book/06_event_loop.ipynb cell 16
 """The event loop core: chapter "The event loop".
 
 Builds on ``events.py`` (handles, the virtual clock, the observer interface)
@@ -28,6 +28,7 @@ import asyncio
 import collections
 import contextvars
 import heapq
+import inspect
 import itertools
 import logging
 import math
@@ -48,6 +49,8 @@ from asynciodepth.events import (
     TimerHandle,
     VirtualClock,
     _error_context,
+    _ThreadSafeCall,
+    _ThreadSafeHandle,
     extract_stack,
 )
 from asynciodepth.futures import Future, isfuture
@@ -75,7 +78,7 @@ def _run_until_complete_cb(fut: Any) -> None:
     fut.get_loop().stop()
 
 
-# %% book/06_event_loop.ipynb cell 16
+# %% book/06_event_loop.ipynb cell 18
 class BaseEventLoop(asyncio.AbstractEventLoop):
     """A pure-Python asyncio event loop: ready queue, timer heap and a poll."""
 
@@ -220,12 +223,18 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
     ) -> Handle:
         """Like call_soon(), callable from any thread; wakes a sleeping loop."""
         self._check_closed()
-        handle = Handle(callback, args, self, context)
+        if _ThreadSafeHandle is None:  # before 3.14: a plain handle
+            handle = Handle(callback, args, self, context)
+        else:
+            handle = _ThreadSafeHandle(callback, args, self, context)
         if self._debug:
             self._check_debug(handle, "call_soon_threadsafe", thread=False)
         # Why this is safe: deque.append is atomic, and the loop only pops
         # from the left the number of handles it counted beforehand.
-        self._ready.append(handle)
+        if _ThreadSafeHandle is None:
+            self._ready.append(handle)
+        else:
+            self._ready.append(_ThreadSafeCall(handle))
         self._wakeup_pending = True
         self._write_to_self()
         return handle
@@ -239,7 +248,8 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         self._timer_cancelled_count += 1
 
     def _check_callback(self, callback: object, method: str) -> None:
-        if asyncio.iscoroutine(callback) or asyncio.iscoroutinefunction(callback):
+        # Why inspect's: asyncio.iscoroutinefunction is deprecated from 3.14.
+        if asyncio.iscoroutine(callback) or inspect.iscoroutinefunction(callback):
             raise TypeError(f"coroutines cannot be used with {method}()")
         if not callable(callback):
             raise TypeError(
@@ -742,7 +752,7 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
             self.call_soon_threadsafe(self.create_task, agen.aclose())
 
 
-# %% book/06_event_loop.ipynb cell 17
+# %% book/06_event_loop.ipynb cell 19
 _HANDLER_RUNS_IN_CONTEXT = sys.version_info >= (3, 12)
 
 
