@@ -1142,3 +1142,70 @@ def test_threadsafe_handle_cancelled_after_the_loop_checked_it_does_not_run(loop
     loop.call_soon(loop.stop)
     loop.run_forever()
     assert events == []
+
+
+# -- create_task(**kwargs), as each version's asyncio --------------------------
+
+CREATE_TASK_KWARGS = sys.version_info >= (3, 13, 3)
+
+
+def test_create_task_eager_start_as_each_version(setup):
+    async def coro(events):
+        events.append("ran")
+
+    async def main():
+        events = []
+        if not CREATE_TASK_KWARGS:
+            unstarted = coro(events)
+            with pytest.raises(TypeError, match="eager_start"):
+                loop.create_task(unstarted, eager_start=True)
+            unstarted.close()
+            return None
+        task = loop.create_task(coro(events), eager_start=True)
+        return events, task.done()
+
+    loop = setup.new_loop()
+    loop.set_task_factory(None)  # the loop's own Task class
+    outcome = loop.run_until_complete(main())
+    loop.close()
+    assert outcome == ((["ran"], True) if CREATE_TASK_KWARGS else None)
+
+
+def test_create_task_hands_keywords_to_the_task_factory(setup):
+    """Which keywords a factory gets, and with which values, per version."""
+    seen = []
+
+    def factory(loop, coro, **kwargs):
+        seen.append(sorted(kwargs))
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    async def coro():
+        pass
+
+    loop = setup.new_loop()
+    loop.set_task_factory(factory)
+    tasks = [
+        loop.create_task(coro()),
+        loop.create_task(coro(), name="named"),
+        loop.create_task(coro(), context=contextvars.copy_context()),
+    ]
+    loop.run_until_complete(asyncio.gather(*tasks))
+    loop.close()
+    if sys.version_info >= (3, 14) or sys.version_info[:3] == (3, 13, 3):
+        assert seen == [[], ["name"], ["context"]]
+    else:
+        assert seen == [[], [], ["context"]]
+    assert tasks[1].get_name() == "named"
+
+
+def test_create_future_uses_the_future_class():
+    class MyFuture(asyncio.Future):
+        pass
+
+    class MyLoop(BaseSelectorEventLoop):
+        _future_class = MyFuture
+
+    for loop, expected in [(MyLoop(), MyFuture), (BaseSelectorEventLoop(), None)]:
+        expected = expected or asynciodepth.Future
+        assert type(loop.create_future()) is expected
+        loop.close()

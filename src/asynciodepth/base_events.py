@@ -65,6 +65,11 @@ _MAXIMUM_POLL_TIMEOUT = 24 * 3600
 _MIN_SCHEDULED_TIMER_HANDLES = 100
 _MIN_CANCELLED_TIMER_HANDLES_FRACTION = 0.5
 _NEGATIVE_INFINITY = -math.inf
+# create_task(coro, **kwargs) hands its keywords on (eager_start=...): from
+# 3.13.3; 3.13.3 and 3.14+ hand on everything, name and context too.
+_CREATE_TASK_KWARGS = sys.version_info >= (3, 13, 3)
+_VERSION = sys.version_info[:3]
+_CREATE_TASK_ALL_KWARGS = _VERSION >= (3, 14, 0) or _VERSION == (3, 13, 3)
 
 
 def _run_until_complete_cb(fut: Any) -> None:
@@ -85,6 +90,8 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
     # The Task class create_task() uses when no task factory is set. The
     # scheduler chapter's EventLoop replaces it with our own Task.
     _task_class: Callable[..., Any] = asyncio.Task
+    # The Future class create_future() makes (called with loop=self).
+    _future_class: Callable[..., Any] = Future
 
     def __init__(
         self,
@@ -281,34 +288,47 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
     # Futures and tasks
     # ------------------------------------------------------------------
 
-    def create_future(self) -> Future:
-        """Create one of our Futures attached to this loop."""
-        return Future(loop=self)
+    def create_future(self) -> Any:
+        """Create a Future (of _future_class) attached to this loop."""
+        return self._future_class(loop=self)
 
-    def create_task(
-        self,
-        coro: Any,
-        *,
-        name: str | None = None,
-        context: contextvars.Context | None = None,
-    ) -> Any:
-        """Wrap coro in a Task (or what the task factory makes) and schedule it."""
-        self._check_closed()
-        if self._task_factory is None:
-            task = self._task_class(coro, loop=self, name=name, context=context)
-            if getattr(task, "_source_traceback", None):
-                del task._source_traceback[-1]  # this frame, as asyncio does
+    if _CREATE_TASK_ALL_KWARGS:  # 3.13.3, 3.14+: every keyword goes on
+
+        def create_task(self, coro: Any, **kwargs: Any) -> Any:
+            """Wrap coro in a Task (or what the task factory makes), schedule it."""
+            self._check_closed()
+            if self._task_factory is not None:
+                return self._task_factory(self, coro, **kwargs)
+            return _new_task(self, coro, kwargs)
+
+    else:
+
+        def create_task(
+            self,
+            coro: Any,
+            *,
+            name: str | None = None,
+            context: contextvars.Context | None = None,
+            **kwargs: Any,
+        ) -> Any:
+            """Wrap coro in a Task (or what the task factory makes), schedule it."""
+            self._check_closed()
+            if kwargs and not _CREATE_TASK_KWARGS:  # before 3.13.3: none
+                raise TypeError(
+                    "BaseEventLoop.create_task() got an unexpected keyword "
+                    f"argument {next(iter(kwargs))!r}"
+                )
+            if self._task_factory is None:
+                return _new_task(self, coro, dict(kwargs, name=name, context=context))
+            if context is not None:  # the older factories take no context
+                kwargs["context"] = context
+            task = self._task_factory(self, coro, **kwargs)
+            if name is not None:
+                task.set_name(name)
             return task
-        if context is None:
-            task = self._task_factory(self, coro)
-        else:
-            task = self._task_factory(self, coro, context=context)
-        if name is not None:
-            task.set_name(name)
-        return task
 
     def set_task_factory(self, factory: Callable[..., Any] | None) -> None:
-        """Use factory(loop, coro[, context=...]) in create_task(); None resets."""
+        """Use factory(loop, coro, **kwargs) in create_task(); None resets."""
         if factory is not None and not callable(factory):
             raise TypeError("task factory must be a callable or None")
         self._task_factory = factory
@@ -754,6 +774,15 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
 
 # %% book/06_event_loop.ipynb cell 19
 _HANDLER_RUNS_IN_CONTEXT = sys.version_info >= (3, 12)
+
+
+def _new_task(loop: BaseEventLoop, coro: Any, kwargs: dict[str, Any]) -> Any:
+    """create_task() without a task factory: a Task of loop._task_class."""
+    task = loop._task_class(coro, loop=loop, **kwargs)
+    if getattr(task, "_source_traceback", None):
+        # Why two: this frame and create_task's; asyncio drops its one.
+        del task._source_traceback[-2:]
+    return task
 
 
 def _format_handle(handle: Handle) -> str:
