@@ -43,16 +43,9 @@ from asyncio import events as _aio_events
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asynciodepth.events import (
-    Handle,
-    LoopObserver,
-    TimerHandle,
-    VirtualClock,
-    _error_context,
-    _ThreadSafeCall,
-    _ThreadSafeHandle,
-    extract_stack,
-)
+from asynciodepth.events import Handle, LoopObserver, TimerHandle, VirtualClock
+from asynciodepth.events import _error_context, extract_stack
+from asynciodepth.events import _ThreadSafeCall, _ThreadSafeHandle
 from asynciodepth.futures import Future, isfuture
 
 __all__ = ["BaseEventLoop"]
@@ -65,11 +58,6 @@ _MAXIMUM_POLL_TIMEOUT = 24 * 3600
 _MIN_SCHEDULED_TIMER_HANDLES = 100
 _MIN_CANCELLED_TIMER_HANDLES_FRACTION = 0.5
 _NEGATIVE_INFINITY = -math.inf
-# create_task(coro, **kwargs) hands its keywords on (eager_start=...): from
-# 3.13.3; 3.13.3 and 3.14+ hand on everything, name and context too.
-_CREATE_TASK_KWARGS = sys.version_info >= (3, 13, 3)
-_VERSION = sys.version_info[:3]
-_CREATE_TASK_ALL_KWARGS = _VERSION >= (3, 14, 0) or _VERSION == (3, 13, 3)
 
 
 def _run_until_complete_cb(fut: Any) -> None:
@@ -84,6 +72,55 @@ def _run_until_complete_cb(fut: Any) -> None:
 
 
 # %% book/06_event_loop.ipynb cell 18
+_VERSION = sys.version_info[:3]
+# create_task(coro, **kwargs) hands its keywords on (eager_start=...) from
+# 3.13.3; 3.13.3 and 3.14+ hand on everything, name and context too.
+_CREATE_TASK_KWARGS = _VERSION >= (3, 13, 3)
+_CREATE_TASK_ALL_KWARGS = _VERSION >= (3, 14, 0) or _VERSION == (3, 13, 3)
+
+
+if _CREATE_TASK_ALL_KWARGS:  # 3.13.3, 3.14+: every keyword goes on
+
+    def _create_task(self, coro: Any, **kwargs: Any) -> Any:
+        """Wrap coro in a Task (or what the task factory makes), schedule it."""
+        self._check_closed()
+        if self._task_factory is not None:
+            return self._task_factory(self, coro, **kwargs)
+        return _new_task(self, coro, kwargs)
+
+else:
+
+    def _create_task(
+        self,
+        coro: Any,
+        *,
+        name: str | None = None,
+        context: contextvars.Context | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Wrap coro in a Task (or what the task factory makes), schedule it."""
+        self._check_closed()
+        if kwargs and not _CREATE_TASK_KWARGS:  # before 3.13.3: none
+            raise TypeError(
+                "BaseEventLoop.create_task() got an unexpected keyword "
+                f"argument {next(iter(kwargs))!r}"
+            )
+        if self._task_factory is None:
+            return _new_task(self, coro, dict(kwargs, name=name, context=context))
+        if context is not None:  # the older factories take no context
+            kwargs["context"] = context
+        task = self._task_factory(self, coro, **kwargs)
+        if name is not None:
+            task.set_name(name)
+        return task
+
+
+# Why: it is the loop's method, and says so in reprs and tracebacks.
+_create_task.__name__ = "create_task"
+_create_task.__qualname__ = "BaseEventLoop.create_task"
+
+
+# %% book/06_event_loop.ipynb cell 20
 class BaseEventLoop(asyncio.AbstractEventLoop):
     """A pure-Python asyncio event loop: ready queue, timer heap and a poll."""
 
@@ -292,40 +329,8 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         """Create a Future (of _future_class) attached to this loop."""
         return self._future_class(loop=self)
 
-    if _CREATE_TASK_ALL_KWARGS:  # 3.13.3, 3.14+: every keyword goes on
-
-        def create_task(self, coro: Any, **kwargs: Any) -> Any:
-            """Wrap coro in a Task (or what the task factory makes), schedule it."""
-            self._check_closed()
-            if self._task_factory is not None:
-                return self._task_factory(self, coro, **kwargs)
-            return _new_task(self, coro, kwargs)
-
-    else:
-
-        def create_task(
-            self,
-            coro: Any,
-            *,
-            name: str | None = None,
-            context: contextvars.Context | None = None,
-            **kwargs: Any,
-        ) -> Any:
-            """Wrap coro in a Task (or what the task factory makes), schedule it."""
-            self._check_closed()
-            if kwargs and not _CREATE_TASK_KWARGS:  # before 3.13.3: none
-                raise TypeError(
-                    "BaseEventLoop.create_task() got an unexpected keyword "
-                    f"argument {next(iter(kwargs))!r}"
-                )
-            if self._task_factory is None:
-                return _new_task(self, coro, dict(kwargs, name=name, context=context))
-            if context is not None:  # the older factories take no context
-                kwargs["context"] = context
-            task = self._task_factory(self, coro, **kwargs)
-            if name is not None:
-                task.set_name(name)
-            return task
+    # The create_task() of the Python we run on: see the cell before the class.
+    create_task = _create_task
 
     def set_task_factory(self, factory: Callable[..., Any] | None) -> None:
         """Use factory(loop, coro, **kwargs) in create_task(); None resets."""
@@ -772,7 +777,7 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
             self.call_soon_threadsafe(self.create_task, agen.aclose())
 
 
-# %% book/06_event_loop.ipynb cell 19
+# %% book/06_event_loop.ipynb cell 21
 _HANDLER_RUNS_IN_CONTEXT = sys.version_info >= (3, 12)
 
 

@@ -40,17 +40,9 @@ def _format_callback(callback: Callable[..., object], args: tuple) -> str:
 class Handle:
     """A callback scheduled on the loop, with its arguments and context."""
 
-    # Why __weakref__: asyncio's handles can be weakly referenced, and code
-    # (tracers, test helpers) keeps weak references to them.
-    __slots__ = (
-        "_args",
-        "_callback",
-        "_cancelled",
-        "_context",
-        "_loop",
-        "_source_traceback",
-        "__weakref__",
-    )
+    __slots__ = ("_args", "_callback", "_cancelled", "_context", "_loop")
+    # Why __weakref__: asyncio's handles can be weakly referenced (tracers do).
+    __slots__ += ("_source_traceback", "__weakref__")
 
     def __init__(
         self,
