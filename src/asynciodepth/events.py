@@ -16,15 +16,15 @@ from __future__ import annotations
 import contextvars
 import sys
 import traceback
+from asyncio import events as _aio_events
 from collections.abc import Callable
 from types import FrameType
-from asyncio import events as _aio_events
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["Handle", "LoopObserver", "TimerHandle", "VirtualClock"]
+__all__ = ["Handle", "LoopObserver", "TimerHandle", "VirtualClock", "extract_stack"]
 
 
 def _format_callback(callback: Callable[..., object], args: tuple) -> str:
