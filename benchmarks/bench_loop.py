@@ -1,16 +1,25 @@
 """Benchmark: asynciodepth's loop against asyncio's (and uvloop, if installed).
 
-Workloads (issue 4):
-  a  a chain of 1,000,000 call_soon callbacks, each scheduling the next;
-  b  two tasks, each doing 200,000 ``await asyncio.sleep(0)``;
-  c  10,000 tasks, each doing 10 random sleeps of 0-10 ms (seeded).
+Workloads:
+  a   a chain of 1,000,000 call_soon callbacks, each scheduling the next;
+  a'  the same with one idle socket registered with add_reader: a loop must
+      then poll on every iteration (asyncio does), since data could arrive;
+  b   two tasks, each doing 200,000 ``await asyncio.sleep(0)``;
+  c   10,000 tasks, each doing 10 random sleeps of 0-10 ms (seeded).
 
 Configurations:
   stdlib+ctask   asyncio's loop with its C Task (the baseline)
   stdlib+pytask  asyncio's loop with its pure-Python Task
   ours+ours      asynciodepth.EventLoop(python_tasks=True): our Future and Task
   ours+ctask     asynciodepth.EventLoop() as it comes: asyncio's C Future and Task
+                 (for a --compare-src tree from before that default, the same
+                 classes through its _future_class/_task_class or task factory)
   uvloop         uvloop's loop (skipped if uvloop is not installed)
+
+``--compare-src [LABEL=]DIR`` (repeatable) adds every ``ours`` configuration
+once more, with the asynciodepth of another source tree (e.g. an older
+commit's ``src``), named ``LABEL:...`` (default ``before``): the same run,
+interleaved, so the trees can be compared.
 
 Every run of a (configuration, workload) pair is a fresh subprocess on a new
 loop; the repeats are interleaved (repeat 1 of every configuration, then repeat
@@ -20,6 +29,7 @@ the tables show medians and the ratio baseline / configuration (higher is
 faster than the baseline). On a busy machine trust the CPU table more.
 
 Usage: PYTHONPATH=src python benchmarks/bench_loop.py [--repeats N] [--scale F]
+       [--configs C1,C2] [--workloads "a,a',b,c"] [--compare-src [LABEL=]DIR]
 """
 
 from __future__ import annotations
@@ -27,15 +37,39 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
+import socket
 import statistics
 import subprocess
 import sys
 import time
 
-CONFIGS = ["stdlib+ctask", "stdlib+pytask", "ours+ours", "ours+ctask", "uvloop"]
-WORKLOADS = ["a", "b", "c"]
+CONFIGS = [
+    "stdlib+ctask",
+    "stdlib+pytask",
+    "ours+ours",
+    "ours+ctask",
+    "uvloop",
+]
+WORKLOADS = ["a", "a'", "b", "c"]
 BASELINE = "stdlib+ctask"
+
+
+def _our_loop(asynciodepth, config: str) -> asyncio.AbstractEventLoop:
+    """ours+ours: our Future and Task; ours+ctask: asyncio's, on any tree."""
+    try:
+        return asynciodepth.EventLoop(python_tasks=config == "ours+ours")
+    except TypeError:  # a tree from before python_tasks= (our Task the default)
+        loop = asynciodepth.EventLoop()
+    if config == "ours+ctask":
+        if hasattr(loop, "_future_class"):
+            loop._future_class = asyncio.Future
+            loop._task_class = asyncio.Task
+        else:
+            c_task = asyncio.Task
+            loop.set_task_factory(lambda loop, coro, **kw: c_task(coro, loop=loop, **kw))
+    return loop
 
 
 def new_loop(config: str) -> asyncio.AbstractEventLoop:
@@ -50,7 +84,7 @@ def new_loop(config: str) -> asyncio.AbstractEventLoop:
     if config.startswith("ours"):
         import asynciodepth
 
-        return asynciodepth.EventLoop(python_tasks=config == "ours+ours")
+        return _our_loop(asynciodepth, config)
     if config == "uvloop":
         import uvloop
 
@@ -73,6 +107,17 @@ def workload_a(loop: asyncio.AbstractEventLoop, scale: float) -> None:
     loop.call_soon(callback)
     loop.run_forever()
     assert remaining == 0
+
+
+def workload_a_with_socket(loop: asyncio.AbstractEventLoop, scale: float) -> None:
+    here, peer = socket.socketpair()
+    loop.add_reader(here, here.recv, 16)  # idle: the peer never sends
+    try:
+        workload_a(loop, scale)
+    finally:
+        loop.remove_reader(here)
+        here.close()
+        peer.close()
 
 
 def workload_b(loop: asyncio.AbstractEventLoop, scale: float) -> None:
@@ -106,7 +151,12 @@ def workload_c(loop: asyncio.AbstractEventLoop, scale: float) -> None:
 
 def run_child(config: str, workload: str, scale: float) -> None:
     """In the subprocess: time one run of the workload, print [wall, cpu] as JSON."""
-    function = {"a": workload_a, "b": workload_b, "c": workload_c}[workload]
+    function = {
+        "a": workload_a,
+        "a'": workload_a_with_socket,
+        "b": workload_b,
+        "c": workload_c,
+    }[workload]
     loop = new_loop(config)
     try:
         wall, cpu = time.perf_counter(), time.process_time()
@@ -117,14 +167,23 @@ def run_child(config: str, workload: str, scale: float) -> None:
     print(json.dumps([wall, cpu]))
 
 
-def available(config: str) -> bool:
-    if config != "uvloop":
+def available(config: str, env: dict[str, str]) -> bool:
+    """True if the configuration can run (uvloop installed, the option exists)."""
+    check = {
+        "uvloop": "import uvloop",
+    }.get(config)
+    if check is None:
         return True
-    try:
-        import uvloop
-    except ImportError:
-        return False
-    return True
+    command = [sys.executable, "-c", check]
+    return subprocess.run(command, env=env, capture_output=True).returncode == 0
+
+
+def child_env(src: str | None) -> dict[str, str]:
+    """The environment of a child; src replaces PYTHONPATH (another tree's)."""
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = src
+    return env
 
 
 def main() -> None:
@@ -133,18 +192,40 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="shrink workloads")
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument(
+        "--compare-src",
+        action="append",
+        default=[],
+        metavar="[LABEL=]DIR",
+        help="also run ours from this source tree",
+    )
     parser.add_argument("--child", nargs=2, metavar=("CONFIG", "WORKLOAD"))
     args = parser.parse_args()
     if args.child:
         run_child(*args.child, args.scale)
         return
 
-    configs = [c for c in args.configs.split(",") if available(c)]
+    # Each row: (label, configuration, environment of its children).
+    rows = []
+    chosen = args.configs.split(",")
+    if BASELINE not in chosen:  # the ratios need it
+        chosen.insert(0, BASELINE)
+    for config in chosen:
+        env = child_env(None)
+        if available(config, env):
+            rows.append((config, config, env))
+    for other in args.compare_src:
+        name, _, src = other.rpartition("=")
+        env = child_env(src)
+        for config in chosen:
+            if config.startswith("ours") and available(config, env):
+                rows.append((f"{name or 'before'}:{config}", config, env))
+    configs = [label for label, _, _ in rows]
     workloads = args.workloads.split(",")
     runs: dict[tuple[str, str], list[list[float]]] = {}
     for _ in range(args.repeats):
         for workload in workloads:
-            for config in configs:
+            for label, config, env in rows:
                 output = subprocess.run(
                     [
                         sys.executable,
@@ -158,8 +239,9 @@ def main() -> None:
                     check=True,
                     capture_output=True,
                     text=True,
+                    env=env,
                 ).stdout
-                runs.setdefault((config, workload), []).append(json.loads(output))
+                runs.setdefault((label, workload), []).append(json.loads(output))
 
     print(
         f"Python {sys.version.split()[0]}, {args.repeats} repeats, scale "
@@ -171,7 +253,10 @@ def main() -> None:
             for key, value in runs.items()
         }
         print()
-        header = f"{title:<15}" + "".join(f"{'workload ' + w:>20}" for w in workloads)
+        width = max(15, *(len(label) + 2 for label in configs))
+        header = f"{title:<{width}}" + "".join(
+            f"{'workload ' + w:>20}" for w in workloads
+        )
         print(header)
         print("-" * len(header))
         for config in configs:
@@ -180,7 +265,7 @@ def main() -> None:
                 seconds = medians[config, workload]
                 ratio = medians[BASELINE, workload] / seconds
                 cells.append(f"{seconds:>8.3f}  x{ratio:>5.2f}")
-            print(f"{config:<15}" + "".join(f"{cell:>20}" for cell in cells))
+            print(f"{config:<{width}}" + "".join(f"{cell:>20}" for cell in cells))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ import asyncio
 import concurrent.futures
 import contextvars
 import logging
+import selectors
+import socket
 import sys
 import threading
 
@@ -14,6 +16,7 @@ import pytest
 import asynciodepth
 from asynciodepth import EventLoop, LoopObserver, VirtualClock
 from asynciodepth.events import Handle
+from asynciodepth.selector_events import BaseSelectorEventLoop
 
 # -- ordering ----------------------------------------------------------------
 
@@ -785,3 +788,427 @@ def test_a_subclass_may_open_no_selector():
     loop.close()
     assert events == ["soon", "later"]
     assert loop._ssock.fileno() == -1 and loop._csock.fileno() == -1
+
+
+# -- polling: skipped only when nothing can arrive -----------------------------
+
+
+def sleeps_until_peer_data(loop: asyncio.AbstractEventLoop) -> int:
+    """Count the sleep(0) a task makes before a reader sees data its peer sent."""
+    here, peer = socket.socketpair()
+    seen = []
+
+    def on_readable():
+        seen.append(here.recv(16))
+
+    async def main() -> int:
+        loop.add_reader(here, on_readable)
+        peer.send(b"x")
+        count = 0
+        while not seen:
+            await asyncio.sleep(0)
+            count += 1
+        loop.remove_reader(here)
+        return count
+
+    try:
+        return loop.run_until_complete(asyncio.wait_for(main(), 10))
+    finally:
+        here.close()
+        peer.close()
+        loop.close()
+
+
+def test_peer_data_is_seen_after_as_many_sleeps_as_on_asyncio(setup):
+    """A task spinning on sleep(0) sees I/O as soon as asyncio's loop would."""
+    expected = sleeps_until_peer_data(asyncio.new_event_loop())
+    assert expected == 2
+    assert sleeps_until_peer_data(setup.new_loop()) == expected
+
+
+class ReaderLoop(BaseSelectorEventLoop):
+    """The chapter's loop plus a minimal add_reader on its own selector."""
+
+    def add_reader(self, sock, callback):
+        self._selector.register(sock, selectors.EVENT_READ, callback)
+
+    def remove_reader(self, sock):
+        self._selector.unregister(sock)
+
+    def _process_events(self, events):
+        for key, _mask in events:
+            if key.fileobj is self._ssock:
+                self._read_from_self()
+            else:
+                self._ready.append(Handle(key.data, (), self))
+
+
+def busy_loop_with_a_peer(loop: asyncio.AbstractEventLoop) -> list[str]:
+    """Callbacks keep the loop busy; the second one makes the peer send."""
+    here, peer = socket.socketpair()
+    events = []
+
+    def tick(n):
+        events.append(f"tick {n}")
+        if n == 1:
+            peer.send(b"x")
+        if n < 4:
+            loop.call_soon(tick, n + 1)
+        else:
+            loop.stop()
+
+    loop.add_reader(here, lambda: events.append(f"data {here.recv(16)!r}"))
+    loop.call_soon(tick, 0)
+    try:
+        loop.run_forever()
+        loop.remove_reader(here)
+    finally:
+        here.close()
+        peer.close()
+        loop.close()
+    return events
+
+
+def test_busy_loop_with_a_registered_fd_sees_it_on_the_next_iteration():
+    expected = ["tick 0", "tick 1", "tick 2", "data b'x'", "tick 3", "tick 4"]
+    assert busy_loop_with_a_peer(asyncio.new_event_loop()) == expected
+    assert busy_loop_with_a_peer(ReaderLoop()) == expected
+    assert busy_loop_with_a_peer(EventLoop()) == expected
+
+
+class PollCounter(LoopObserver):
+    def __init__(self):
+        self.polls = 0
+
+    def on_poll(self, loop, timeout, start, end, nevents):
+        self.polls += 1
+
+
+def chain_of_callbacks(loop, n: int) -> None:
+    def step(left):
+        if left:
+            loop.call_soon(step, left - 1)
+        else:
+            loop.stop()
+
+    loop.call_soon(step, n)
+    loop.run_forever()
+
+
+def test_busy_loop_skips_the_poll_only_while_nothing_can_arrive():
+    counter = PollCounter()
+    loop = ReaderLoop(observer=counter)
+    assert not loop._io_can_arrive()
+    chain_of_callbacks(loop, 100)
+    assert counter.polls == 0
+    here, peer = socket.socketpair()
+    loop.add_reader(here, print)
+    assert loop._io_can_arrive()
+    chain_of_callbacks(loop, 100)
+    assert counter.polls == 101  # one per iteration, as asyncio
+    loop.remove_reader(here)
+    assert not loop._io_can_arrive()
+    loop.close()
+    here.close()
+    peer.close()
+
+
+@pytest.mark.parametrize("make_loop", [BaseSelectorEventLoop, EventLoop])
+def test_threadsafe_wakeups_are_drained_while_the_loop_is_busy(make_loop):
+    """Each byte call_soon_threadsafe writes is read by the next iteration's poll."""
+    loop = make_loop()
+    left = []
+
+    def step(n):
+        if n == 1:
+            for _ in range(10):
+                loop.call_soon_threadsafe(int)
+        if n == 3:
+            try:
+                left.append(loop._ssock.recv(4096))
+            except BlockingIOError:
+                left.append("drained")
+        if n < 3:
+            loop.call_soon(step, n + 1)
+        else:
+            loop.stop()
+
+    loop.call_soon(step, 0)
+    loop.run_forever()
+    loop.close()
+    assert left == ["drained"]
+
+
+# -- debug mode, as asyncio's ---------------------------------------------------
+
+
+def test_debug_handles_remember_where_they_were_scheduled(loop):
+    loop.set_debug(True)
+    this_file = __file__
+    line = sys._getframe().f_lineno
+    handles = [
+        loop.call_soon(print),
+        loop.call_later(1, print),
+        loop.call_at(loop.time() + 1, print),
+        loop.call_soon_threadsafe(print),
+    ]
+    for offset, handle in enumerate(handles, start=2):
+        frame = handle._source_traceback[-1]
+        assert (frame.filename, frame.lineno) == (this_file, line + offset)
+        assert f"created at {this_file}:{line + offset}" in repr(handle)
+    loop.set_debug(False)
+    assert loop.call_soon(print)._source_traceback is None
+
+
+def test_task_made_by_create_task_remembers_its_creator():
+    """create_task() drops its own frame from the Task's stack, as asyncio does."""
+
+    async def coro():
+        pass
+
+    for loop in (asyncio.new_event_loop(), BaseSelectorEventLoop()):
+        loop.set_debug(True)
+        line = sys._getframe().f_lineno + 1
+        task = loop.create_task(coro())
+        assert task._source_traceback[-1].lineno == line, loop
+        loop.run_until_complete(task)
+        loop.close()
+
+
+def test_handles_can_be_weakly_referenced(loop):
+    import weakref
+
+    for handle in (loop.call_soon(print), loop.call_later(1, print)):
+        assert weakref.ref(handle)() is handle
+
+
+def test_slow_callback_warning_names_the_task(setup, caplog):
+    async def main():
+        await asyncio.sleep(0)
+
+    loop = setup.new_loop()
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.0  # every callback is "slow"
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        loop.run_until_complete(main())
+    loop.close()
+    messages = [r.getMessage() for r in caplog.records]
+    steps = [m for m in messages if m.startswith("Executing <Task ")]
+    assert len(steps) >= 2, messages  # the first step and the one after sleep(0)
+    assert all("name='Task-" in m and ".main()" in m for m in steps), steps
+    for wrapper in ("_step", "_wakeup", "TaskStepMethWrapper", "task_wakeup"):
+        assert not any(wrapper in m for m in messages), messages
+
+
+def test_errors_in_debug_mode_log_where_the_callback_was_scheduled(loop, caplog):
+    def fail():
+        raise ValueError("oops")
+
+    def report():
+        loop.call_exception_handler({"message": "reported"})
+
+    loop.set_debug(True)
+    loop.call_soon(fail)
+    loop.call_soon(report)
+    loop.call_soon(loop.stop)
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        loop.run_forever()
+    failed, reported = [r.getMessage() for r in caplog.records]
+    assert failed.startswith("Exception in callback")
+    assert "source_traceback: Object created at (most recent call last):" in failed
+    assert __file__ in failed
+    assert "handle_traceback: Handle created at (most recent call last):" in reported
+    assert __file__ in reported
+
+
+@pytest.mark.parametrize(
+    "flags, env, expected",
+    [
+        ([], {}, False),
+        ([], {"PYTHONASYNCIODEBUG": "1"}, True),
+        (["-X", "dev"], {}, True),
+        (["-E"], {"PYTHONASYNCIODEBUG": "1"}, False),
+    ],
+)
+def test_debug_mode_from_the_environment(flags, env, expected):
+    import os
+    import subprocess
+
+    code = (
+        "import asyncio, asynciodepth\n"
+        "loops = [asyncio.new_event_loop(), asynciodepth.EventLoop()]\n"
+        "print([loop.get_debug() for loop in loops])\n"
+        "for loop in loops: loop.close()\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONASYNCIODEBUG"}
+    environ.update(env)
+    if "-E" in flags:  # -E ignores PYTHONPATH too: say where the package is
+        code = f"import sys; sys.path[:0] = {sys.path!r}\n" + code
+    out = subprocess.run(
+        [sys.executable, *flags, "-c", code],
+        env=environ,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.strip() == str([expected, expected])
+
+
+@pytest.mark.parametrize("method", ["call_soon", "call_later", "call_at"])
+def test_debug_mode_refuses_each_scheduling_call_from_other_threads(loop, method):
+    loop.set_debug(True)
+    errors = []
+    args = {"call_soon": (), "call_later": (0,), "call_at": (0,)}[method]
+
+    def from_thread():
+        try:
+            getattr(loop, method)(*args, print)
+        except RuntimeError as exc:
+            errors.append(str(exc))
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+
+    loop.call_soon(lambda: threading.Thread(target=from_thread).start())
+    loop.call_later(10, loop.stop)  # safety net: never hang
+    loop.run_forever()
+    assert errors == [
+        "Non-thread-safe operation invoked on an event loop other than the current one"
+    ]
+
+
+# -- call_soon_threadsafe handles (3.14+: asyncio's _ThreadSafeHandle) ----------
+
+requires_314 = pytest.mark.skipif(
+    sys.version_info < (3, 14), reason="thread-safe handles arrived in 3.14"
+)
+
+
+def test_call_soon_threadsafe_handle_type_follows_the_version(loop):
+    handle = loop.call_soon_threadsafe(print)
+    if sys.version_info >= (3, 14):
+        assert isinstance(handle, asyncio.events._ThreadSafeHandle)
+    else:
+        assert not hasattr(handle, "_lock")
+    assert not handle.cancelled()
+    handle.cancel()
+    assert handle.cancelled()
+
+
+def test_cancelled_threadsafe_handle_does_not_run(loop):
+    events = []
+    loop.call_soon_threadsafe(events.append, "cancelled").cancel()
+    loop.call_soon_threadsafe(events.append, "runs")
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert events == ["runs"]
+
+
+@requires_314
+def test_cancel_from_another_thread_waits_for_the_running_callback(loop):
+    events = []
+    started = threading.Event()
+    handles = []
+
+    def callback():
+        events.append("callback starts")
+        started.set()
+        threading.Event().wait(0.2)  # long enough for the cancel to be tried
+        events.append("callback ends")
+
+    def other_thread():
+        handles.append(loop.call_soon_threadsafe(callback))
+        assert started.wait(10)
+        handles[0].cancel()
+        events.append("cancel returns")
+        loop.call_soon_threadsafe(loop.stop)
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    loop.call_later(10, loop.stop)  # safety net: never hang
+    loop.run_forever()
+    thread.join(10)
+    assert events == ["callback starts", "callback ends", "cancel returns"]
+    assert handles[0].cancelled()
+
+
+@requires_314
+def test_threadsafe_handle_cancelled_after_the_loop_checked_it_does_not_run(loop):
+    """The callback queued before it is cancelled, in the same iteration."""
+    events = []
+    handles = []
+
+    def cancel_the_next():
+        handles[0].cancel()
+
+    loop.call_soon(cancel_the_next)
+    handles.append(loop.call_soon_threadsafe(events.append, "ran"))
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert events == []
+
+
+# -- create_task(**kwargs), as each version's asyncio --------------------------
+
+CREATE_TASK_KWARGS = sys.version_info >= (3, 13, 3)
+
+
+def test_create_task_eager_start_as_each_version(setup):
+    async def coro(events):
+        events.append("ran")
+
+    async def main():
+        events = []
+        if not CREATE_TASK_KWARGS:
+            unstarted = coro(events)
+            with pytest.raises(TypeError, match="eager_start"):
+                loop.create_task(unstarted, eager_start=True)
+            unstarted.close()
+            return None
+        task = loop.create_task(coro(events), eager_start=True)
+        return events, task.done()
+
+    loop = setup.new_loop()
+    loop.set_task_factory(None)  # the loop's own Task class
+    outcome = loop.run_until_complete(main())
+    loop.close()
+    assert outcome == ((["ran"], True) if CREATE_TASK_KWARGS else None)
+
+
+def test_create_task_hands_keywords_to_the_task_factory(setup):
+    """Which keywords a factory gets, and with which values, per version."""
+    seen = []
+
+    def factory(loop, coro, **kwargs):
+        seen.append(sorted(kwargs))
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    async def coro():
+        pass
+
+    loop = setup.new_loop()
+    loop.set_task_factory(factory)
+    tasks = [
+        loop.create_task(coro()),
+        loop.create_task(coro(), name="named"),
+        loop.create_task(coro(), context=contextvars.copy_context()),
+    ]
+    loop.run_until_complete(asyncio.gather(*tasks))
+    loop.close()
+    if sys.version_info >= (3, 14) or sys.version_info[:3] == (3, 13, 3):
+        assert seen == [[], ["name"], ["context"]]
+    else:
+        assert seen == [[], [], ["context"]]
+    assert tasks[1].get_name() == "named"
+
+
+def test_create_future_uses_the_future_class():
+    class MyFuture(asyncio.Future):
+        pass
+
+    class MyLoop(BaseSelectorEventLoop):
+        _future_class = MyFuture
+
+    for loop, expected in [(MyLoop(), MyFuture), (BaseSelectorEventLoop(), None)]:
+        expected = expected or asynciodepth.Future
+        assert type(loop.create_future()) is expected
+        loop.close()

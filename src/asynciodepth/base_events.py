@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/06_event_loop.ipynb cell 12
+# %% book/06_event_loop.ipynb cell 16
 """The event loop core: chapter "The event loop".
 
 Builds on ``events.py`` (handles, the virtual clock, the observer interface)
@@ -16,7 +16,8 @@ One iteration of the loop, ``_run_once``, has four sections:
 1. decide how long the loop may block (0 if callbacks are ready, else until
    the next timer, else forever);
 2. poll for I/O with that timeout, through the ``_poll``/``_process_events``
-   seam (a virtual clock jumps instead of sleeping);
+   seam (a virtual clock jumps instead of sleeping); a zero-timeout poll is
+   skipped only when nothing can arrive (``_io_can_arrive()``);
 3. move the timers that are due onto the ready queue;
 4. run the callbacks that were ready at that point, and no others.
 """
@@ -27,6 +28,7 @@ import asyncio
 import collections
 import contextvars
 import heapq
+import inspect
 import itertools
 import logging
 import math
@@ -34,6 +36,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 import warnings
 import weakref
 from asyncio import events as _aio_events
@@ -41,6 +44,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asynciodepth.events import Handle, LoopObserver, TimerHandle, VirtualClock
+from asynciodepth.events import _error_context, extract_stack
+from asynciodepth.events import _ThreadSafeCall, _ThreadSafeHandle
 from asynciodepth.futures import Future, isfuture
 
 __all__ = ["BaseEventLoop"]
@@ -49,11 +54,6 @@ logger = logging.getLogger("asyncio")  # Why: users configure asyncio's logger.
 
 # Why: select() rejects huge timeouts on some platforms; asyncio caps at a day.
 _MAXIMUM_POLL_TIMEOUT = 24 * 3600
-# When callbacks keep the loop busy, it still polls after this many callbacks
-# ran since the last poll, so I/O and wake-ups are never starved. Polling on
-# every iteration (as asyncio does) costs a system call per iteration; see
-# benchmarks/bench_loop.py, workload (a).
-_POLL_EVERY_CALLBACKS = 64
 # Rebuild the heap when more than half of at least this many timers are dead.
 _MIN_SCHEDULED_TIMER_HANDLES = 100
 _MIN_CANCELLED_TIMER_HANDLES_FRACTION = 0.5
@@ -71,13 +71,64 @@ def _run_until_complete_cb(fut: Any) -> None:
     fut.get_loop().stop()
 
 
-# %% book/06_event_loop.ipynb cell 14
+# %% book/06_event_loop.ipynb cell 18
+_VERSION = sys.version_info[:3]
+# create_task(coro, **kwargs) hands its keywords on (eager_start=...) from
+# 3.13.3; 3.13.3 and 3.14+ hand on everything, name and context too.
+_CREATE_TASK_KWARGS = _VERSION >= (3, 13, 3)
+_CREATE_TASK_ALL_KWARGS = _VERSION >= (3, 14, 0) or _VERSION == (3, 13, 3)
+
+
+if _CREATE_TASK_ALL_KWARGS:  # 3.13.3, 3.14+: every keyword goes on
+
+    def _create_task(self, coro: Any, **kwargs: Any) -> Any:
+        """Wrap coro in a Task (or what the task factory makes), schedule it."""
+        self._check_closed()
+        if self._task_factory is not None:
+            return self._task_factory(self, coro, **kwargs)
+        return _new_task(self, coro, kwargs)
+
+else:
+
+    def _create_task(
+        self,
+        coro: Any,
+        *,
+        name: str | None = None,
+        context: contextvars.Context | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Wrap coro in a Task (or what the task factory makes), schedule it."""
+        self._check_closed()
+        if kwargs and not _CREATE_TASK_KWARGS:  # before 3.13.3: none
+            raise TypeError(
+                "BaseEventLoop.create_task() got an unexpected keyword "
+                f"argument {next(iter(kwargs))!r}"
+            )
+        if self._task_factory is None:
+            return _new_task(self, coro, dict(kwargs, name=name, context=context))
+        if context is not None:  # the older factories take no context
+            kwargs["context"] = context
+        task = self._task_factory(self, coro, **kwargs)
+        if name is not None:
+            task.set_name(name)
+        return task
+
+
+# Why: it is the loop's method, and says so in reprs and tracebacks.
+_create_task.__name__ = "create_task"
+_create_task.__qualname__ = "BaseEventLoop.create_task"
+
+
+# %% book/06_event_loop.ipynb cell 20
 class BaseEventLoop(asyncio.AbstractEventLoop):
     """A pure-Python asyncio event loop: ready queue, timer heap and a poll."""
 
     # The Task class create_task() uses when no task factory is set. The
     # scheduler chapter's EventLoop replaces it with our own Task.
     _task_class: Callable[..., Any] = asyncio.Task
+    # The Future class create_future() makes (called with loop=self).
+    _future_class: Callable[..., Any] = Future
 
     def __init__(
         self,
@@ -94,7 +145,9 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         # Invariant: _timer_cancelled_count counts the cancelled handles that
         # are still in _scheduled.
         self._timer_cancelled_count = 0
-        self._callbacks_since_poll = 0
+        # Invariant: _wakeup_pending is True if call_soon_threadsafe() may
+        # have written a wake-up byte that no poll has drained yet.
+        self._wakeup_pending = False
         self._stopping = False
         self._closed = False
         # Invariant: _thread_id is not None exactly while run_forever() runs.
@@ -153,10 +206,9 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         """Run callback(*args) on the next iteration, after those already queued."""
         if self._closed:  # Why inline: see _check_closed() and benchmark (a).
             raise RuntimeError("Event loop is closed")
-        if self._debug:
-            self._check_thread()
-            self._check_callback(callback, "call_soon")
         handle = Handle(callback, args, self, context)
+        if self._debug:
+            self._check_debug(handle, "call_soon")
         self._ready.append(handle)
         if self._observer is not None:
             self._observer.on_schedule(self, handle, self._current_handle)
@@ -177,10 +229,9 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         when = self._now() + delay
         if self._closed:
             raise RuntimeError("Event loop is closed")
-        if self._debug:
-            self._check_thread()
-            self._check_callback(callback, "call_at")
         timer = TimerHandle(when, callback, args, self, context)
+        if self._debug:
+            self._check_debug(timer, "call_at")
         key = when if when == when else _NEGATIVE_INFINITY
         heapq.heappush(self._scheduled, (key, next(self._timer_sequence), timer))
         timer._scheduled = True
@@ -197,10 +248,9 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         if when is None:
             raise TypeError("when cannot be None")
         self._check_closed()
-        if self._debug:
-            self._check_thread()
-            self._check_callback(callback, "call_at")
         timer = TimerHandle(when, callback, args, self, context)
+        if self._debug:
+            self._check_debug(timer, "call_at")
         # Why: asyncio runs a NaN deadline at once (every comparison with NaN
         # is false). We keep that behaviour but make it explicit, so that NaN
         # never sits inside the heap and breaks its order.
@@ -217,12 +267,19 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
     ) -> Handle:
         """Like call_soon(), callable from any thread; wakes a sleeping loop."""
         self._check_closed()
+        if _ThreadSafeHandle is None:  # before 3.14: a plain handle
+            handle = Handle(callback, args, self, context)
+        else:
+            handle = _ThreadSafeHandle(callback, args, self, context)
         if self._debug:
-            self._check_callback(callback, "call_soon_threadsafe")
-        handle = Handle(callback, args, self, context)
+            self._check_debug(handle, "call_soon_threadsafe", thread=False)
         # Why this is safe: deque.append is atomic, and the loop only pops
         # from the left the number of handles it counted beforehand.
-        self._ready.append(handle)
+        if _ThreadSafeHandle is None:
+            self._ready.append(handle)
+        else:
+            self._ready.append(_ThreadSafeCall(handle))
+        self._wakeup_pending = True
         self._write_to_self()
         return handle
 
@@ -235,12 +292,20 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         self._timer_cancelled_count += 1
 
     def _check_callback(self, callback: object, method: str) -> None:
-        if asyncio.iscoroutine(callback) or asyncio.iscoroutinefunction(callback):
+        # Why inspect's: asyncio.iscoroutinefunction is deprecated from 3.14.
+        if asyncio.iscoroutine(callback) or inspect.iscoroutinefunction(callback):
             raise TypeError(f"coroutines cannot be used with {method}()")
         if not callable(callback):
             raise TypeError(
                 f"a callable object was expected by {method}(), got {callback!r}"
             )
+
+    def _check_debug(self, handle: Handle, method: str, *, thread: bool = True) -> None:
+        """Debug mode: refuse a wrong call; remember who scheduled the handle."""
+        if thread:
+            self._check_thread()
+        self._check_callback(handle._callback, method)
+        handle._source_traceback = extract_stack(sys._getframe(2))
 
     def _check_thread(self) -> None:
         """In debug mode: refuse calls from a thread other than the loop's."""
@@ -260,31 +325,15 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
     # Futures and tasks
     # ------------------------------------------------------------------
 
-    def create_future(self) -> Future:
-        """Create one of our Futures attached to this loop."""
-        return Future(loop=self)
+    def create_future(self) -> Any:
+        """Create a Future (of _future_class) attached to this loop."""
+        return self._future_class(loop=self)
 
-    def create_task(
-        self,
-        coro: Any,
-        *,
-        name: str | None = None,
-        context: contextvars.Context | None = None,
-    ) -> Any:
-        """Wrap coro in a Task (or what the task factory makes) and schedule it."""
-        self._check_closed()
-        if self._task_factory is None:
-            return self._task_class(coro, loop=self, name=name, context=context)
-        if context is None:
-            task = self._task_factory(self, coro)
-        else:
-            task = self._task_factory(self, coro, context=context)
-        if name is not None:
-            task.set_name(name)
-        return task
+    # The create_task() of the Python we run on: see the cell before the class.
+    create_task = _create_task
 
     def set_task_factory(self, factory: Callable[..., Any] | None) -> None:
-        """Use factory(loop, coro[, context=...]) in create_task(); None resets."""
+        """Use factory(loop, coro, **kwargs) in create_task(); None resets."""
         if factory is not None and not callable(factory):
             raise TypeError("task factory must be a callable or None")
         self._task_factory = factory
@@ -403,6 +452,15 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         """Turn the events _poll() returned into ready callbacks."""
         raise NotImplementedError
 
+    def _io_can_arrive(self) -> bool:
+        """Return True if a poll could report anything but the wake-up socket.
+
+        The loop skips its zero-timeout poll while this is False. The I/O
+        layer overrides it: True while a reader, a writer or a signal handler
+        is registered. This default knows of no I/O: True, poll every time.
+        """
+        return True
+
     def _run_once(self) -> None:
         """Run one iteration: poll, move due timers, run the ready snapshot."""
         ready = self._ready
@@ -422,12 +480,13 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
             timeout = None
 
         # ---- 2. Poll for I/O and wake-ups ---------------------------------
-        # Why skip: when callbacks are ready the poll cannot block, and a
-        # zero-timeout poll on every iteration is a system call per callback.
-        # Threadsafe callbacks are already in _ready; only I/O can wait, and
-        # it waits for at most _POLL_EVERY_CALLBACKS callbacks.
-        if timeout != 0.0 or self._callbacks_since_poll >= _POLL_EVERY_CALLBACKS:
-            self._callbacks_since_poll = 0
+        # Why skip: a zero-timeout poll returns at once, and returns nothing
+        # when no fd or signal is watched and no wake-up byte is unread:
+        # skipping it then changes nothing and saves a system call.
+        if timeout != 0.0 or self._wakeup_pending or self._io_can_arrive():
+            # Why clear first: a byte written from now on is drained by this
+            # poll or flagged for the next one, so the socket never fills.
+            self._wakeup_pending = False
             observer = self._observer
             if observer is None:
                 self._poll_and_wait(timeout)
@@ -461,15 +520,11 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         # Invariant: callbacks scheduled by these callbacks wait for the next
         # iteration. This is the only place where callbacks are called.
         if self._observer is not None or self._debug:
-            ntodo = len(ready)
-            self._callbacks_since_poll += ntodo
-            self._run_ready_instrumented(ntodo)
+            self._run_ready_instrumented(len(ready))
             return
         popleft = ready.popleft
         while True:
-            ntodo = len(ready)
-            self._callbacks_since_poll += ntodo
-            for _ in range(ntodo):
+            for _ in range(len(ready)):
                 handle = popleft()
                 if handle._cancelled:
                     continue
@@ -480,17 +535,18 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
                 except BaseException as exc:
                     self._callback_failed(handle, exc)
             handle = None  # Why: don't keep the last callback's arguments alive.
-            # Why loop: if only callbacks are pending (no timer, no stop, no
-            # poll due), sections 1-3 of the next iteration would do nothing,
-            # so we start its section 4 right here. Same order, same snapshot
-            # per iteration, one method call less per iteration: about 10% of
-            # benchmark (a), a chain of callbacks.
+            # Why loop: if only callbacks are pending (no timer, no stop, and
+            # nothing that a poll could bring), sections 1-3 of the next
+            # iteration would do nothing, so we start its section 4 right
+            # here. Same order, same snapshot per iteration, one method call
+            # less per iteration: about 10% of benchmark (a).
             if (
                 not ready
                 or scheduled
                 or self._stopping
-                or self._callbacks_since_poll >= _POLL_EVERY_CALLBACKS
+                or self._wakeup_pending
                 or self._observer is not None  # set by one of these callbacks
+                or self._io_can_arrive()
             ):
                 return
 
@@ -565,16 +621,14 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
             if debug:
                 duration = time.perf_counter() - wall_start
                 if duration >= self.slow_callback_duration:
-                    logger.warning("Executing %s took %.3f seconds", handle, duration)
+                    logger.warning(
+                        "Executing %s took %.3f seconds",
+                        _format_handle(handle),
+                        duration,
+                    )
 
     def _callback_failed(self, handle: Handle, exc: BaseException) -> None:
-        self.call_exception_handler(
-            {
-                "message": f"Exception in callback {handle._describe()}",
-                "exception": exc,
-                "handle": handle,
-            }
-        )
+        self.call_exception_handler(_error_context(handle, exc))
 
     # ------------------------------------------------------------------
     # Observer, debug mode
@@ -651,11 +705,15 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         exc_info: Any = False
         if exception is not None:
             exc_info = (type(exception), exception, exception.__traceback__)
+        handle = self._current_handle
+        if "source_traceback" not in context and handle is not None:
+            if handle._source_traceback:
+                context["handle_traceback"] = handle._source_traceback
         lines = [message]
         for key in sorted(context):
             if key in {"message", "exception"}:
                 continue
-            lines.append(f"{key}: {context[key]!r}")
+            lines.append(f"{key}: {_format_context_value(key, context[key])}")
         logger.error("\n".join(lines), exc_info=exc_info)
 
     def call_exception_handler(self, context: dict[str, Any]) -> None:
@@ -719,8 +777,40 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
             self.call_soon_threadsafe(self.create_task, agen.aclose())
 
 
-# %% book/06_event_loop.ipynb cell 15
+# %% book/06_event_loop.ipynb cell 21
 _HANDLER_RUNS_IN_CONTEXT = sys.version_info >= (3, 12)
+
+
+def _new_task(loop: BaseEventLoop, coro: Any, kwargs: dict[str, Any]) -> Any:
+    """create_task() without a task factory: a Task of loop._task_class."""
+    task = loop._task_class(coro, loop=loop, **kwargs)
+    if getattr(task, "_source_traceback", None):
+        # Why two: this frame and create_task's; asyncio drops its one.
+        del task._source_traceback[-2:]
+    return task
+
+
+def _format_handle(handle: Handle) -> str:
+    """Name what a handle runs for the slow-callback warning: its task, if any."""
+    # Why __self__: a task's step is a bound method of the task, ours (_step,
+    # _wakeup) and asyncio's C Task's (TaskStepMethWrapper, task_wakeup) alike.
+    owner = getattr(handle._callback, "__self__", None)
+    if isinstance(owner, asyncio.Task) or (
+        isfuture(owner) and callable(getattr(owner, "get_coro", None))
+    ):
+        return repr(owner)
+    return str(handle)
+
+
+def _format_context_value(key: str, value: Any) -> str:
+    """One value of an exception context, as asyncio's default handler logs it."""
+    if key == "source_traceback":
+        title = "Object created at (most recent call last):\n"
+    elif key == "handle_traceback":
+        title = "Handle created at (most recent call last):\n"
+    else:
+        return repr(value)
+    return title + "".join(traceback.format_list(value)).rstrip()
 
 
 def _debug_from_environment() -> bool:

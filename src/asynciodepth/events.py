@@ -14,13 +14,17 @@ run on (``VirtualClock``) and the interface of its instrumentation hook
 from __future__ import annotations
 
 import contextvars
+import sys
+import traceback
+from asyncio import events as _aio_events
 from collections.abc import Callable
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["Handle", "LoopObserver", "TimerHandle", "VirtualClock"]
+__all__ = ["Handle", "LoopObserver", "TimerHandle", "VirtualClock", "extract_stack"]
 
 
 def _format_callback(callback: Callable[..., object], args: tuple) -> str:
@@ -37,6 +41,8 @@ class Handle:
     """A callback scheduled on the loop, with its arguments and context."""
 
     __slots__ = ("_args", "_callback", "_cancelled", "_context", "_loop")
+    # Why __weakref__: asyncio's handles can be weakly referenced (tracers do).
+    __slots__ += ("_source_traceback", "__weakref__")
 
     def __init__(
         self,
@@ -55,10 +61,13 @@ class Handle:
         self._loop = loop
         # Invariant: once True, stays True, and the loop skips this handle.
         self._cancelled = False
+        # Invariant: in debug mode, the stack that scheduled the handle
+        # (set by the loop, see extract_stack()); otherwise None.
+        self._source_traceback: traceback.StackSummary | None = None
 
     def __repr__(self) -> str:
         state = " cancelled" if self._cancelled else ""
-        return f"<{type(self).__name__}{state} {self._describe()}>"
+        return f"<{type(self).__name__}{state} {self._describe()}{_created_at(self)}>"
 
     def _describe(self) -> str:
         if self._callback is None:
@@ -89,13 +98,7 @@ class Handle:
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._loop.call_exception_handler(
-                {
-                    "message": f"Exception in callback {self._describe()}",
-                    "exception": exc,
-                    "handle": self,
-                }
-            )
+            self._loop.call_exception_handler(_error_context(self, exc))
 
 
 # %% book/06_event_loop.ipynb cell 6
@@ -118,6 +121,7 @@ class TimerHandle(Handle):
         self._args = args
         self._loop = loop
         self._cancelled = False
+        self._source_traceback = None
         self._when = when
         # Invariant: _scheduled is True exactly while the handle is in the
         # loop's timer heap.
@@ -125,7 +129,8 @@ class TimerHandle(Handle):
 
     def __repr__(self) -> str:
         state = " cancelled" if self._cancelled else ""
-        return f"<TimerHandle{state} when={self._when} {self._describe()}>"
+        created = _created_at(self)
+        return f"<TimerHandle{state} when={self._when} {self._describe()}{created}>"
 
     def when(self) -> float:
         """Return the loop time at which the callback is due."""
@@ -167,6 +172,75 @@ class TimerHandle(Handle):
 
 
 # %% book/06_event_loop.ipynb cell 8
+DEBUG_STACK_DEPTH = 10  # asyncio's constants.DEBUG_STACK_DEPTH
+
+
+def extract_stack(frame: FrameType | None = None) -> traceback.StackSummary:
+    """Return the stack ending at frame (the caller's by default), oldest first."""
+    if frame is None:
+        frame = sys._getframe(1)
+    stack = traceback.StackSummary.extract(
+        traceback.walk_stack(frame), limit=DEBUG_STACK_DEPTH, lookup_lines=False
+    )
+    stack.reverse()
+    return stack
+
+
+def _created_at(handle: Handle) -> str:
+    """The end of a debug-mode repr: where the handle was made, or nothing."""
+    if not handle._source_traceback:
+        return ""
+    frame = handle._source_traceback[-1]
+    return f" created at {frame.filename}:{frame.lineno}"
+
+
+def _error_context(handle: Handle, exc: BaseException) -> dict[str, Any]:
+    """The exception handler's context for a callback that raised exc."""
+    context = {
+        "message": f"Exception in callback {handle._describe()}",
+        "exception": exc,
+        "handle": handle,
+    }
+    if handle._source_traceback:
+        context["source_traceback"] = handle._source_traceback
+    return context
+
+
+# %% book/06_event_loop.ipynb cell 10
+# Why asyncio's class: 3.14+ returns it, and callers (CPython's tests among
+# them) check isinstance(handle, asyncio.events._ThreadSafeHandle).
+_ThreadSafeHandle: Any = (
+    _aio_events._ThreadSafeHandle if sys.version_info >= (3, 14) else None
+)
+
+
+def _run_locked(handle: Any) -> None:
+    """Run a thread-safe handle's callback under its lock, unless cancelled."""
+    # Why check again: another thread may cancel it after the loop checked;
+    # under the lock, that check and the run are one step.
+    with handle._lock:
+        if handle._cancelled:
+            return
+        handle._callback(*handle._args)
+
+
+class _ThreadSafeCall(Handle):
+    """What the ready queue holds for a 3.14+ thread-safe handle: its locked run."""
+
+    __slots__ = ()
+
+    def __init__(self, handle: Any) -> None:
+        super().__init__(_run_locked, (handle,), handle._loop, handle._context)
+        self._source_traceback = handle._source_traceback
+
+    def _describe(self) -> str:
+        handle = self._args[0]
+        if handle._callback is None:
+            return "(cleared)"
+        return _format_callback(handle._callback, handle._args)
+
+
+# %% book/06_event_loop.ipynb cell 12
 class VirtualClock:
     """A clock that only moves when the loop has nothing else to do.
 
@@ -193,7 +267,7 @@ class VirtualClock:
             self._now = when
 
 
-# %% book/06_event_loop.ipynb cell 10
+# %% book/06_event_loop.ipynb cell 14
 class LoopObserver:
     """What the loop tells an observer; subclass and override what you need.
 

@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/06_event_loop.ipynb cell 17
+# %% book/06_event_loop.ipynb cell 23
 """Waiting for the outside world: chapter "The event loop".
 
 Builds on ``base_events.py``: ``BaseSelectorEventLoop`` gives the loop core
@@ -32,7 +32,7 @@ def _io_not_implemented(name: str) -> NotImplementedError:
     )
 
 
-# %% book/06_event_loop.ipynb cell 18
+# %% book/06_event_loop.ipynb cell 24
 class BaseSelectorEventLoop(BaseEventLoop):
     """The loop core plus a selector: it can block in a poll and be woken."""
 
@@ -77,6 +77,12 @@ class BaseSelectorEventLoop(BaseEventLoop):
     def _poll(self, timeout: float | None) -> list[tuple[Any, int]]:
         """Block in the selector for up to timeout seconds (None: until woken)."""
         return self._selector.select(timeout)
+
+    def _io_can_arrive(self) -> bool:
+        """Return True if the selector watches an fd besides the wake-up socket."""
+        # Why True without a selector: a subclass that polls by other means
+        # knows its own fds, and must override this to skip polls.
+        return self._selector is None or len(self._selector.get_map()) > 1
 
     def _process_events(self, events: list[tuple[Any, int]]) -> None:
         """Turn the poll's events into callbacks (today: drain the wake-ups)."""
