@@ -52,7 +52,9 @@ def _reason(report: Any) -> str:
     if crash is not None:
         return crash.message.replace("\n", " | ")[:300]
     text = str(report.longrepr or "").strip().splitlines()
-    return (text[-1] if text else "")[:300]
+    # A fixture error has no crash line: its message is on the lines "E   ...".
+    errors = [line[1:].strip() for line in text if line.startswith("E ")]
+    return (" | ".join(errors) if errors else text[-1] if text else "")[:300]
 
 
 @pytest.hookimpl(hookwrapper=True)

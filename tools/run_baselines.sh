@@ -3,6 +3,7 @@
 # asyncio's own loop; writes baseline/<version>/ (see benchmarks/COMPAT.md):
 #   SUMMARY.txt, <module>.txt    our loop: the table, failing ids per module
 #   stdlib/SUMMARY.txt, stdlib/<module>.txt   the same on asyncio's loop
+#   ours-testloop/...   test_futures, test_tasks, test_unix_events with --ours-testloop
 # Usage: sh tools/run_baselines.sh [SRC] [VERSION ...]   (SRC defaults to ./src)
 # Run from the worktree's top; /work is bind-mounted in the sid chroot (3.14, 3.15).
 set -u
@@ -23,5 +24,10 @@ for v in $versions; do
     --json "/tmp/compat-$v.json" > "$out/SUMMARY.txt" 2>&1
   $py "$top/tools/run_test_asyncio.py" --stdlib $opts --failures-dir "$out/stdlib" \
     --json "/tmp/compat-$v-stdlib.json" > "$out/stdlib/SUMMARY.txt" 2>&1
-  sed -n '/^TOTAL/p' "$out/SUMMARY.txt" "$out/stdlib/SUMMARY.txt"
+  mkdir -p "$out/ours-testloop"
+  $py "$top/tools/run_test_asyncio.py" --src "$src" --ours-testloop $opts \
+    --failures-dir "$out/ours-testloop" test_futures test_tasks test_unix_events \
+    > "$out/ours-testloop/SUMMARY.txt" 2>&1
+  sed -n '/^TOTAL/p' "$out/SUMMARY.txt" "$out/stdlib/SUMMARY.txt" \
+    "$out/ours-testloop/SUMMARY.txt"
 done

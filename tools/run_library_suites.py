@@ -94,7 +94,7 @@ SUITES: dict[str, Suite] = {
     ),
     "janus": Suite(
         "2.0.0",
-        ["pytest", "pytest-asyncio", "pytest-timeout"],
+        ["pytest", "pytest-asyncio", "pytest-timeout", "pytest-codspeed"],
         ["-o", "addopts=", "tests"],
     ),
     "async_timeout": Suite(

@@ -34,6 +34,12 @@ Options:
 ``--timeout-per-test S`` (default 30)
     a test running longer is a ``hang``: its worker is killed (its stack is in the
     log) and the module goes on, in a fresh worker, from the next test.
+``--ours-testloop``
+    also replace ``test_utils.TestLoop`` (asyncio's BaseEventLoop with a clock
+    that a generator in the test drives: most of test_tasks and test_futures run
+    on it) by a loop of ours with the same generator-driven clock; its tests then
+    count as ``ours``. Without it they test asyncio's Task and Future on
+    asyncio's base loop, not our loop.
 ``--json FILE``
     write every test's outcome, detail and loops made, per module.
 ``--failures-dir DIR``
@@ -209,6 +215,107 @@ def install(counter: LoopCounter, stdlib: bool, options: dict[str, Any]) -> None
     asyncio.events._event_loop_policy = None
 
 
+def install_testloop(options: dict[str, Any]) -> None:
+    """Make test_utils.TestLoop a loop of ours with TestLoop's generator-driven time.
+
+    TestLoop is asyncio's BaseEventLoop whose clock moves only as the test's
+    generator says (``when = yield ...; yield advance``), polling nothing. Ours
+    gets the same: a clock that the loop cannot move by itself (advance_to does
+    nothing, as a virtual clock's would after an idle poll), a poller that never
+    reports and never blocks, and every timer told to the generator after each
+    iteration, as TestLoop._run_once does. TestLoop's fake add_reader/add_writer
+    bookkeeping (readers, writers, assert_reader ...) is taken over as is.
+    """
+    import asynciodepth
+    import asynciodepth.pollers as pollers
+    from test.test_asyncio import utils as test_utils
+
+    original = test_utils.TestLoop
+
+    class GeneratorClock:
+        def __init__(self) -> None:
+            self.now = 0.0
+
+        def time(self) -> float:
+            return self.now
+
+        def advance_to(self, when: float) -> None:
+            """Time moves only as the test's generator says."""
+
+    class SilentPoller(pollers.SelectorsPoller):
+        def poll(self, timeout: float | None) -> list[tuple[int, int]]:
+            return []
+
+    class TestLoop(asynciodepth.EventLoop):
+        def __init__(self, gen: Any = None) -> None:
+            self._gen_clock = GeneratorClock()
+            super().__init__(**{**options, "clock": self._gen_clock,
+                                "poller": SilentPoller()})
+            if gen is None:
+                def gen() -> Any:
+                    yield
+
+                self._check_on_close = False
+            else:
+                self._check_on_close = True
+            self._gen = gen()
+            next(self._gen)
+            self._clock_resolution = 1e-9
+            self._timers: list[float] = []
+            self.readers: dict[int, Any] = {}
+            self.writers: dict[int, Any] = {}
+            self.reset_counters()
+            import weakref
+
+            self._transports = weakref.WeakValueDictionary()
+
+        @property
+        def _time(self) -> float:
+            return self._gen_clock.now
+
+        def advance_time(self, advance: float) -> None:
+            if advance:
+                self._gen_clock.now += advance
+
+        def close(self) -> None:
+            super().close()
+            if self._check_on_close:
+                try:
+                    self._gen.send(0)
+                except StopIteration:
+                    pass
+                else:  # pragma: no cover
+                    raise AssertionError("Time generator is not finished")
+
+        def _run_once(self) -> None:
+            super()._run_once()
+            for when in self._timers:
+                self.advance_time(self._gen.send(when))
+            self._timers = []
+
+        def call_at(self, when: float, callback: Any, *args: Any,
+                    context: Any = None) -> Any:
+            self._timers.append(when)
+            return super().call_at(when, callback, *args, context=context)
+
+        def call_later(self, delay: float, callback: Any, *args: Any,
+                       context: Any = None) -> Any:
+            # Why: ours does not go through call_at (a hot path); TestLoop
+            # must see every timer.
+            if delay is None:
+                raise TypeError("delay must not be None")
+            return self.call_at(self.time() + delay, callback, *args, context=context)
+
+    for name in ("_add_reader", "_remove_reader", "assert_reader", "assert_no_reader",
+                 "_add_writer", "_remove_writer", "assert_writer",
+                 "_ensure_fd_no_transport", "add_reader", "remove_reader",
+                 "add_writer", "remove_writer", "reset_counters"):
+        setattr(TestLoop, name, original.__dict__[name])
+    TestLoop.__module__ = "asynciodepth"
+    TestLoop.__qualname__ = "TestLoop"
+    test_utils.TestLoop = TestLoop
+
+
 def _short(err: Any) -> str:
     """One line for an exc_info: the exception's type and message."""
     exc_type, exc, _ = err
@@ -229,6 +336,11 @@ def _tid(test: Any) -> str:
 def worker(args: argparse.Namespace) -> int:
     import unittest
 
+    # Why: a shell starts a background job with SIGINT ignored, and then Python
+    # does not install its KeyboardInterrupt handler; the tests of Ctrl-C in
+    # test_runners would wait forever for a KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
     if args.src:
         sys.path.insert(0, os.path.abspath(args.src))
     out = open(args.events, "a", buffering=1)
@@ -242,6 +354,12 @@ def worker(args: argparse.Namespace) -> int:
     except Exception:
         emit(fatal=traceback.format_exc())
         return 2
+    if args.ours_testloop and not args.stdlib:
+        try:
+            install_testloop(_parse_options(args.loop_option))
+        except Exception:
+            emit(fatal=traceback.format_exc())
+            return 2
     skip = set()
     if args.skip:
         with open(args.skip) as f:
@@ -408,6 +526,8 @@ def run_module(
             cmd += ["--src", args.src]
         for opt in args.loop_option:
             cmd += ["--loop-option", opt]
+        if args.ours_testloop:
+            cmd.append("--ours-testloop")
         cmd += names
         with open(log_path, "a") as log:
             proc = subprocess.Popen(
@@ -546,6 +666,7 @@ def main() -> int:
     parser.add_argument("--timeout-per-module", type=float, default=900)
     parser.add_argument("--timeout-per-test", type=float, default=30)
     parser.add_argument("--max-restarts", type=int, default=25)
+    parser.add_argument("--ours-testloop", action="store_true")
     parser.add_argument("--json")
     parser.add_argument("--failures-dir")
     parser.add_argument("--log-dir")
