@@ -86,7 +86,8 @@ SUITES: dict[str, Suite] = {
         "3.14.5",
         ["pytest", "pytest-mock", "pytest-timeout", "freezegun", "trustme",
          "blockbuster", "proxy.py>=2.4.4rc5", "pytest_codspeed", "isal", "zlib_ng",
-         "gunicorn", "aiodns", "brotli", "backports.zstd"],
+         "gunicorn", "aiodns", "brotli", "backports.zstd", "coverage", "pytest-cov",
+         "re-assert", "python-on-whales"],
         # Its pytest.ini asks for xdist, coverage and doctests of the package: off.
         ["-o", "addopts=", "-m", "not dev_mode and not autobahn and not internal",
          "tests"],
