@@ -40,6 +40,10 @@ Options:
     on it) by a loop of ours with the same generator-driven clock; its tests then
     count as ``ours``. Without it they test asyncio's Task and Future on
     asyncio's base loop, not our loop.
+``--ours-base-loop``
+    also make ``asyncio.BaseEventLoop()`` (the public name only) build our loop:
+    test_pep492 and test_runners build it, with a few internals mocked, for
+    tests of coroutines and of asyncio.run; they then run on ours.
 ``--json FILE``
     write every test's outcome, detail and loops made, per module.
 ``--failures-dir DIR``
@@ -354,6 +358,13 @@ def worker(args: argparse.Namespace) -> int:
     except Exception:
         emit(fatal=traceback.format_exc())
         return 2
+    if args.ours_base_loop and not args.stdlib:
+        import asyncio
+
+        # Why only the public name: test_base_events builds
+        # base_events.BaseEventLoop() to test asyncio's own internals, and
+        # test_utils.TestLoop subclasses that one.
+        asyncio.BaseEventLoop = asyncio.SelectorEventLoop
     if args.ours_testloop and not args.stdlib:
         try:
             install_testloop(_parse_options(args.loop_option))
@@ -528,6 +539,8 @@ def run_module(
             cmd += ["--loop-option", opt]
         if args.ours_testloop:
             cmd.append("--ours-testloop")
+        if args.ours_base_loop:
+            cmd.append("--ours-base-loop")
         cmd += names
         with open(log_path, "a") as log:
             proc = subprocess.Popen(
@@ -667,6 +680,7 @@ def main() -> int:
     parser.add_argument("--timeout-per-test", type=float, default=30)
     parser.add_argument("--max-restarts", type=int, default=25)
     parser.add_argument("--ours-testloop", action="store_true")
+    parser.add_argument("--ours-base-loop", action="store_true")
     parser.add_argument("--json")
     parser.add_argument("--failures-dir")
     parser.add_argument("--log-dir")
