@@ -38,15 +38,50 @@ def read_summary(path: str) -> dict[str, list[str]]:
     return rows
 
 
+def matrix(baseline: str, versions: list[str], chosen: list[str]) -> None:
+    """passed/run on ours, and what fails on ours only, per module and version."""
+    summaries = {v: read_summary(os.path.join(baseline, v, "SUMMARY.txt"))
+                 for v in versions}
+    modules = chosen or sorted({m for s in summaries.values() for m in s} - {"TOTAL"})
+    print("| module | " + " | ".join(versions) + " |")
+    print("|---|" + "---|" * len(versions))
+    for module in modules + ["TOTAL"]:
+        cells = []
+        for v in versions:
+            row = summaries[v].get(module)
+            if row is None:
+                cells.append("-")
+                continue
+            top = os.path.join(baseline, v)
+            names = [module] if module != "TOTAL" else [
+                m for m in summaries[v] if m != "TOTAL"]
+            bad = collections.Counter()
+            for name in names:
+                o = read_failures(os.path.join(top, f"{name}.txt"))
+                s = read_failures(os.path.join(top, "stdlib", f"{name}.txt"))
+                bad.update(c for t, (_, c, _) in o.items() if t not in s)
+            text = f"{row[1]}/{row[0]}"
+            if bad:
+                text += " (" + ", ".join(f"{c} {n}" for c, n in bad.most_common()) + ")"
+            cells.append(text)
+        name = f"**{module}**" if module == "TOTAL" else module
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("baseline", nargs="?", default="baseline")
     parser.add_argument("--modules", default="")
     parser.add_argument("--ids", action="store_true")
+    parser.add_argument("--matrix", action="store_true",
+                        help="one table: module x version, passed/run on ours")
     args = parser.parse_args()
     chosen = [m for m in args.modules.split(",") if m]
     versions = sorted(os.listdir(args.baseline),
                       key=lambda v: tuple(int(x) for x in v.split(".")))
+    if args.matrix:
+        matrix(args.baseline, versions, chosen)
+        return
     for version in versions:
         top = os.path.join(args.baseline, version)
         summary = read_summary(os.path.join(top, "SUMMARY.txt"))

@@ -446,6 +446,11 @@ def worker(args: argparse.Namespace) -> int:
             super().addSkip(test, reason)
             if isinstance(test, unittest.TestCase) and hasattr(self, "_outcome"):
                 self._set("skip", reason)
+            elif isinstance(test, unittest.TestCase):
+                # Python 3.12: a skipped test gets addSkip and stopTest, but no
+                # startTest; stopTest reports it.
+                self._outcome = ("skip", reason[:300], "")
+                self._t0 = time.monotonic()
             else:
                 emit(test=_tid(test), outcome="skip", reason=reason[:300],
                      loops=["none"], classes=[], seconds=0)
@@ -469,7 +474,7 @@ def worker(args: argparse.Namespace) -> int:
                 faulthandler.cancel_dump_traceback_later()
             super().stopTest(test)
             kinds, classes = counter.take()
-            outcome, reason, trace = self._outcome
+            outcome, reason, trace = getattr(self, "_outcome", ("success", "", ""))
             emit(
                 test=_tid(test),
                 outcome=outcome,
@@ -479,7 +484,7 @@ def worker(args: argparse.Namespace) -> int:
                 classes=classes,
                 seconds=round(time.monotonic() - self._t0, 3),
             )
-            del self._outcome
+            self.__dict__.pop("_outcome", None)
 
     # Why: a module-level SkipTest (test_windows_events on Linux) is a skipped
     # "test" made by the loader; addSkip above reports it without startTest.
