@@ -86,3 +86,8 @@ def pytest_runtest_logreport(report: Any) -> None:
     if rank.index(outcome) >= rank.index(state["outcome"]):
         state["outcome"] = outcome
         state["reason"] = _reason(report)
+
+
+def pytest_unconfigure(config: Any) -> None:
+    if _OUT is not None and not _OUT.closed:
+        _OUT.close()

@@ -63,6 +63,8 @@ class Suite:
     # extensions) is imported rather than the sdist's uncompiled package.
     copy_tests: list[str] = field(default_factory=list)
     pip_name: str = ""
+    # pytest's config file, relative to the directory it runs in.
+    config: str = "pyproject.toml"
 
 
 SUITES: dict[str, Suite] = {
@@ -92,17 +94,20 @@ SUITES: dict[str, Suite] = {
         ["-o", "addopts=", "-m", "not dev_mode and not autobahn and not internal",
          "tests"],
         copy_tests=["tests", "pytest.ini"],
+        config="pytest.ini",
     ),
     "janus": Suite(
         "2.0.0",
         ["pytest", "pytest-asyncio", "pytest-timeout", "pytest-codspeed"],
         ["-o", "addopts=", "tests"],
+        config="setup.cfg",
     ),
     "async_timeout": Suite(
         "5.0.1",
         ["pytest", "pytest-asyncio", "pytest-timeout"],
         ["-o", "addopts=", "tests"],
         pip_name="async-timeout",
+        config="setup.cfg",
     ),
 }
 
@@ -174,8 +179,14 @@ def run_suite(name: str, suite: Suite, mode: str, args: argparse.Namespace) -> d
         COMPAT_LOOP_OPTIONS=" ".join(args.loop_option),
         PYTHONPATH=os.pathsep.join([TOOLS, env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
     )
+    # Why --rootdir and the config file: .suites/ lies inside this project, whose
+    # pyproject.toml pytest would otherwise take for the library's.
+    # Why --tb=native: pytest's own traceback formatting re-parses the source and
+    # can itself fail (a RecursionError in a websockets test made it crash).
+    config = os.path.join(cwd, suite.config)
     cmd = [os.path.join(venv, "bin", "python"), "-m", "pytest", "-p",
            "compat_pytest_plugin", "-p", "no:cacheprovider", "-q", "-rN",
+           "--tb=native", f"--rootdir={cwd}", "-c", config,
            f"--timeout={args.timeout}", *suite.args]
     t0 = time.monotonic()
     with open(log, "w") as f:
