@@ -41,7 +41,11 @@ install(
     _MODE == "stdlib",
     _parse_options(os.environ.get("COMPAT_LOOP_OPTIONS", "").split()),
 )
-_OUT = open(os.environ["COMPAT_OUT"], "a", buffering=1) if "COMPAT_OUT" in os.environ else None
+_OUT = (
+    open(os.environ["COMPAT_OUT"], "a", buffering=1)
+    if "COMPAT_OUT" in os.environ
+    else None
+)
 _STATE: dict[str, dict[str, Any]] = {}
 
 
@@ -65,8 +69,12 @@ def pytest_runtest_protocol(item: Any, nextitem: Any) -> Any:
     kinds, classes = _COUNTER.take()
     state = _STATE.pop(item.nodeid)
     if _OUT is not None:
-        _OUT.write(json.dumps({"test": item.nodeid, **state, "loops": kinds,
-                               "classes": classes}) + "\n")
+        _OUT.write(
+            json.dumps(
+                {"test": item.nodeid, **state, "loops": kinds, "classes": classes}
+            )
+            + "\n"
+        )
 
 
 def pytest_runtest_logreport(report: Any) -> None:

@@ -70,8 +70,16 @@ class Suite:
 SUITES: dict[str, Suite] = {
     "anyio": Suite(
         "4.16.0",
-        ["blockbuster", "hypothesis", "psutil", "pytest>=9.0", "pytest-mock",
-         "pytest-timeout", "trustme", "truststore"],
+        [
+            "blockbuster",
+            "hypothesis",
+            "psutil",
+            "pytest>=9.0",
+            "pytest-mock",
+            "pytest-timeout",
+            "trustme",
+            "truststore",
+        ],
         # Only the plain asyncio backend: trio and uvloop are not installed (their
         # parametrizations would be skipped anyway).
         ["tests", "-k", "not trio and not uvloop"],
@@ -86,13 +94,34 @@ SUITES: dict[str, Suite] = {
     ),
     "aiohttp": Suite(
         "3.14.5",
-        ["pytest", "pytest-mock", "pytest-timeout", "freezegun", "trustme",
-         "blockbuster", "proxy.py>=2.4.4rc5", "pytest_codspeed", "isal", "zlib_ng",
-         "gunicorn", "aiodns", "brotli", "backports.zstd", "coverage", "pytest-cov",
-         "re-assert", "python-on-whales"],
+        [
+            "pytest",
+            "pytest-mock",
+            "pytest-timeout",
+            "freezegun",
+            "trustme",
+            "blockbuster",
+            "proxy.py>=2.4.4rc5",
+            "pytest_codspeed",
+            "isal",
+            "zlib_ng",
+            "gunicorn",
+            "aiodns",
+            "brotli",
+            "backports.zstd",
+            "coverage",
+            "pytest-cov",
+            "re-assert",
+            "python-on-whales",
+        ],
         # Its pytest.ini asks for xdist, coverage and doctests of the package: off.
-        ["-o", "addopts=", "-m", "not dev_mode and not autobahn and not internal",
-         "tests"],
+        [
+            "-o",
+            "addopts=",
+            "-m",
+            "not dev_mode and not autobahn and not internal",
+            "tests",
+        ],
         copy_tests=["tests", "pytest.ini"],
         config="pytest.ini",
     ),
@@ -136,7 +165,8 @@ def setup(name: str, suite: Suite, websockets_src: str) -> None:
             os.makedirs(cwd)
             archive = subprocess.run(
                 ["git", "-C", websockets_src, "archive", "HEAD"],
-                check=True, capture_output=True,
+                check=True,
+                capture_output=True,
             ).stdout
             subprocess.run(["tar", "x", "-C", cwd], input=archive, check=True)
         lib = [cwd]
@@ -145,18 +175,34 @@ def setup(name: str, suite: Suite, websockets_src: str) -> None:
         unpacked = os.path.join(dl, f"{name}-{suite.version}")
         if not os.path.isdir(unpacked):
             subprocess.run(
-                [sys.executable, "-m", "pip", "download", "-q", "--no-deps",
-                 "--no-binary", ":all:", "-d", dl, f"{pip_name}=={suite.version}"],
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "-q",
+                    "--no-deps",
+                    "--no-binary",
+                    ":all:",
+                    "-d",
+                    dl,
+                    f"{pip_name}=={suite.version}",
+                ],
                 check=True,
             )
-            tarball = [f for f in os.listdir(dl) if f.startswith(f"{name}-{suite.version}")
-                       and f.endswith(".tar.gz")][0]
+            tarball = [
+                f
+                for f in os.listdir(dl)
+                if f.startswith(f"{name}-{suite.version}") and f.endswith(".tar.gz")
+            ][0]
             with tarfile.open(os.path.join(dl, tarball)) as tar:
                 tar.extractall(dl)
         if suite.copy_tests and not os.path.isdir(cwd):
             os.makedirs(cwd)
             for item in suite.copy_tests:
-                subprocess.run(["cp", "-r", os.path.join(unpacked, item), cwd], check=True)
+                subprocess.run(
+                    ["cp", "-r", os.path.join(unpacked, item), cwd], check=True
+                )
         # Why the wheel for aiohttp: the sdist would compile its C extensions.
         lib = [f"{pip_name}=={suite.version}"] if suite.copy_tests else [unpacked]
     subprocess.run(
@@ -175,23 +221,47 @@ def run_suite(name: str, suite: Suite, mode: str, args: argparse.Namespace) -> d
         os.remove(out)
     env = dict(os.environ)
     env.update(
-        COMPAT_LOOP=mode, COMPAT_SRC=args.src, COMPAT_OUT=out,
+        COMPAT_LOOP=mode,
+        COMPAT_SRC=args.src,
+        COMPAT_OUT=out,
         COMPAT_LOOP_OPTIONS=" ".join(args.loop_option),
-        PYTHONPATH=os.pathsep.join([TOOLS, env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        PYTHONPATH=os.pathsep.join([TOOLS, env.get("PYTHONPATH", "")]).rstrip(
+            os.pathsep
+        ),
     )
     # Why --rootdir and the config file: .suites/ lies inside this project, whose
     # pyproject.toml pytest would otherwise take for the library's.
     # Why --tb=native: pytest's own traceback formatting re-parses the source and
     # can itself fail (a RecursionError in a websockets test made it crash).
     config = os.path.join(cwd, suite.config)
-    cmd = [os.path.join(venv, "bin", "python"), "-m", "pytest", "-p",
-           "compat_pytest_plugin", "-p", "no:cacheprovider", "-q", "-rN",
-           "--tb=native", f"--rootdir={cwd}", "-c", config,
-           f"--timeout={args.timeout}", *suite.args]
+    cmd = [
+        os.path.join(venv, "bin", "python"),
+        "-m",
+        "pytest",
+        "-p",
+        "compat_pytest_plugin",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-rN",
+        "--tb=native",
+        f"--rootdir={cwd}",
+        "-c",
+        config,
+        f"--timeout={args.timeout}",
+        *suite.args,
+    ]
     t0 = time.monotonic()
     with open(log, "w") as f:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=env,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             proc.wait(timeout=args.run_timeout)
             status = f"exit {proc.returncode}"
@@ -207,8 +277,13 @@ def run_suite(name: str, suite: Suite, mode: str, args: argparse.Namespace) -> d
                 tests[rec["test"]] = rec
     with open(log) as f:
         tail = f.read().strip().splitlines()[-1:] or [""]
-    return {"mode": mode, "status": status, "summary": tail[0],
-            "seconds": round(time.monotonic() - t0, 1), "tests": tests}
+    return {
+        "mode": mode,
+        "status": status,
+        "summary": tail[0],
+        "seconds": round(time.monotonic() - t0, 1),
+        "tests": tests,
+    }
 
 
 PASS = ("passed", "xfailed")
@@ -217,8 +292,13 @@ FAIL = ("failed", "error", "xpassed")
 
 def compare(stdlib: dict, ours: dict) -> dict[str, Any]:
     groups: dict[str, list[str]] = {
-        "both passed": [], "both failed": [], "regressions": [], "ours only": [],
-        "skipped": [], "missing on ours": [], "missing on stdlib": [],
+        "both passed": [],
+        "both failed": [],
+        "regressions": [],
+        "ours only": [],
+        "skipped": [],
+        "missing on ours": [],
+        "missing on stdlib": [],
     }
     for tid in sorted(set(stdlib["tests"]) | set(ours["tests"])):
         s = stdlib["tests"].get(tid)
@@ -258,15 +338,21 @@ def main() -> int:
     parser.add_argument("libraries", nargs="*", metavar="LIBRARY")
     parser.add_argument("--src", required=True, help="asynciodepth source tree")
     parser.add_argument("--setup", action="store_true", help="make .suites/ and stop")
-    parser.add_argument("--websockets-src",
-                        default="/work/.mirror/python-websockets+websockets/repo")
-    parser.add_argument("--loop-option", action="append", default=[],
-                        metavar="KEY=VALUE")
+    parser.add_argument(
+        "--websockets-src", default="/work/.mirror/python-websockets+websockets/repo"
+    )
+    parser.add_argument(
+        "--loop-option", action="append", default=[], metavar="KEY=VALUE"
+    )
     parser.add_argument("--timeout", type=float, default=60)
     parser.add_argument("--run-timeout", type=float, default=1800)
     parser.add_argument("--json")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="list every regression (else up to 15 per cause)")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="list every regression (else up to 15 per cause)",
+    )
     args = parser.parse_args()
     args.src = os.path.abspath(args.src)
     names = args.libraries or list(SUITES)
@@ -285,18 +371,24 @@ def main() -> int:
         report[name] = {"version": suite.version, "runs": runs, **result}
         g = result["groups"]
         loops = result["loops_on_ours"]
-        print(f"\n== {name} {suite.version}  (stdlib: {runs['stdlib']['status']}, "
-              f"{runs['stdlib']['seconds']} s; ours: {runs['ours']['status']}, "
-              f"{runs['ours']['seconds']} s)")
-        print(f"   tests {len(set(runs['stdlib']['tests']) | set(runs['ours']['tests']))}:"
-              f" both passed {len(g['both passed'])}, both failed {len(g['both failed'])},"
-              f" stdlib only (regressions) {len(g['regressions'])},"
-              f" ours only {len(g['ours only'])}, skipped {len(g['skipped'])},"
-              f" missing on ours {len(g['missing on ours'])},"
-              f" missing on stdlib {len(g['missing on stdlib'])}")
-        print(f"   loops on the run on ours (tests not skipped): ours {loops['ours']},"
-              f" asyncio's real loop {loops['stdlib']}, internal {loops['internal']},"
-              f" none {loops['none']}")
+        print(
+            f"\n== {name} {suite.version}  (stdlib: {runs['stdlib']['status']}, "
+            f"{runs['stdlib']['seconds']} s; ours: {runs['ours']['status']}, "
+            f"{runs['ours']['seconds']} s)"
+        )
+        print(
+            f"   tests {len(set(runs['stdlib']['tests']) | set(runs['ours']['tests']))}:"
+            f" both passed {len(g['both passed'])}, both failed {len(g['both failed'])},"
+            f" stdlib only (regressions) {len(g['regressions'])},"
+            f" ours only {len(g['ours only'])}, skipped {len(g['skipped'])},"
+            f" missing on ours {len(g['missing on ours'])},"
+            f" missing on stdlib {len(g['missing on stdlib'])}"
+        )
+        print(
+            f"   loops on the run on ours (tests not skipped): ours {loops['ours']},"
+            f" asyncio's real loop {loops['stdlib']}, internal {loops['internal']},"
+            f" none {loops['none']}"
+        )
         for cause, items in sorted(result["regressions_by_cause"].items()):
             print(f"   regressions, {cause}: {len(items)}")
             for tid, reason in items if args.verbose else items[:15]:

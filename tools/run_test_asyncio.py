@@ -253,9 +253,11 @@ def install_testloop(options: dict[str, Any]) -> None:
     class TestLoop(asynciodepth.EventLoop):
         def __init__(self, gen: Any = None) -> None:
             self._gen_clock = GeneratorClock()
-            super().__init__(**{**options, "clock": self._gen_clock,
-                                "poller": SilentPoller()})
+            super().__init__(
+                **{**options, "clock": self._gen_clock, "poller": SilentPoller()}
+            )
             if gen is None:
+
                 def gen() -> Any:
                     yield
 
@@ -297,23 +299,36 @@ def install_testloop(options: dict[str, Any]) -> None:
                 self.advance_time(self._gen.send(when))
             self._timers = []
 
-        def call_at(self, when: float, callback: Any, *args: Any,
-                    context: Any = None) -> Any:
+        def call_at(
+            self, when: float, callback: Any, *args: Any, context: Any = None
+        ) -> Any:
             self._timers.append(when)
             return super().call_at(when, callback, *args, context=context)
 
-        def call_later(self, delay: float, callback: Any, *args: Any,
-                       context: Any = None) -> Any:
+        def call_later(
+            self, delay: float, callback: Any, *args: Any, context: Any = None
+        ) -> Any:
             # Why: ours does not go through call_at (a hot path); TestLoop
             # must see every timer.
             if delay is None:
                 raise TypeError("delay must not be None")
             return self.call_at(self.time() + delay, callback, *args, context=context)
 
-    for name in ("_add_reader", "_remove_reader", "assert_reader", "assert_no_reader",
-                 "_add_writer", "_remove_writer", "assert_writer",
-                 "_ensure_fd_no_transport", "add_reader", "remove_reader",
-                 "add_writer", "remove_writer", "reset_counters"):
+    for name in (
+        "_add_reader",
+        "_remove_reader",
+        "assert_reader",
+        "assert_no_reader",
+        "_add_writer",
+        "_remove_writer",
+        "assert_writer",
+        "_ensure_fd_no_transport",
+        "add_reader",
+        "remove_reader",
+        "add_writer",
+        "remove_writer",
+        "reset_counters",
+    ):
         setattr(TestLoop, name, original.__dict__[name])
     TestLoop.__module__ = "asynciodepth"
     TestLoop.__qualname__ = "TestLoop"
@@ -382,12 +397,25 @@ def worker(args: argparse.Namespace) -> int:
         try:
             suite.addTest(loader.loadTestsFromName(f"{PACKAGE}.{name}"))
         except unittest.SkipTest as exc:  # raised at import: test_windows_events
-            emit(test=name, outcome="skip", reason=str(exc)[:300], loops=["none"],
-                 classes=[], seconds=0)
+            emit(
+                test=name,
+                outcome="skip",
+                reason=str(exc)[:300],
+                loops=["none"],
+                classes=[],
+                seconds=0,
+            )
         except Exception:
             err = sys.exc_info()
-            emit(test=name, outcome="error", reason=_short(err), trace=_trace(err),
-                 loops=["none"], classes=[], seconds=0)
+            emit(
+                test=name,
+                outcome="error",
+                reason=_short(err),
+                trace=_trace(err),
+                loops=["none"],
+                classes=[],
+                seconds=0,
+            )
 
     def flatten(s: Any) -> list[Any]:
         if isinstance(s, unittest.TestSuite):
@@ -410,7 +438,14 @@ def worker(args: argparse.Namespace) -> int:
             self._t0 = time.monotonic()
 
         def _set(self, outcome: str, err: Any = None) -> None:
-            rank = ["success", "xfail", "skip", "unexpected success", "failure", "error"]
+            rank = [
+                "success",
+                "xfail",
+                "skip",
+                "unexpected success",
+                "failure",
+                "error",
+            ]
             if rank.index(outcome) >= rank.index(self._outcome[0]):
                 if err is None:
                     self._outcome = (outcome, "", "")
@@ -452,8 +487,14 @@ def worker(args: argparse.Namespace) -> int:
                 self._outcome = ("skip", reason[:300], "")
                 self._t0 = time.monotonic()
             else:
-                emit(test=_tid(test), outcome="skip", reason=reason[:300],
-                     loops=["none"], classes=[], seconds=0)
+                emit(
+                    test=_tid(test),
+                    outcome="skip",
+                    reason=reason[:300],
+                    loops=["none"],
+                    classes=[],
+                    seconds=0,
+                )
 
         def addExpectedFailure(self, test: Any, err: Any) -> None:
             super().addExpectedFailure(test, err)
@@ -466,7 +507,9 @@ def worker(args: argparse.Namespace) -> int:
         def addSubTest(self, test: Any, subtest: Any, err: Any) -> None:
             super().addSubTest(test, subtest, err)
             if err is not None:
-                kind = "failure" if issubclass(err[0], test.failureException) else "error"
+                kind = (
+                    "failure" if issubclass(err[0], test.failureException) else "error"
+                )
                 self._set(kind, err)
 
         def stopTest(self, test: Any) -> None:
@@ -534,7 +577,13 @@ def run_module(
     while True:
         with open(skip_path, "w") as f:
             f.writelines(tid + "\n" for tid in records)
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--events", events]
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--worker",
+            "--events",
+            events,
+        ]
         cmd += ["--skip", skip_path, "--timeout-per-test", str(args.timeout_per_test)]
         if args.stdlib:
             cmd.append("--stdlib")
@@ -549,7 +598,10 @@ def run_module(
         cmd += names
         with open(log_path, "a") as log:
             proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
             try:
@@ -603,11 +655,13 @@ def run_module(
         outcome = "hang" if ("Timeout (" in tail or timed_out) else "crash"
         if started is not None:
             records[started] = {
-                "test": started, "outcome": outcome,
+                "test": started,
+                "outcome": outcome,
                 "loops": sorted(started_loops[0]) or ["none"],
                 "classes": sorted(started_loops[1]),
                 "reason": f"{outcome} (rc={proc.returncode})",
-                "trace": tail, "seconds": None,
+                "trace": tail,
+                "seconds": None,
             }
         if timed_out:
             status = "module timeout"
@@ -637,8 +691,16 @@ CAUSES = (
     ("subprocess", ("Subprocesses is out of scope", "child watcher")),
     ("pipes", ("Pipes (used by subprocesses) is out of scope",)),
     ("sendfile", ("sendfile is out of scope",)),
-    ("network", ("gaierror", "Network is unreachable", "Errno 99]",
-                 "Cannot assign requested address", "cannot assign requested")),
+    (
+        "network",
+        (
+            "gaierror",
+            "Network is unreachable",
+            "Errno 99]",
+            "Cannot assign requested address",
+            "cannot assign requested",
+        ),
+    ),
 )
 
 
@@ -653,15 +715,31 @@ def cause_of(rec: dict[str, Any]) -> str:
 
 
 def summarize(result: dict[str, Any]) -> dict[str, int]:
-    counts = {k: 0 for k in ("run", "passed", "failed", "errors", "skipped",
-                             "hang", "crash", *KINDS)}
+    counts = {
+        k: 0
+        for k in (
+            "run",
+            "passed",
+            "failed",
+            "errors",
+            "skipped",
+            "hang",
+            "crash",
+            *KINDS,
+        )
+    }
     for rec in result["tests"].values():
         counts["run"] += 1
         outcome = rec["outcome"]
         key = {
-            "success": "passed", "xfail": "passed", "failure": "failed",
-            "unexpected success": "failed", "error": "errors", "skip": "skipped",
-            "hang": "hang", "crash": "crash",
+            "success": "passed",
+            "xfail": "passed",
+            "failure": "failed",
+            "unexpected success": "failed",
+            "error": "errors",
+            "skip": "skipped",
+            "hang": "hang",
+            "crash": "crash",
         }[outcome]
         counts[key] += 1
         if outcome == "skip":
@@ -679,8 +757,9 @@ def main() -> int:
     parser.add_argument("tests", nargs="*", metavar="TEST")
     parser.add_argument("--src", help="asynciodepth source tree (holds asynciodepth/)")
     parser.add_argument("--stdlib", action="store_true", help="run on asyncio's loop")
-    parser.add_argument("--loop-option", action="append", default=[],
-                        metavar="KEY=VALUE")
+    parser.add_argument(
+        "--loop-option", action="append", default=[], metavar="KEY=VALUE"
+    )
     parser.add_argument("--timeout-per-module", type=float, default=900)
     parser.add_argument("--timeout-per-test", type=float, default=30)
     parser.add_argument("--max-restarts", type=int, default=25)
@@ -724,16 +803,31 @@ def main() -> int:
     version = ".".join(map(str, sys.version_info[:3]))
     mode = "stdlib" if args.stdlib else "ours"
     opts = " ".join(args.loop_option)
-    print(f"Python {version}, loop: {mode} {opts}".rstrip() + f", logs in {logdir}",
-          flush=True)
-    header = (f"{'module':28} {'run':>5} {'pass':>5} {'fail':>5} {'err':>5} "
-              f"{'skip':>5} {'hang':>4} {'crash':>5} | {'ours':>5} {'tloop':>5} "
-              f"{'intern':>6} {'none':>5} {'STDLIB':>6} | {'secs':>6} status")
+    print(
+        f"Python {version}, loop: {mode} {opts}".rstrip() + f", logs in {logdir}",
+        flush=True,
+    )
+    header = (
+        f"{'module':28} {'run':>5} {'pass':>5} {'fail':>5} {'err':>5} "
+        f"{'skip':>5} {'hang':>4} {'crash':>5} | {'ours':>5} {'tloop':>5} "
+        f"{'intern':>6} {'none':>5} {'STDLIB':>6} | {'secs':>6} status"
+    )
     print(header)
     print("-" * len(header), flush=True)
     results = []
-    total = {k: 0 for k in ("run", "passed", "failed", "errors", "skipped",
-                            "hang", "crash", *KINDS)}
+    total = {
+        k: 0
+        for k in (
+            "run",
+            "passed",
+            "failed",
+            "errors",
+            "skipped",
+            "hang",
+            "crash",
+            *KINDS,
+        )
+    }
     for module, names in wanted.items():
         result = run_module(module, names, args, logdir)
         counts = summarize(result)
@@ -744,14 +838,18 @@ def main() -> int:
         print(_row(module, counts, result["seconds"], result["status"]), flush=True)
     print("-" * len(header))
     print(_row("TOTAL", total, sum(r["seconds"] for r in results), ""))
-    print("(loop columns count tests that were not skipped; a test that made loops of"
-          " several kinds counts in each)")
+    print(
+        "(loop columns count tests that were not skipped; a test that made loops of"
+        " several kinds counts in each)"
+    )
 
     stdlib_classes: dict[str, set[str]] = {}
     for result in results:
         for rec in result["tests"].values():
             if "stdlib" in rec["loops"] and not args.stdlib:
-                stdlib_classes.setdefault(result["module"], set()).update(rec["classes"])
+                stdlib_classes.setdefault(result["module"], set()).update(
+                    rec["classes"]
+                )
     if stdlib_classes:
         print("\nHOLES: stdlib real loops were made in:")
         for module, classes in stdlib_classes.items():
@@ -761,8 +859,10 @@ def main() -> int:
         for result in results:
             for tid, rec in result["tests"].items():
                 if rec["outcome"] in BAD or rec["outcome"] == "unexpected success":
-                    print(f"{rec['outcome']:>8} {cause_of(rec):>10}  {tid}  "
-                          f"{rec.get('reason', '')}")
+                    print(
+                        f"{rec['outcome']:>8} {cause_of(rec):>10}  {tid}  "
+                        f"{rec.get('reason', '')}"
+                    )
     if args.failures_dir:
         os.makedirs(args.failures_dir, exist_ok=True)
         for result in results:
@@ -777,9 +877,16 @@ def main() -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(
-                {"python": version, "mode": mode, "loop_options": args.loop_option,
-                 "src": args.src, "totals": total, "modules": results},
-                f, indent=1,
+                {
+                    "python": version,
+                    "mode": mode,
+                    "loop_options": args.loop_option,
+                    "src": args.src,
+                    "totals": total,
+                    "modules": results,
+                },
+                f,
+                indent=1,
             )
             f.write("\n")
     bad = total["failed"] + total["errors"] + total["hang"] + total["crash"]
@@ -787,10 +894,12 @@ def main() -> int:
 
 
 def _row(name: str, c: dict[str, int], seconds: float, status: str) -> str:
-    return (f"{name:28} {c['run']:5} {c['passed']:5} {c['failed']:5} {c['errors']:5} "
-            f"{c['skipped']:5} {c['hang']:4} {c['crash']:5} | {c['ours']:5} "
-            f"{c['testloop']:5} {c['internal']:6} {c['none']:5} {c['stdlib']:6} | "
-            f"{seconds:6.1f} {status}")
+    return (
+        f"{name:28} {c['run']:5} {c['passed']:5} {c['failed']:5} {c['errors']:5} "
+        f"{c['skipped']:5} {c['hang']:4} {c['crash']:5} | {c['ours']:5} "
+        f"{c['testloop']:5} {c['internal']:6} {c['none']:5} {c['stdlib']:6} | "
+        f"{seconds:6.1f} {status}"
+    )
 
 
 if __name__ == "__main__":
