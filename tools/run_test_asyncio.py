@@ -80,7 +80,9 @@ How our loop is put under every test (nothing of test_asyncio is edited):
   e.g. ``base_events.BaseEventLoop()`` in test_base_events: cannot be ours),
   ``stdlib`` (asyncio's real loop, ``_UnixSelectorEventLoop``: with our patch this
   must be 0; any is a hole in the runner), ``none`` (no loop at all, e.g. mocks).
-  A test that made loops of several kinds counts in each of them.
+  In the table a test counts as ours if it made our loop, else as testloop if it
+  made a TestLoop, else as internal, else as none; and, apart, as stdlib if it made
+  asyncio's real loop. (``--rerender JSON`` prints the table of a --json file again.)
 
 Each module runs in a subprocess of its own (its own session, killed as a group).
 The table counts tests: run = passed + failed + errors + skipped + hang + crash.
@@ -744,8 +746,19 @@ def summarize(result: dict[str, Any]) -> dict[str, int]:
         counts[key] += 1
         if outcome == "skip":
             continue
-        for kind in rec["loops"]:
-            counts[kind] += 1
+        # ours and stdlib: any; testloop: TestLoop and not ours; internal: an
+        # internal loop only; none: no loop. These five add up to the tests not
+        # skipped, except that a test with ours and stdlib counts in both.
+        loops = set(rec["loops"])
+        for kind in ("ours", "stdlib"):
+            counts[kind] += kind in loops
+        if "ours" not in loops and "stdlib" not in loops:
+            if "testloop" in loops:
+                counts["testloop"] += 1
+            elif "internal" in loops:
+                counts["internal"] += 1
+            else:
+                counts["none"] += 1
     return counts
 
 
@@ -765,6 +778,7 @@ def main() -> int:
     parser.add_argument("--max-restarts", type=int, default=25)
     parser.add_argument("--ours-testloop", action="store_true")
     parser.add_argument("--ours-base-loop", action="store_true")
+    parser.add_argument("--rerender", metavar="JSON", help=argparse.SUPPRESS)
     parser.add_argument("--json")
     parser.add_argument("--failures-dir")
     parser.add_argument("--log-dir")
@@ -777,11 +791,20 @@ def main() -> int:
     if args.worker:
         args.names = args.tests
         return worker(args)
-    if not args.stdlib and not args.src:
+    if args.rerender:
+        with open(args.rerender) as f:
+            saved = json.load(f)
+        args.stdlib = saved["mode"] == "stdlib"
+        args.loop_option = saved["loop_options"]
+        args.src = saved["src"]
+        args.json = None
+    if not args.stdlib and not args.src and not args.rerender:
         parser.error("--src is required (or --stdlib for asyncio's own loop)")
     if args.src:
         args.src = os.path.abspath(args.src)
-        if not os.path.isdir(os.path.join(args.src, "asynciodepth")):
+        if not args.rerender and not os.path.isdir(
+            os.path.join(args.src, "asynciodepth")
+        ):
             parser.error(f"no asynciodepth package in {args.src}")
     _parse_options(args.loop_option)
 
@@ -828,8 +851,11 @@ def main() -> int:
             *KINDS,
         )
     }
+    if args.rerender:
+        version = saved["python"]
+        wanted = {m["module"]: m for m in saved["modules"]}
     for module, names in wanted.items():
-        result = run_module(module, names, args, logdir)
+        result = names if args.rerender else run_module(module, names, args, logdir)
         counts = summarize(result)
         result["counts"] = counts
         results.append(result)
@@ -839,8 +865,9 @@ def main() -> int:
     print("-" * len(header))
     print(_row("TOTAL", total, sum(r["seconds"] for r in results), ""))
     print(
-        "(loop columns count tests that were not skipped; a test that made loops of"
-        " several kinds counts in each)"
+        "(loop columns count tests that were not skipped: ours = made our loop,"
+        " tloop = TestLoop only, intern = internal only, none = no loop,"
+        " STDLIB = made asyncio's real loop)"
     )
 
     stdlib_classes: dict[str, set[str]] = {}
