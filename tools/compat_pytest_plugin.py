@@ -1,0 +1,101 @@
+"""pytest plugin: run a library's test suite on asynciodepth's loop, and count loops.
+
+Loaded by tools/run_library_suites.py as ``-p compat_pytest_plugin`` (tools/ on
+PYTHONPATH), configured by the environment:
+
+- ``COMPAT_LOOP``: ``ours`` (asyncio's default policy makes asynciodepth's loop,
+  ``asyncio.SelectorEventLoop``/``EventLoop`` are ours: the same patch as
+  tools/run_test_asyncio.py) or ``stdlib`` (nothing patched, loops counted);
+- ``COMPAT_SRC``: the asynciodepth source tree (``ours`` only);
+- ``COMPAT_LOOP_OPTIONS``: ``KEY=VALUE`` pairs separated by spaces, passed to
+  ``asynciodepth.EventLoop``;
+- ``COMPAT_OUT``: a file that gets one JSON line per test: its node id, outcome
+  (passed, failed, error, skipped, xfailed, xpassed), a one-line reason, and the
+  kinds of loops made while it ran (ours, stdlib, internal, none).
+
+The patch is installed when the plugin is imported, before any conftest or test
+module, so that names bound at import time (``loop_factory = asyncio.EventLoop``)
+are ours too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run_test_asyncio import LoopCounter, _parse_options, install  # noqa: E402
+
+_MODE = os.environ.get("COMPAT_LOOP", "ours")
+if _MODE not in ("ours", "stdlib"):
+    raise SystemExit(f"COMPAT_LOOP must be ours or stdlib, not {_MODE!r}")
+if _MODE == "ours":
+    sys.path.insert(0, os.path.abspath(os.environ["COMPAT_SRC"]))
+_COUNTER = LoopCounter()
+install(
+    _COUNTER,
+    _MODE == "stdlib",
+    _parse_options(os.environ.get("COMPAT_LOOP_OPTIONS", "").split()),
+)
+_OUT = (
+    open(os.environ["COMPAT_OUT"], "a", buffering=1)
+    if "COMPAT_OUT" in os.environ
+    else None
+)
+_STATE: dict[str, dict[str, Any]] = {}
+
+
+def _reason(report: Any) -> str:
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2])[:300]
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        return crash.message.replace("\n", " | ")[:300]
+    text = str(report.longrepr or "").strip().splitlines()
+    # A fixture error has no crash line: its message is on the lines "E   ...".
+    errors = [line[1:].strip() for line in text if line.startswith("E ")]
+    return (" | ".join(errors) if errors else text[-1] if text else "")[:300]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: Any, nextitem: Any) -> Any:
+    _COUNTER.take()
+    _STATE[item.nodeid] = {"outcome": "passed", "reason": ""}
+    yield
+    kinds, classes = _COUNTER.take()
+    state = _STATE.pop(item.nodeid)
+    if _OUT is not None:
+        _OUT.write(
+            json.dumps(
+                {"test": item.nodeid, **state, "loops": kinds, "classes": classes}
+            )
+            + "\n"
+        )
+
+
+def pytest_runtest_logreport(report: Any) -> None:
+    state = _STATE.get(report.nodeid)
+    if state is None:
+        return
+    outcome = None
+    if hasattr(report, "wasxfail"):
+        outcome = "xfailed" if report.skipped else "xpassed"
+    elif report.failed:
+        outcome = "failed" if report.when == "call" else "error"
+    elif report.skipped:
+        outcome = "skipped"
+    if outcome is None:
+        return
+    rank = ["passed", "skipped", "xfailed", "xpassed", "failed", "error"]
+    if rank.index(outcome) >= rank.index(state["outcome"]):
+        state["outcome"] = outcome
+        state["reason"] = _reason(report)
+
+
+def pytest_unconfigure(config: Any) -> None:
+    if _OUT is not None and not _OUT.closed:
+        _OUT.close()
