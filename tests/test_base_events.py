@@ -647,8 +647,8 @@ class Recorder(LoopObserver):
 
 
 def test_observer_sees_callbacks_steps_polls_and_timers():
-    # Task steps are reported by our Python Task (asyncio's C Task does not
-    # tell the loop), so this test chooses it.
+    # Our Python Task: its steps (_step, _wakeup) are named handles. The
+    # steps of asyncio's Task are reported too: see the test after this one.
     recorder = Recorder()
     loop = EventLoop(clock=VirtualClock(), observer=recorder, python_tasks=True)
     assert loop.get_observer() is recorder
@@ -671,6 +671,55 @@ def test_observer_sees_callbacks_steps_polls_and_timers():
     # went to on_task_step above, not to on_callback as well.
     callbacks = [e[1] for e in recorder.events if e[0] == "callback"]
     assert callbacks == ["_set_result_unless_cancelled", "_run_until_complete_cb"]
+
+
+TASK_CLASSES = {
+    "ours": asynciodepth.Task,
+    "asyncio-c": asyncio.Task,
+    "asyncio-py": asyncio.tasks._PyTask,
+}
+
+
+@pytest.mark.parametrize("kind", list(TASK_CLASSES))
+def test_observer_sees_the_same_steps_with_every_task_class(kind):
+    recorder = Recorder()
+    loop = EventLoop(clock=VirtualClock(), observer=recorder)
+    task_class = TASK_CLASSES[kind]
+    loop.set_task_factory(lambda loop, coro, **kw: task_class(coro, loop=loop, **kw))
+
+    async def child():
+        await asyncio.sleep(1)
+        raise ValueError("boom")
+
+    async def parent():
+        await asyncio.sleep(0)
+        try:
+            await asyncio.create_task(child(), name="child")
+        except ValueError:
+            pass
+        victim = asyncio.create_task(asyncio.sleep(5), name="victim")
+        await asyncio.sleep(0)
+        victim.cancel()
+        await asyncio.sleep(0)
+
+    main = loop.create_task(parent(), name="parent")
+    assert type(main) is task_class
+    loop.run_until_complete(main)
+    loop.close()
+    assert [e[1:] for e in recorder.events if e[0] == "step"] == [
+        ("parent", "NoneType", 0.0),  # first step
+        ("parent", "NoneType", 0.0),  # after sleep(0)
+        ("child", "NoneType", 0.0),
+        ("child", "Future", 1.0),  # woken by its sleep: raises
+        ("parent", task_class.__name__, 1.0),  # woken by the child
+        ("victim", "NoneType", 1.0),
+        ("parent", "NoneType", 1.0),
+        ("victim", "Future", 1.0),  # woken by its cancelled sleep
+        ("parent", "NoneType", 1.0),
+    ]
+    # Each handle once: no step of any Task class shows up as a callback.
+    callbacks = [e[1] for e in recorder.events if e[0] == "callback"]
+    assert set(callbacks) == {"_set_result_unless_cancelled", "_run_until_complete_cb"}
 
 
 class ScheduleRecorder(LoopObserver):

@@ -257,17 +257,22 @@ print("quiet")
     assert (done.returncode, done.stdout, done.stderr) == (0, "quiet\n", "")
 
 
-def test_an_observed_loop_makes_our_future_and_task():
-    """Only our Task reports its steps to the observer, so observed loops use it."""
+def test_an_observed_loop_still_makes_asyncios_future_and_task():
+    """Observing a loop does not change the classes a program gets."""
     loop = EventLoop()
     try:
-        assert type(loop.create_future()) is asyncio.Future
         loop.set_observer(asynciodepth.LoopObserver())
+        assert type(loop.create_future()) is asyncio.Future
+        task = loop.create_task(asyncio.sleep(0))
+        assert type(task) is asyncio.Task
+        loop.run_until_complete(task)
+    finally:
+        loop.close()
+    loop = EventLoop(python_tasks=True, observer=asynciodepth.LoopObserver())
+    try:
         assert type(loop.create_future()) is asynciodepth.Future
         task = loop.create_task(asyncio.sleep(0))
         assert type(task) is asynciodepth.Task
         loop.run_until_complete(task)
-        loop.set_observer(None)
-        assert type(loop.create_future()) is asyncio.Future
     finally:
         loop.close()

@@ -27,6 +27,7 @@ import asynciodepth.tasks
 from asynciodepth.events import VirtualClock
 from asynciodepth.hello import typist
 from asynciodepth.runners import EventLoop
+from asynciodepth.trace.formatter import FLUSH_EVERY
 from asynciodepth.trace import (
     MONITORING,
     TraceSizeWarning,
@@ -199,6 +200,46 @@ def test_loop_tracer_typist_is_valid_and_deterministic(
         assert check_flows(events) >= 6  # each timer wakes the typist
         texts.append(path.read_text())
     assert texts[0] == texts[1]
+
+
+@pytest.mark.parametrize("kind", ["callbacks", "steps"])
+def test_loop_tracer_bounds_its_records_on_a_busy_loop_that_never_polls(
+    tmp_path: Path, kind: str
+) -> None:
+    """100,000 handles and no fd watched: no poll, yet records go out in batches."""
+    loop = EventLoop()
+    polls = []
+    poll = loop._poll
+    loop._poll = lambda timeout: polls.append(timeout) or poll(timeout)
+    peak = 0
+    count = 0
+
+    def tick() -> None:
+        nonlocal peak, count
+        peak = max(peak, len(trace.recorder.records))
+        count += 1
+        if count < 100_000:
+            loop.call_soon(tick)
+        else:
+            loop.stop()
+
+    async def spin() -> None:
+        nonlocal peak
+        for _ in range(100_000):
+            peak = max(peak, len(trace.recorder.records))
+            await asyncio.sleep(0)
+
+    with tracing(tmp_path / "busy.json", loop=loop) as trace:
+        if kind == "callbacks":
+            loop.call_soon(tick)
+            loop.run_forever()
+        else:
+            loop.run_until_complete(spin())
+        assert polls == []  # nothing could arrive: the loop never polled
+    loop.close()
+    # Records are handed on as they reach FLUSH_EVERY, not kept to the end.
+    assert FLUSH_EVERY // 2 < peak <= FLUSH_EVERY + 4
+    assert len(strict_load(tmp_path / "busy.json")) > 100_000
 
 
 def test_loop_tracer_flows_go_from_timers_to_steps(task_kind: str) -> None:

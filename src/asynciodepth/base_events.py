@@ -121,6 +121,27 @@ _create_task.__qualname__ = "BaseEventLoop.create_task"
 
 
 # %% book/06_event_loop.ipynb cell 20
+# asyncio's Task classes: the C one, and the pure-Python one it falls back on.
+_ASYNCIO_TASKS = (asyncio.Task, getattr(asyncio.tasks, "_PyTask", asyncio.Task))
+
+
+def _asyncio_task_step(handle: Handle) -> tuple[Any, Any] | None:
+    """If handle ran a step of asyncio's Task, return (task, woken_by)."""
+    callback = handle._callback
+    task = getattr(callback, "__self__", None)
+    if not isinstance(task, _ASYNCIO_TASKS):
+        return None
+    if type(callback).__name__ == "TaskStepMethWrapper":
+        return task, None  # the C Task's first step, sleep(0), a cancellation
+    name = getattr(callback, "__name__", None)
+    if name in ("task_wakeup", "__wakeup"):  # C, Python: a done callback
+        return task, handle._args[0]
+    if name == "__step":  # asyncio's Python Task, scheduled directly
+        return task, None
+    return None  # another method of a task, e.g. call_soon(task.cancel)
+
+
+# %% book/06_event_loop.ipynb cell 22
 class BaseEventLoop(asyncio.AbstractEventLoop):
     """A pure-Python asyncio event loop: ready queue, timer heap and a poll."""
 
@@ -611,6 +632,8 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
                 # too. One clock reading each side, one report per handle.
                 stepped, self._stepped = self._stepped, None
                 if observer is not None:
+                    if stepped is None:  # not our Task: perhaps asyncio's
+                        stepped = _asyncio_task_step(handle)
                     if stepped is None:
                         observer.on_callback(self, handle, start, self._now())
                     else:
@@ -626,6 +649,9 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
                         _format_handle(handle),
                         duration,
                     )
+        # Why: a traceback may hold this frame; its locals must not keep the
+        # last handle, or the task it stepped, alive (as in _run_once).
+        handle = stepped = task = woken_by = None
 
     def _callback_failed(self, handle: Handle, exc: BaseException) -> None:
         self.call_exception_handler(_error_context(handle, exc))
@@ -777,7 +803,7 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
             self.call_soon_threadsafe(self.create_task, agen.aclose())
 
 
-# %% book/06_event_loop.ipynb cell 21
+# %% book/06_event_loop.ipynb cell 23
 _HANDLER_RUNS_IN_CONTEXT = sys.version_info >= (3, 12)
 
 

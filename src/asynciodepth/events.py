@@ -275,8 +275,8 @@ class LoopObserver:
     All times are ``loop.time()`` values (virtual time under a VirtualClock).
     With no observer the loop pays one ``is None`` test per iteration, and
     ``call_soon`` one more. Each handle that runs is reported exactly once:
-    to ``on_task_step`` if it ran a step of one of our Tasks, otherwise to
-    ``on_callback``. While either hook runs, ``loop.current_handle()`` is the
+    to ``on_task_step`` if it ran a step of a Task (ours or asyncio's), otherwise
+    to ``on_callback``. While either hook runs, ``loop.current_handle()`` is the
     handle that ran.
 
     Hooks are called synchronously from the loop's thread; an observer must
@@ -309,13 +309,15 @@ class LoopObserver:
         start: float,
         end: float,
     ) -> None:
-        """One step of one of our Tasks ran, from start to end.
+        """One step of a Task (ours or asyncio's) ran, from start to end.
 
         ``woken_by`` is the future whose completion resumed the task, or None
         when the step was scheduled directly (first step, ``sleep(0)``, a
         cancellation or an error thrown in). ``loop.current_handle()`` is the
         handle that ran the step; for an eager task's first step, which runs
-        inside the step that created the task, it is that step's handle.
+        inside the step that created the task, it is that step's handle (our
+        Task reports it; asyncio's, which runs it inside ``create_task``, with
+        no handle of its own, cannot be seen).
         """
 
     def on_poll(

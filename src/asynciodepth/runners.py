@@ -52,8 +52,7 @@ class EventLoop(BaseSelectorEventLoop):
         """Make the loop; options are the base loop's (clock=, observer=)."""
         super().__init__(**options)
         # Invariant: create_future() and create_task() make asyncio's Future
-        # and Task, or both ours: with python_tasks, or while an observer is
-        # set (only our Task reports its steps to it).
+        # and Task, or (python_tasks) both ours, observed or not.
         self._python_tasks = python_tasks
 
     # Why properties, and asyncio's classes looked up at each call: asyncio's
@@ -61,15 +60,11 @@ class EventLoop(BaseSelectorEventLoop):
     # one (CPython's test_graph does) gets what it asked for.
     @property
     def _task_class(self) -> Any:
-        if self._python_tasks or self._observer is not None:
-            return Task
-        return _aio_tasks.Task
+        return Task if self._python_tasks else _aio_tasks.Task
 
     @property
     def _future_class(self) -> Any:
-        if self._python_tasks or self._observer is not None:
-            return Future
-        return _aio_futures.Future
+        return Future if self._python_tasks else _aio_futures.Future
 
     def create_future(self) -> Any:
         """Create a Future (asyncio's, or ours with python_tasks) on this loop."""

@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/06_event_loop.ipynb cell 23
+# %% book/06_event_loop.ipynb cell 25
 """Waiting for the outside world: chapter "The event loop".
 
 Builds on ``base_events.py``: ``BaseSelectorEventLoop`` gives the loop core
@@ -32,7 +32,7 @@ def _io_not_implemented(name: str) -> NotImplementedError:
     )
 
 
-# %% book/06_event_loop.ipynb cell 24
+# %% book/06_event_loop.ipynb cell 26
 class BaseSelectorEventLoop(BaseEventLoop):
     """The loop core plus a selector: it can block in a poll and be woken."""
 

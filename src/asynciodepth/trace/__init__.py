@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/13_tracing.ipynb cell 57
+# %% book/13_tracing.ipynb cell 56
 """asynciodepth.trace: see what every task did, and when (chapter "Tracing").
 
 ``tracing()`` records either through our loop's observer hook (give it the

@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/13_tracing.ipynb cell 55
+# %% book/13_tracing.ipynb cell 54
 """The command line, ``python -m asynciodepth.trace``: chapter "Tracing".
 
 Builds on ``trace.api``. It runs a script or a module under ``tracing()`` and

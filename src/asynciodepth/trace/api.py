@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/13_tracing.ipynb cell 48
+# %% book/13_tracing.ipynb cell 47
 """``tracing()``, ``traced`` and ``Trace``: chapter "Tracing".
 
 Builds on the two tracers (``trace.loop`` for our loop, ``trace.coroutines``
@@ -31,7 +31,7 @@ __all__ = ["Trace", "traced", "tracing"]
 _active: Trace | None = None
 
 
-# %% book/13_tracing.ipynb cell 49
+# %% book/13_tracing.ipynb cell 48
 class Trace:
     """One tracing session: use it as a context manager, then save, plot, summarize."""
 
@@ -150,7 +150,7 @@ class Trace:
         return f"<Trace {self.kind}: {tasks} tasks, {steps} steps>"
 
 
-# %% book/13_tracing.ipynb cell 50
+# %% book/13_tracing.ipynb cell 49
 def _display(trace: Trace) -> None:
     try:
         from IPython import get_ipython
@@ -165,7 +165,7 @@ def _display(trace: Trace) -> None:
         plt.close(fig)
 
 
-# %% book/13_tracing.ipynb cell 52
+# %% book/13_tracing.ipynb cell 51
 def tracing(
     path: str | os.PathLike[str] | None = None,
     *,
@@ -185,7 +185,7 @@ def tracing(
     return Trace(path, loop=loop, max_bytes=max_bytes, display=display)
 
 
-# %% book/13_tracing.ipynb cell 53
+# %% book/13_tracing.ipynb cell 52
 def traced(
     path: str | os.PathLike[str] | None = None, **options: Any
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/13_tracing.ipynb cell 33
+# %% book/13_tracing.ipynb cell 32
 """A tracer for any asyncio program on any loop: chapter "Tracing".
 
 Builds on ``trace.formatter`` (the record kinds) and ``trace.recorder`` and on the
@@ -52,7 +52,7 @@ _Task = asyncio.Task
 _DISABLE = sys.monitoring.DISABLE if MONITORING else None
 
 
-# %% book/13_tracing.ipynb cell 34
+# %% book/13_tracing.ipynb cell 33
 class TracingError(RuntimeError):
     """Tracing could not start: it is already running, or the hook is taken."""
 
@@ -302,7 +302,7 @@ class CoroutineTracer:
             self.recorder.flush()
 
 
-# %% book/13_tracing.ipynb cell 36
+# %% book/13_tracing.ipynb cell 35
 def _is_task(value: Any) -> bool:
     """Tell whether a value a task waits on is a Task: asyncio's, ours, or alike."""
     # Why isinstance first: it is the common case, asyncio's own Task.

@@ -14,7 +14,6 @@ one track per task, with arrows for wake-ups.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from asynciodepth.events import LoopObserver, TimerHandle
@@ -104,13 +103,13 @@ class LoopTracer(LoopObserver):
                 0 if woken_by is None else id(loop.current_handle()),
             )
         )
+        # Why here and in on_callback: every handle that runs ends in one of
+        # the two, and a busy loop with nothing watched may never poll.
+        if len(self._records) >= FLUSH_EVERY:
+            self.recorder.flush()
 
     def on_callback(self, loop: Any, handle: Any, start: float, end: float) -> None:
         """Note a plain callback (or a timer's), drawn on the loop's track."""
-        stepped = _foreign_task_step(handle)
-        if stepped is not None:  # a step of asyncio's Task: drawn as a step
-            self.on_task_step(loop, stepped[0], stepped[1], start, end)
-            return
         args = handle._args
         self._record(
             (
@@ -123,6 +122,8 @@ class LoopTracer(LoopObserver):
                 bool(args) and _is_done_future(args[0]),
             )
         )
+        if len(self._records) >= FLUSH_EVERY:
+            self.recorder.flush()
 
     def on_poll(
         self,
@@ -135,12 +136,10 @@ class LoopTracer(LoopObserver):
         """Note a wait in the poll: how long the loop was blocked."""
         if end > start or nevents:
             self._record((POLL, timeout, start, end, nevents))
-        # Why here: our loop polls at least every 64 callbacks, so this bounds
-        # the records held, and the steps themselves skip the check. A poll
-        # that could wait finds the loop idle: a good time to hand records on,
-        # so that a slow program's trace is on its way while it runs.
-        records = self._records
-        if len(records) >= FLUSH_EVERY or (records and timeout != 0):
+        # Why here: a poll that could wait finds the loop idle, a good time to
+        # hand records on, so that a slow program's trace is on its way while
+        # it runs. (The bound, FLUSH_EVERY, is checked after each handle.)
+        if self._records and timeout != 0:
             self.recorder.flush()
 
     def on_timer_fired(self, loop: Any, handle: Any, now: float) -> None:
@@ -181,24 +180,3 @@ class LoopTracer(LoopObserver):
     def finish(self) -> None:
         """Forget the tasks still pending; the Recorder ends their tracks."""
         self._tasks.clear()
-
-
-# %% book/13_tracing.ipynb cell 29
-# asyncio's Task classes: the C one, and the pure-Python one it falls back on.
-_ASYNCIO_TASKS = (asyncio.Task, getattr(asyncio.tasks, "_PyTask", asyncio.Task))
-
-
-def _foreign_task_step(handle: Any) -> tuple[Any, Any] | None:
-    """If handle runs a step of asyncio's Task, return (task, woken_by)."""
-    callback = handle._callback
-    task = getattr(callback, "__self__", None)
-    if not isinstance(task, _ASYNCIO_TASKS):
-        return None
-    if type(callback).__name__ == "TaskStepMethWrapper":
-        return task, None  # the C Task's first step, sleep(0), a cancellation
-    name = getattr(callback, "__name__", None)
-    if name in ("task_wakeup", "__wakeup"):  # C, Python: a done callback
-        return task, handle._args[0]
-    if name == "__step":  # asyncio's Python Task, scheduled directly
-        return task, None
-    return None  # another method of a task, e.g. call_soon(task.cancel)

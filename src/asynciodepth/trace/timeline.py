@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/13_tracing.ipynb cell 42
+# %% book/13_tracing.ipynb cell 41
 """Summaries and timeline figures of traces: chapter "Tracing".
 
 Builds on ``trace.format``: everything here reads the Chrome Trace Events the
@@ -27,7 +27,7 @@ _COLOURS = {
 }
 
 
-# %% book/13_tracing.ipynb cell 43
+# %% book/13_tracing.ipynb cell 42
 @dataclass
 class TaskStats:
     """What one task did: its steps, and its time running against waiting."""
@@ -45,7 +45,7 @@ class TaskStats:
         return max(self.lifetime - self.running, 0.0)
 
 
-# %% book/13_tracing.ipynb cell 44
+# %% book/13_tracing.ipynb cell 43
 @dataclass
 class Summary:
     """Per-task statistics and the longest steps of a trace."""
@@ -78,7 +78,7 @@ class Summary:
         return "\n".join(lines)
 
 
-# %% book/13_tracing.ipynb cell 45
+# %% book/13_tracing.ipynb cell 44
 def _tracks(events: list[dict[str, Any]]) -> dict[int, str]:
     names = {}
     for event in events:
@@ -117,7 +117,7 @@ def summarize(events: list[dict[str, Any]], *, top: int = 3) -> Summary:
     return Summary([stats[tid] for tid in sorted(stats)], steps[:top], polls, polled)
 
 
-# %% book/13_tracing.ipynb cell 46
+# %% book/13_tracing.ipynb cell 45
 def plot_timeline(
     events: list[dict[str, Any]],
     *,
