@@ -107,6 +107,8 @@ from typing import Any
 PACKAGE = "test.test_asyncio"
 KINDS = ("ours", "testloop", "internal", "stdlib", "none")
 BAD = ("failure", "error", "hang", "crash", "not run")
+# The counters of a module's result and of the total, in the table's order.
+COUNTS = ("run", "passed", "failed", "errors", "skipped", "hang", "crash", *KINDS)
 
 
 # ---------------------------------------------------------------------------
@@ -717,19 +719,7 @@ def cause_of(rec: dict[str, Any]) -> str:
 
 
 def summarize(result: dict[str, Any]) -> dict[str, int]:
-    counts = {
-        k: 0
-        for k in (
-            "run",
-            "passed",
-            "failed",
-            "errors",
-            "skipped",
-            "hang",
-            "crash",
-            *KINDS,
-        )
-    }
+    counts = dict.fromkeys(COUNTS, 0)
     for rec in result["tests"].values():
         counts["run"] += 1
         outcome = rec["outcome"]
@@ -838,19 +828,7 @@ def main() -> int:
     print(header)
     print("-" * len(header), flush=True)
     results = []
-    total = {
-        k: 0
-        for k in (
-            "run",
-            "passed",
-            "failed",
-            "errors",
-            "skipped",
-            "hang",
-            "crash",
-            *KINDS,
-        )
-    }
+    total = dict.fromkeys(COUNTS, 0)
     if args.rerender:
         version = saved["python"]
         wanted = {m["module"]: m for m in saved["modules"]}
