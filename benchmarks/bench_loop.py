@@ -68,7 +68,9 @@ def _our_loop(asynciodepth, config: str) -> asyncio.AbstractEventLoop:
             loop._task_class = asyncio.Task
         else:
             c_task = asyncio.Task
-            loop.set_task_factory(lambda loop, coro, **kw: c_task(coro, loop=loop, **kw))
+            loop.set_task_factory(
+                lambda loop, coro, **kw: c_task(coro, loop=loop, **kw)
+            )
     return loop
 
 
