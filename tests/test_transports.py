@@ -616,3 +616,18 @@ def test_sockets_are_shown_as_transport_sockets(any_impl):
         return facts
 
     assert run(any_impl, main()) == ["TransportSocket", "TransportSocket", True, True]
+
+
+def test_server_has_asyncios_tls_attributes(any_impl):
+    # Libraries read asyncio's private Server attributes: websockets' test
+    # helpers pick ws:// or wss:// by server._ssl_context.
+    async def main():
+        server = await asyncio.get_running_loop().create_server(Quiet, "127.0.0.1", 0)
+        async with server:
+            return [
+                server._ssl_context,
+                server._ssl_handshake_timeout,
+                server._ssl_shutdown_timeout,
+            ]
+
+    assert run(any_impl, main()) == [None, None, None]
