@@ -616,3 +616,55 @@ def test_sockets_are_shown_as_transport_sockets(any_impl):
         return facts
 
     assert run(any_impl, main()) == ["TransportSocket", "TransportSocket", True, True]
+
+
+def test_server_has_asyncios_tls_attributes(any_impl):
+    # Libraries read asyncio's private Server attributes: websockets' test
+    # helpers pick ws:// or wss:// by server._ssl_context.
+    async def main():
+        server = await asyncio.get_running_loop().create_server(Quiet, "127.0.0.1", 0)
+        async with server:
+            return [
+                server._ssl_context,
+                server._ssl_handshake_timeout,
+                server._ssl_shutdown_timeout,
+            ]
+
+    assert run(any_impl, main()) == [None, None, None]
+
+
+def test_refused_call_closes_the_socket_it_was_given(impl):
+    # On asyncio the transport or server would own sock; ours refuses TLS and UDP, so
+    # it closes sock rather than leave it for the garbage collector to warn.
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        listening = socket.create_server(("127.0.0.1", 0))
+        unix_listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        left, right = socket.socketpair()
+        unix_left, unix_right = socket.socketpair(socket.AF_UNIX)
+        calls = [
+            (loop.create_server, listening),
+            (loop.create_unix_server, unix_listening),
+            (loop.connect_accepted_socket, left),
+            (loop.create_connection, right),
+            (loop.create_unix_connection, unix_left),
+        ]
+        closed = []
+        for method, sock in calls:
+            with pytest.raises(NotImplementedError):
+                await method(Quiet, sock=sock, ssl=context)
+            closed.append(sock.fileno() == -1)
+        unix_right.close()
+        datagram = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with pytest.raises(NotImplementedError):
+            await loop.create_datagram_endpoint(asyncio.DatagramProtocol, sock=datagram)
+        closed.append(datagram.fileno() == -1)
+        return closed
+
+    with resource_warnings() as caught:
+        assert run(impl, main()) == [True] * 6
+    assert caught.messages == []

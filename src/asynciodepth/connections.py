@@ -67,6 +67,11 @@ class Server(asyncio.AbstractServer):
         self._unix_path = unix_path  # (path, inode) to unlink on close
         # 3.15: connections start from the context create_server() ran in.
         self._context = contextvars.copy_context() if _OWN_CONTEXT else None
+        # Why: asyncio's Server has these and libraries read them (websockets
+        # picks ws:// or wss:// by _ssl_context); with TLS out of scope, None.
+        self._ssl_context = None
+        self._ssl_handshake_timeout: float | None = None
+        self._ssl_shutdown_timeout: float | None = None
 
     def __repr__(self) -> str:
         return f"<Server sockets={len(self.sockets)} serving={self._serving}>"
@@ -283,8 +288,12 @@ def _out_of_scope(what: str, method: str) -> NotImplementedError:
     )
 
 
-def _refuse_ssl(method: str, ssl: Any) -> None:
+def _refuse_ssl(method: str, ssl: Any, sock: socket.socket | None = None) -> None:
     if ssl:
+        # Why: on asyncio the call would succeed and the transport or server
+        # would own sock; refused, nobody would close it, and it would leak.
+        if sock is not None:
+            sock.close()
         raise _out_of_scope("SSL", f"{method}(ssl=...)")
 
 
@@ -340,7 +349,7 @@ class ConnectionEventLoop(SocketEventLoop):
 
         The addresses are tried one after the other (no Happy Eyeballs).
         """
-        _refuse_ssl("create_connection", ssl)
+        _refuse_ssl("create_connection", ssl, sock)
         _check_ssl_options(
             ssl, ssl_handshake_timeout, ssl_shutdown_timeout, server_hostname
         )
@@ -438,7 +447,7 @@ class ConnectionEventLoop(SocketEventLoop):
         """Listen on host:port (every host of a list; all interfaces for None)."""
         if isinstance(ssl, bool):
             raise TypeError("ssl argument must be an SSLContext or None")
-        _refuse_ssl("create_server", ssl)
+        _refuse_ssl("create_server", ssl, sock)
         _check_ssl_options(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         if host is not None or port is not None:
             if sock is not None:
@@ -511,7 +520,7 @@ class ConnectionEventLoop(SocketEventLoop):
         ssl_shutdown_timeout: float | None = None,
     ) -> tuple[SocketTransport, Any]:
         """Wrap a socket accepted elsewhere; return (transport, protocol)."""
-        _refuse_ssl("connect_accepted_socket", ssl)
+        _refuse_ssl("connect_accepted_socket", ssl, sock)
         if sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A Stream Socket was expected, got {sock!r}")
         _check_ssl_options(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
@@ -524,6 +533,8 @@ class ConnectionEventLoop(SocketEventLoop):
 
     async def create_datagram_endpoint(self, *args: Any, **kwargs: Any) -> Any:
         """Out of scope (UDP): raises NotImplementedError."""
+        if kwargs.get("sock") is not None:
+            kwargs["sock"].close()  # as _refuse_ssl: no transport will own it
         raise _out_of_scope("UDP", "create_datagram_endpoint")
 
     async def sock_recvfrom(self, *args: Any, **kwargs: Any) -> Any:

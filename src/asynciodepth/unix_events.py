@@ -155,7 +155,7 @@ class EventLoop(ConnectionEventLoop):
         ssl_shutdown_timeout: float | None = None,
     ) -> tuple[Any, Any]:
         """Connect to the Unix socket at path (or wrap sock); return the pair."""
-        _refuse_ssl("create_unix_connection", ssl)
+        _refuse_ssl("create_unix_connection", ssl, sock)
         _check_ssl_options(
             ssl, ssl_handshake_timeout, ssl_shutdown_timeout, server_hostname
         )
@@ -196,7 +196,7 @@ class EventLoop(ConnectionEventLoop):
         """
         if isinstance(ssl, bool):
             raise TypeError("ssl argument must be an SSLContext or None")
-        _refuse_ssl("create_unix_server", ssl)
+        _refuse_ssl("create_unix_server", ssl, sock)
         _check_ssl_options(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         if path is not None:
             if sock is not None:
