@@ -126,7 +126,10 @@ class EventLoop(ConnectionEventLoop):
 
     def _io_can_arrive(self) -> bool:
         """Return True while a signal handler, a reader or a writer is registered."""
-        return bool(self._signal_handlers) or super()._io_can_arrive()
+        # Why not super(): the loop asks once or twice per iteration, and the
+        # extra call cost a sixth of a chain of callbacks with no fd (bench_loop,
+        # against stdlib: workload a x 1.71 with it, x 2.07 without; b 1.50, 1.65).
+        return bool(self._signal_handlers or self._readers or self._writers)
 
     def _process_self_data(self, data: bytes) -> None:
         # Each byte is a signal number; call_soon_threadsafe() writes zeros.
