@@ -289,17 +289,15 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         """Like call_soon(), callable from any thread; wakes a sleeping loop."""
         self._check_closed()
         if _ThreadSafeHandle is None:  # before 3.14: a plain handle
-            handle = Handle(callback, args, self, context)
-        else:
+            handle = queued = Handle(callback, args, self, context)
+        else:  # 3.14+: asyncio's, run under its lock by a _ThreadSafeCall
             handle = _ThreadSafeHandle(callback, args, self, context)
+            queued = _ThreadSafeCall(handle)
         if self._debug:
             self._check_debug(handle, "call_soon_threadsafe", thread=False)
         # Why this is safe: deque.append is atomic, and the loop only pops
         # from the left the number of handles it counted beforehand.
-        if _ThreadSafeHandle is None:
-            self._ready.append(handle)
-        else:
-            self._ready.append(_ThreadSafeCall(handle))
+        self._ready.append(queued)
         self._wakeup_pending = True
         self._write_to_self()
         return handle
