@@ -63,12 +63,8 @@ class EventLoop(BaseSelectorEventLoop):
         return Task if self._python_tasks else _aio_tasks.Task
 
     @property
-    def _future_class(self) -> Any:
+    def _future_class(self) -> Any:  # what the base loop's create_future() makes
         return Future if self._python_tasks else _aio_futures.Future
-
-    def create_future(self) -> Any:
-        """Create a Future (asyncio's, or ours with python_tasks) on this loop."""
-        return self._future_class(loop=self)
 
     def run_in_executor(
         self,
