@@ -58,7 +58,7 @@ async def main() -> None:
 def child(config: str, out: str) -> None:
     """Run the workload once in this process under config; print the result."""
     if config != "stdlib":  # import outside the timed part
-        from asynciodepth.runners import EventLoop
+        from asynciodepth.runners import TaskEventLoop as EventLoop
         from asynciodepth.trace import tracing
     cpu = time.process_time()
     start = time.perf_counter()

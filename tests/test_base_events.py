@@ -798,7 +798,7 @@ def test_observer_can_be_removed():
 
 def test_io_methods_say_they_are_not_there_yet():
     """The scheduler chapter's loop has no I/O; chapter 'epoll' subclasses it."""
-    loop = asynciodepth.runners.EventLoop()
+    loop = asynciodepth.runners.TaskEventLoop()
     try:
         with pytest.raises(NotImplementedError, match="add_reader.*epoll"):
             loop.add_reader(0, print)

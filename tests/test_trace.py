@@ -26,7 +26,7 @@ import pytest
 import asynciodepth.tasks
 from asynciodepth.events import VirtualClock
 from asynciodepth.hello import typist
-from asynciodepth.runners import EventLoop
+from asynciodepth.runners import TaskEventLoop as EventLoop
 from asynciodepth.trace.formatter import FLUSH_EVERY
 from asynciodepth.trace import (
     MONITORING,

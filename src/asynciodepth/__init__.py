@@ -27,7 +27,7 @@ from asynciodepth.selector_events import BaseSelectorEventLoop
 
 # %% book/07_scheduler.ipynb cell 32
 from asynciodepth.tasks import Task, create_eager_task_factory, eager_task_factory
-from asynciodepth.runners import EventLoop, EventLoopPolicy, new_event_loop, run
+from asynciodepth.runners import TaskEventLoop, EventLoopPolicy, new_event_loop, run
 
 
 # %% book/08b_transports.ipynb cell 15

@@ -146,7 +146,7 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
     """A pure-Python asyncio event loop: ready queue, timer heap and a poll."""
 
     # The Task class create_task() uses when no task factory is set. The
-    # scheduler chapter's EventLoop replaces it with our own Task.
+    # scheduler chapter's TaskEventLoop replaces it with our own Task.
     _task_class: Callable[..., Any] = asyncio.Task
     # The Future class create_future() makes (called with loop=self).
     _future_class: Callable[..., Any] = Future
@@ -187,7 +187,7 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         self._stepped: tuple[Any, Any] | None = None
         self._exception_handler: Callable[..., object] | None = None
         self._task_factory: Callable[..., Any] | None = None
-        self._default_executor: Any = None  # see runners.EventLoop
+        self._default_executor: Any = None  # see runners.TaskEventLoop
         self._executor_shutdown_called = False
         # Invariant: _external_work counts executor jobs still running; while
         # it is positive a virtual clock waits for real (see _run_once).

@@ -5,7 +5,7 @@
 # %% book/08_epoll.ipynb cell 16
 """Readiness callbacks and socket futures: chapter "epoll".
 
-Builds on ``runners.py`` (``EventLoop``: the loop core with our Task, whose
+Builds on ``runners.py`` (``TaskEventLoop``: the loop core with our Task, whose
 ``_poll``/``_process_events`` seam this module fills) and ``pollers.py``. Two
 layers, one class each: ``ReadinessEventLoop`` runs a callback when a file
 descriptor is ready (``add_reader``...); ``SocketEventLoop`` turns that into
@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from asynciodepth.events import Handle
 from asynciodepth.pollers import EVENT_READ, EVENT_WRITE, Poller, make_poller
-from asynciodepth.runners import EventLoop
+from asynciodepth.runners import TaskEventLoop
 
 __all__ = ["ReadinessEventLoop", "SocketEventLoop"]
 
@@ -48,8 +48,8 @@ def _fileobj_to_fd(fileobj: Any) -> int:
 
 
 # %% book/08_epoll.ipynb cell 17
-class ReadinessEventLoop(EventLoop):
-    """EventLoop that also runs callbacks when file descriptors become ready."""
+class ReadinessEventLoop(TaskEventLoop):
+    """TaskEventLoop that also runs callbacks when file descriptors become ready."""
 
     def __init__(
         self,

@@ -6,7 +6,7 @@
 """The finished loop and the ways to run it: chapter "The scheduler".
 
 Builds on ``selector_events.py`` (the loop core with its poll) and
-``tasks.py`` (our Task). ``EventLoop`` adds what a runner needs to finish a
+``tasks.py`` (our Task). ``TaskEventLoop`` adds what a runner needs to finish a
 program cleanly: the default thread pool behind ``run_in_executor`` and
 ``asyncio.to_thread``, and the shutdown of executor and async generators.
 Around it: ``new_event_loop``, an event loop policy, and ``run``, which,
@@ -33,14 +33,14 @@ from asynciodepth.futures import Future
 from asynciodepth.selector_events import BaseSelectorEventLoop
 from asynciodepth.tasks import Task
 
-__all__ = ["EventLoop", "EventLoopPolicy", "new_event_loop", "run"]
+__all__ = ["TaskEventLoop", "EventLoopPolicy", "new_event_loop", "run"]
 
 
 # %% book/07_scheduler.ipynb cell 25
-class EventLoop(BaseSelectorEventLoop):
+class TaskEventLoop(BaseSelectorEventLoop):
     """asynciodepth's event loop: pure Python, with asyncio's Future and Task.
 
-    ``EventLoop(python_tasks=True)`` makes create_future() and create_task()
+    ``TaskEventLoop(python_tasks=True)`` makes create_future() and create_task()
     return this book's Future and Task instead.
     """
 
@@ -181,9 +181,9 @@ def _set_result_if_pending(future: Any, result: Any) -> None:
         future.set_result(result)
 
 
-def new_event_loop(**options: Any) -> EventLoop:
-    """Return a new EventLoop; options are EventLoop's (clock=, observer=)."""
-    return EventLoop(**options)
+def new_event_loop(**options: Any) -> TaskEventLoop:
+    """Return a new TaskEventLoop; options are TaskEventLoop's (clock=, observer=)."""
+    return TaskEventLoop(**options)
 
 
 # Why asyncio's own Unix default policy as the base: it is what each Python
@@ -201,7 +201,7 @@ class EventLoopPolicy(_BasePolicy):
     ``asyncio.run()`` and ``asyncio.new_event_loop()`` use our loop.
     """
 
-    _loop_factory = EventLoop
+    _loop_factory = TaskEventLoop
 
 
 # %% book/07_scheduler.ipynb cell 31
@@ -217,7 +217,7 @@ def run(
     debug: bool | None = None,
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
 ) -> Any:
-    """Run main on a new EventLoop and return its result, like asyncio.run().
+    """Run main on a new TaskEventLoop and return its result, like asyncio.run().
 
     Inside Jupyter, where ipykernel's loop is running in this thread, the
     kernel's loop is set aside while ours runs (it is frozen meanwhile, as it
@@ -230,7 +230,7 @@ def run(
             outer_task = _aio_tasks._swap_current_task(outer, None)
         _aio_events._set_running_loop(None)
     try:
-        factory = loop_factory or EventLoop
+        factory = loop_factory or TaskEventLoop
         with asyncio.Runner(debug=debug, loop_factory=factory) as runner:
             return runner.run(main)
     finally:

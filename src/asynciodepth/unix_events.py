@@ -53,7 +53,7 @@ class EventLoop(ConnectionEventLoop):
 
     ``EventLoop(poller="selectors")`` chooses the fallback poller. Its name is
     the package's loop's name: from this chapter on, ``asynciodepth.EventLoop``
-    is this class, a subclass of chapter "The scheduler"'s ``runners.EventLoop``.
+    is this class, a subclass of chapter "The scheduler"'s ``runners.TaskEventLoop``.
     """
 
     def __init__(self, **options: Any) -> None:
