@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/01_hello_world.ipynb cell 21
+# %% book/01_hello_world.ipynb cell 24
 """AsyncIO In Depth: a pure-Python asyncio event loop, built layer by layer in the book.
 
 Each module is tangled from one chapter of the book; see the module docstrings.
