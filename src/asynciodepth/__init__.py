@@ -11,7 +11,7 @@ Each module is tangled from one chapter of the book; see the module docstrings.
 from asynciodepth.hello import typist, typist_sync
 
 
-# %% book/04_await.ipynb cell 61
+# %% book/04_await.ipynb cell 62
 from asynciodepth.coroutines import Driver, await_chain, trap
 
 
