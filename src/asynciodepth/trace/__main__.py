@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/a2_trace_tool.ipynb cell 43
+# %% book/a2_trace_tool.ipynb cell 47
 """The command line, ``python -m asynciodepth.trace``: appendix "The trace tool".
 
 Builds on ``trace.api``. It runs a script or a module under ``tracing()`` and
@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-# %% book/a2_trace_tool.ipynb cell 45
+# %% book/a2_trace_tool.ipynb cell 49
 def main(argv: list[str] | None = None) -> int:
     """Run a program under the tracer; return its exit status."""
     parser = _parser()

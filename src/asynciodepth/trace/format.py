@@ -135,7 +135,7 @@ class JsonSink:
             file.write(OPENING)
             file.flush()
 
-    # %% book/a2_trace_tool.ipynb cell 6
+    # %% book/a2_trace_tool.ipynb cell 7
     def write(self, line: str) -> bool:
         """Take one line, unless the size limit stops it; say whether it was taken."""
         if self.truncated:
@@ -189,7 +189,7 @@ class JsonSink:
             return
         del self.open_tracks[tid]
 
-    # %% book/13_tracing.ipynb cell 18
+    # %% book/13_tracing.ipynb cell 19
     def flush(self) -> None:
         """Hand the lines taken so far to the file (and to lines, if kept)."""
         lines = self._unwritten
@@ -222,7 +222,7 @@ class JsonSink:
         return OPENING + "".join(self.lines) + CLOSING
 
 
-# %% book/13_tracing.ipynb cell 20
+# %% book/13_tracing.ipynb cell 21
 def load_trace(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Read a trace file back as a list of events, repairing a truncated one.
 

@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/13_tracing.ipynb cell 24
+# %% book/13_tracing.ipynb cell 25
 """From records to Chrome Trace Events: chapter "Tracing".
 
 Builds on ``trace.format`` (the JSON lines and the ``JsonSink``). The tracers'
@@ -49,7 +49,7 @@ _HANDLERS = ("_event", "_scheduled", "_task", "_step", "_callback", "_poll")
 _HANDLERS += ("_frame", "_frame_step", "_error", "_clock")
 
 
-# %% book/13_tracing.ipynb cell 31
+# %% book/13_tracing.ipynb cell 33
 class Formatter:
     """Turn records into Chrome Trace Events, written to a JsonSink, in order.
 
@@ -92,7 +92,7 @@ class Formatter:
         """End the tracks still open and finish the file."""
         self.sink.close(self.last_ts)
 
-    # %% book/13_tracing.ipynb cell 33
+    # %% book/13_tracing.ipynb cell 35
     def _span(self, start: float, end: float) -> tuple[float, float]:
         """Turn loop times into (ts, dur) in microseconds."""
         if self._origin is None:
@@ -109,7 +109,7 @@ class Formatter:
         self._cursor = self.last_ts = ts + dur
         return ts, dur
 
-    # %% book/13_tracing.ipynb cell 35
+    # %% book/13_tracing.ipynb cell 37
     def _new_track(self, key: int, name: str, qualname: str) -> list[Any]:
         tid = self._next_tid
         self._next_tid += 1
@@ -139,7 +139,7 @@ class Formatter:
             self.sink.write(line)
         return tid
 
-    # %% book/13_tracing.ipynb cell 37
+    # %% book/13_tracing.ipynb cell 39
     def _task(self, record: tuple[Any, ...]) -> None:
         _, key, name, qualname = record
         self._new_track(key, name, qualname)
@@ -169,7 +169,7 @@ class Formatter:
         error.update(pid=PID, tid=LOOP_TID, ts=self.last_ts)
         self.sink.write_final(encode(error))
 
-    # %% book/13_tracing.ipynb cell 48
+    # %% book/13_tracing.ipynb cell 51
     def _scheduled(self, record: tuple[Any, ...]) -> None:
         self._fresh.append(record[1])
 
@@ -184,7 +184,7 @@ class Formatter:
         self._flow_id += 1
         self.sink.write(flow_lines(self._flow_id, source[0], source[1], tid, ts))
 
-    # %% book/13_tracing.ipynb cell 50
+    # %% book/13_tracing.ipynb cell 53
     def _callback(self, record: tuple[Any, ...]) -> None:
         _, name, category, start, end, handle_id, completes = record
         ts, dur = self._span(start, end)
@@ -213,7 +213,7 @@ class Formatter:
             # What the poll queued are I/O callbacks: arrows from the poll.
             self._claim_fresh((LOOP_TID, ts, nevents > 0))
 
-    # %% book/13_tracing.ipynb cell 83
+    # %% book/13_tracing.ipynb cell 88
     def _clock(self, record: tuple[Any, ...]) -> None:
         self._origin_ns = record[1]
 
@@ -248,7 +248,7 @@ class Formatter:
                 self._final[task_id] = (tid, ts)
 
 
-# %% book/a2_trace_tool.ipynb cell 10
+# %% book/a2_trace_tool.ipynb cell 11
 def frame(message: Any) -> bytes:
     """Return message as one frame of the pipe: its length, then marshal data."""
     data = marshal.dumps(message)
@@ -265,7 +265,7 @@ def read_frame(source: Any) -> Any:
     return None if len(data) < size else marshal.loads(data)
 
 
-# %% book/a2_trace_tool.ipynb cell 12
+# %% book/a2_trace_tool.ipynb cell 13
 def writer_main() -> None:
     """Run in the writer process: frames of records in on stdin, JSON out.
 
