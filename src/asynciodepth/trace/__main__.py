@@ -39,7 +39,9 @@ def _parser() -> argparse.ArgumentParser:
         "--max-bytes", type=int, default=None, help="stop recording at this many bytes"
     )
     parser.add_argument(
-        "--summary", action="store_true", help="print steps and times per task at the end"
+        "--summary",
+        action="store_true",
+        help="print steps and times per task at the end",
     )
     parser.add_argument("-m", dest="module", help="run a module, like python -m")
     parser.add_argument(

@@ -86,8 +86,8 @@ class CoroutineTracer:
         self._thread = threading.get_ident()
         self._flushed = time.perf_counter_ns()
         self._record((CLOCK, self._flushed))  # the trace's time zero
-        name = {"name": "asyncio tasks"}
-        self.recorder.emit({"ph": "M", "name": "process_name", "pid": PID, "args": name})
+        process = {"ph": "M", "name": "process_name", "pid": PID}
+        self.recorder.emit({**process, "args": {"name": "asyncio tasks"}})
         if MONITORING:
             self._start_monitoring()
         else:
