@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/a2_trace_tool.ipynb cell 51
+# %% book/a2_trace_tool.ipynb cell 55
 """asynciodepth.trace: see what every task did, and when (chapter "Tracing").
 
 ``tracing()`` records either through our loop's observer hook (give it the

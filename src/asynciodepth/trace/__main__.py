@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/a2_trace_tool.ipynb cell 47
+# %% book/a2_trace_tool.ipynb cell 49
 """The command line, ``python -m asynciodepth.trace``: appendix "The trace tool".
 
 Builds on ``trace.api``. It runs a script or a module under ``tracing()`` and
@@ -22,6 +22,7 @@ from asynciodepth.trace.api import tracing
 __all__ = ["main"]
 
 
+# %% book/a2_trace_tool.ipynb cell 51
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m asynciodepth.trace",
@@ -52,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-# %% book/a2_trace_tool.ipynb cell 49
+# %% book/a2_trace_tool.ipynb cell 53
 def main(argv: list[str] | None = None) -> int:
     """Run a program under the tracer; return its exit status."""
     parser = _parser()

@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/a2_trace_tool.ipynb cell 31
+# %% book/a2_trace_tool.ipynb cell 33
 """``tracing()``, ``traced`` and ``Trace``: appendix "The trace tool".
 
 Builds on the two tracers of chapter "Tracing" (``trace.loop`` for our loop,
@@ -31,7 +31,7 @@ __all__ = ["Trace", "traced", "tracing"]
 _active: Trace | None = None
 
 
-# %% book/a2_trace_tool.ipynb cell 33
+# %% book/a2_trace_tool.ipynb cell 35
 class Trace:
     """One tracing session: use it as a context manager, then save, plot, summarize."""
 
@@ -66,7 +66,7 @@ class Trace:
         """True if the size limit stopped the recording."""
         return self.recorder is not None and self.recorder.truncated
 
-    # %% book/a2_trace_tool.ipynb cell 35
+    # %% book/a2_trace_tool.ipynb cell 37
     def __enter__(self) -> Self:
         global _active
         if _active is not None:
@@ -95,7 +95,7 @@ class Trace:
         _active = self
         return self
 
-    # %% book/a2_trace_tool.ipynb cell 37
+    # %% book/a2_trace_tool.ipynb cell 39
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
@@ -118,7 +118,7 @@ class Trace:
         if self.display and exc is None:
             _display(self)
 
-    # %% book/a2_trace_tool.ipynb cell 39
+    # %% book/a2_trace_tool.ipynb cell 41
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the trace as JSON that Perfetto and vizviewer load."""
         self.recorder.save(path)
@@ -148,7 +148,7 @@ class Trace:
         return f"<Trace {self.kind}: {tasks} tasks, {steps} steps>"
 
 
-# %% book/a2_trace_tool.ipynb cell 41
+# %% book/a2_trace_tool.ipynb cell 43
 def _display(trace: Trace) -> None:
     try:
         from IPython import get_ipython
@@ -163,7 +163,7 @@ def _display(trace: Trace) -> None:
         plt.close(fig)
 
 
-# %% book/a2_trace_tool.ipynb cell 43
+# %% book/a2_trace_tool.ipynb cell 45
 def tracing(
     path: str | os.PathLike[str] | None = None,
     *,
@@ -183,7 +183,7 @@ def tracing(
     return Trace(path, loop=loop, max_bytes=max_bytes, display=display)
 
 
-# %% book/a2_trace_tool.ipynb cell 45
+# %% book/a2_trace_tool.ipynb cell 47
 def traced(
     path: str | os.PathLike[str] | None = None, **options: Any
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/13_tracing.ipynb cell 66
+# %% book/13_tracing.ipynb cell 68
 """A tracer for any asyncio program on any loop: chapter "Tracing".
 
 Builds on ``trace.formatter`` (the record kinds) and ``trace.recorder`` and on the
@@ -29,7 +29,7 @@ from asynciodepth.trace.recorder import Recorder
 __all__ = ["MONITORING", "CoroutineTracer", "TracingError"]
 
 
-# %% book/13_tracing.ipynb cell 68
+# %% book/13_tracing.ipynb cell 70
 # True where sys.monitoring exists (3.12+); the 3.11 path uses sys.settrace.
 MONITORING = hasattr(sys, "monitoring")
 _CO_COROUTINE = 0x80  # inspect.CO_COROUTINE: code of an `async def` function
@@ -54,7 +54,7 @@ _Task = asyncio.Task
 _DISABLE = sys.monitoring.DISABLE if MONITORING else None
 
 
-# %% book/13_tracing.ipynb cell 70
+# %% book/13_tracing.ipynb cell 72
 class TracingError(RuntimeError):
     """Tracing could not start: it is already running, or the hook is taken."""
 
@@ -80,7 +80,7 @@ class CoroutineTracer:
         self._flushed = 0  # when records were last handed on (perf_counter_ns)
         self._unwinding: type = BaseException  # 3.11: the last exception seen
 
-    # %% book/13_tracing.ipynb cell 72
+    # %% book/13_tracing.ipynb cell 74
     def start(self) -> None:
         """Install the hook; raise TracingError if it is in use."""
         self._thread = threading.get_ident()
@@ -117,7 +117,7 @@ class CoroutineTracer:
         mon.restart_events()
         mon.set_events(tool_id, events)
 
-    # %% book/13_tracing.ipynb cell 74
+    # %% book/13_tracing.ipynb cell 76
     def _callbacks(self) -> dict[int, Any]:
         events = sys.monitoring.events
         return {
@@ -149,7 +149,7 @@ class CoroutineTracer:
         # Tasks still pending keep their tracks open: the Recorder ends them.
         self._frames.clear()
 
-    # %% book/13_tracing.ipynb cell 76
+    # %% book/13_tracing.ipynb cell 78
     def _on_start(self, code: Any, offset: int) -> Any:
         if not code.co_flags & _CO_COROUTINE:
             # Plain functions and generators: never call us here again.
@@ -170,6 +170,7 @@ class CoroutineTracer:
         self._top_code = code
         return None
 
+    # %% book/13_tracing.ipynb cell 80
     def _on_resume(self, code: Any, offset: int, exc: Any = None) -> Any:
         # PY_RESUME passes (code, offset); PY_THROW adds the exception thrown in.
         if not code.co_flags & _CO_COROUTINE:
@@ -190,7 +191,7 @@ class CoroutineTracer:
         self._top_code = code
         return None
 
-    # %% book/13_tracing.ipynb cell 78
+    # %% book/13_tracing.ipynb cell 82
     def _on_yield(self, code: Any, offset: int, value: Any) -> Any:
         if code is self._top_code:
             if self._stack[-1][0] == id(_getframe(1)):
@@ -213,7 +214,7 @@ class CoroutineTracer:
             cancelled = isinstance(exc, asyncio.CancelledError)
             self._leave("cancelled" if cancelled else "raised", None)
 
-    # %% book/13_tracing.ipynb cell 80
+    # %% book/13_tracing.ipynb cell 84
     def _trace(self, frame: Any, event: str, arg: Any) -> Any:
         # Why settrace and not setprofile: the global trace function is called
         # for "call" events only (a start or a resume of a Python frame), and
@@ -237,7 +238,7 @@ class CoroutineTracer:
         frame.f_trace_lines = False  # a "return" event, not one per line
         return self._trace_frame
 
-    # %% book/13_tracing.ipynb cell 82
+    # %% book/13_tracing.ipynb cell 86
     def _trace_frame(self, frame: Any, event: str, arg: Any) -> Any:
         if event == "exception":
             # An exception raised in, or passing through, this frame: if the
@@ -261,7 +262,7 @@ class CoroutineTracer:
                 self._leave("raised", None)
         return self._trace_frame
 
-    # %% book/13_tracing.ipynb cell 84
+    # %% book/13_tracing.ipynb cell 88
     def _new_track(self, frame: Any) -> None:
         """Note a new track for a task's outermost frame, at its first step."""
         self._frames.add(id(frame))
@@ -296,7 +297,7 @@ class CoroutineTracer:
             self.recorder.flush()
 
 
-# %% book/13_tracing.ipynb cell 86
+# %% book/13_tracing.ipynb cell 90
 def _is_task(value: Any) -> bool:
     """Tell whether a value a task waits on is a Task: asyncio's, ours, or alike."""
     # Why isinstance first: it is the common case, asyncio's own Task.

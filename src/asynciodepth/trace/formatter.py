@@ -31,6 +31,8 @@ __all__ = ["FLUSH_EVERY", "Formatter", "frame", "read_frame", "writer_main"]
 # A Recorder hands its records on in batches of at most this many.
 FLUSH_EVERY = 512
 
+
+# %% book/13_tracing.ipynb cell 27
 # The kinds of record: the first item of every record tuple. Loop times are
 # the loop's seconds; coroutine times are time.perf_counter_ns() values.
 EVENT = 0  # (EVENT, event dict): written as it is
@@ -49,7 +51,7 @@ _HANDLERS = ("_event", "_scheduled", "_task", "_step", "_callback", "_poll")
 _HANDLERS += ("_frame", "_frame_step", "_error", "_clock")
 
 
-# %% book/13_tracing.ipynb cell 33
+# %% book/13_tracing.ipynb cell 35
 class Formatter:
     """Turn records into Chrome Trace Events, written to a JsonSink, in order.
 
@@ -92,7 +94,7 @@ class Formatter:
         """End the tracks still open and finish the file."""
         self.sink.close(self.last_ts)
 
-    # %% book/13_tracing.ipynb cell 35
+    # %% book/13_tracing.ipynb cell 37
     def _span(self, start: float, end: float) -> tuple[float, float]:
         """Turn loop times into (ts, dur) in microseconds."""
         if self._origin is None:
@@ -109,7 +111,7 @@ class Formatter:
         self._cursor = self.last_ts = ts + dur
         return ts, dur
 
-    # %% book/13_tracing.ipynb cell 37
+    # %% book/13_tracing.ipynb cell 39
     def _new_track(self, key: int, name: str, qualname: str) -> list[Any]:
         tid = self._next_tid
         self._next_tid += 1
@@ -139,7 +141,7 @@ class Formatter:
             self.sink.write(line)
         return tid
 
-    # %% book/13_tracing.ipynb cell 39
+    # %% book/13_tracing.ipynb cell 41
     def _task(self, record: tuple[Any, ...]) -> None:
         _, key, name, qualname = record
         self._new_track(key, name, qualname)
@@ -169,7 +171,7 @@ class Formatter:
         error.update(pid=PID, tid=LOOP_TID, ts=self.last_ts)
         self.sink.write_final(encode(error))
 
-    # %% book/13_tracing.ipynb cell 51
+    # %% book/13_tracing.ipynb cell 53
     def _scheduled(self, record: tuple[Any, ...]) -> None:
         self._fresh.append(record[1])
 
@@ -184,7 +186,7 @@ class Formatter:
         self._flow_id += 1
         self.sink.write(flow_lines(self._flow_id, source[0], source[1], tid, ts))
 
-    # %% book/13_tracing.ipynb cell 53
+    # %% book/13_tracing.ipynb cell 55
     def _callback(self, record: tuple[Any, ...]) -> None:
         _, name, category, start, end, handle_id, completes = record
         ts, dur = self._span(start, end)
@@ -213,7 +215,7 @@ class Formatter:
             # What the poll queued are I/O callbacks: arrows from the poll.
             self._claim_fresh((LOOP_TID, ts, nevents > 0))
 
-    # %% book/13_tracing.ipynb cell 88
+    # %% book/13_tracing.ipynb cell 92
     def _clock(self, record: tuple[Any, ...]) -> None:
         self._origin_ns = record[1]
 

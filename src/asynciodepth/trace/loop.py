@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/13_tracing.ipynb cell 27
+# %% book/13_tracing.ipynb cell 29
 """The loop-level tracer: chapter "Tracing".
 
 Builds on ``events.py`` (the ``LoopObserver`` hook of our loop), on
@@ -38,7 +38,7 @@ def _outcome(task: Any) -> str:
     return "raised" if task.exception() is not None else "returned"
 
 
-# %% book/13_tracing.ipynb cell 29
+# %% book/13_tracing.ipynb cell 31
 class LoopTracer(LoopObserver):
     """Record what our loop does, for the Formatter to draw.
 
@@ -77,7 +77,7 @@ class LoopTracer(LoopObserver):
         if len(self._records) >= FLUSH_EVERY:
             self.recorder.flush()
 
-    # %% book/13_tracing.ipynb cell 47
+    # %% book/13_tracing.ipynb cell 49
     def begin(self) -> None:
         """Note the metadata that names the process and the loop's track."""
         emit = self.recorder.emit
@@ -112,7 +112,7 @@ class LoopTracer(LoopObserver):
         """Forget the tasks still pending; the Recorder ends their tracks."""
         self._tasks.clear()
 
-    # %% book/13_tracing.ipynb cell 57
+    # %% book/13_tracing.ipynb cell 59
     def on_schedule(self, loop: Any, handle: Any, scheduled_by: Any) -> None:
         """Note a handle queued now, if it may draw an arrow when it runs."""
         # Why these: a step woken by a future and a future's done callback
@@ -139,7 +139,7 @@ class LoopTracer(LoopObserver):
         if len(self._records) >= FLUSH_EVERY:
             self.recorder.flush()
 
-    # %% book/13_tracing.ipynb cell 59
+    # %% book/13_tracing.ipynb cell 61
     def on_poll(
         self,
         loop: Any,
@@ -158,7 +158,7 @@ class LoopTracer(LoopObserver):
         """Nothing to note: the timer's callback is noted when it runs."""
 
 
-# %% book/13_tracing.ipynb cell 55
+# %% book/13_tracing.ipynb cell 57
 def _callback_name(handle: Any) -> str:
     callback = getattr(handle, "_callback", None)
     if callback is None:

@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/13_tracing.ipynb cell 41
+# %% book/13_tracing.ipynb cell 43
 """Recording now, writing later: chapter "Tracing".
 
 Builds on ``trace.format`` and ``trace.formatter``. A ``Recorder`` collects the
@@ -37,7 +37,7 @@ from asynciodepth.trace.formatter import CLOSE, ERROR, EVENT, Formatter, frame
 __all__ = ["Recorder"]
 
 
-# %% book/13_tracing.ipynb cell 43
+# %% book/13_tracing.ipynb cell 45
 class Recorder:
     """Collect the records of one trace and hand them on in batches.
 
@@ -50,7 +50,7 @@ class Recorder:
     and writes in this process instead.
     """
 
-    # %% book/a2_trace_tool.ipynb cell 21
+    # %% book/a2_trace_tool.ipynb cell 23
     def __init__(
         self,
         path: str | os.PathLike[str] | None = None,
@@ -85,12 +85,12 @@ class Recorder:
             sink = JsonSink(file, max_bytes=max_bytes)
             self._formatter = Formatter(sink, virtual=virtual)
 
-    # %% book/13_tracing.ipynb cell 43
+    # %% book/13_tracing.ipynb cell 45
     def emit(self, event: dict[str, Any]) -> None:
         """Record one finished event (metadata, say) as it is."""
         self.records.append((EVENT, event))
 
-    # %% book/a2_trace_tool.ipynb cell 23
+    # %% book/a2_trace_tool.ipynb cell 25
     def flush(self) -> None:
         """Hand the records on: to the writer process, or to the Formatter here."""
         records = self.records
@@ -110,7 +110,7 @@ class Recorder:
         if truncated:
             self._stop()
 
-    # %% book/a2_trace_tool.ipynb cell 25
+    # %% book/a2_trace_tool.ipynb cell 27
     def close(self, error: str | None = None) -> None:
         """Format what is left, end the open tracks, finish the file; idempotent."""
         if self.closed:
@@ -135,7 +135,7 @@ class Recorder:
         if self.truncated and not was_truncated:
             self._stop()
 
-    # %% book/a2_trace_tool.ipynb cell 27
+    # %% book/a2_trace_tool.ipynb cell 29
     @property
     def events(self) -> list[dict[str, Any]]:
         """The recorded events as dicts (formatted and parsed once, on demand)."""
@@ -152,14 +152,14 @@ class Recorder:
                 self._events = json.loads(self._formatter.sink.text())["traceEvents"]
         return self._events
 
-    # %% book/13_tracing.ipynb cell 45
+    # %% book/13_tracing.ipynb cell 47
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write every event to path as strict JSON."""
         lines = ",\n".join(encode(event) for event in self.events)
         with open(path, "w", encoding="ascii") as file:
             file.write(OPENING + lines + CLOSING)
 
-    # %% book/a2_trace_tool.ipynb cell 23
+    # %% book/a2_trace_tool.ipynb cell 25
     def _stop(self) -> None:
         self.truncated = True
         warnings.warn(
@@ -185,6 +185,7 @@ writer_main()
 """
 
 
+# %% book/a2_trace_tool.ipynb cell 17
 class _WriterProcess:
     """The traced side of the pipe to a writer process."""
 
@@ -217,7 +218,7 @@ class _WriterProcess:
         self._broken = False
         self._queue({"fd": descriptor, "max_bytes": max_bytes, "virtual": virtual})
 
-    # %% book/a2_trace_tool.ipynb cell 17
+    # %% book/a2_trace_tool.ipynb cell 19
     def _queue(self, message: Any) -> None:
         self._backlog += frame(message)
 
@@ -246,7 +247,7 @@ class _WriterProcess:
         if b"truncated" in replies:
             self.truncated = True
 
-    # %% book/a2_trace_tool.ipynb cell 19
+    # %% book/a2_trace_tool.ipynb cell 21
     def close(self, records: list[tuple[Any, ...]]) -> None:
         """Send the last records, wait until the file is finished."""
         self._queue([*records, (CLOSE,)])
