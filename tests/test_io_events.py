@@ -11,6 +11,7 @@ import errno
 import os
 import signal
 import socket
+import tempfile
 import threading
 
 import pytest
@@ -359,6 +360,40 @@ def test_closed_socket_after_its_fd_was_reused(impl):
         return data, removed
 
     assert run(impl, main()) == (b"new", True)
+
+
+def test_add_reader_on_regular_file_is_refused(any_impl):
+    # epoll refuses regular files (EPERM); nothing is left registered.
+    async def main():
+        loop = asyncio.get_running_loop()
+        with tempfile.TemporaryFile() as file:
+            with pytest.raises(PermissionError):
+                loop.add_reader(file, print)
+            return loop.remove_reader(file)
+
+    assert run(any_impl, main()) is False
+
+
+def test_reader_closed_with_a_dup_alive_stops_reporting():
+    # epoll(7) Q6: the entry of a socket closed while watched outlives the
+    # close while a dup lives. Removing the reader (found by the object) must
+    # leave nothing that the poll reports, and the loop must not spin on it.
+    async def main():
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        loop.add_reader(a, pytest.fail, "stale callback ran")
+        keep = os.dup(a.fileno())
+        a.close()
+        b.send(b"x")
+        removed = loop.remove_reader(a)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        events = loop.get_poller().poll(0)
+        os.close(keep)
+        b.close()
+        return removed, events
+
+    assert run("epoll", main()) == (True, [])
 
 
 def test_sock_methods_refuse_transport_fd(impl):
