@@ -104,7 +104,7 @@ class EpollPoller(Poller):
         self._epoll = select.epoll()
 
     def fileno(self) -> int:
-        """Return the epoll object's own file descriptor."""
+        """Return the epoll object's own file descriptor (a new one after _rebuild)."""
         return self._epoll.fileno()
 
     @staticmethod
