@@ -685,3 +685,25 @@ def test_closed_loop_refuses_io(impl):
         with pytest.raises(RuntimeError, match="Event loop is closed"):
             loop.add_reader(a, print)
         assert loop.remove_reader(a) is False
+
+
+def test_rebuilt_poller_still_wakes_from_a_thread():
+    # A stale entry makes the epoll poller rebuild its set; the wake-up socket
+    # must be in the new set, or call_soon_threadsafe could not end a poll.
+    async def main():
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        loop.add_reader(a, pytest.fail, "stale callback ran")
+        keep = os.dup(a.fileno())
+        a.close()
+        epoll_fd = loop.get_poller().fileno()
+        loop.remove_reader(a)  # EBADF: the poller rebuilds before its next poll
+        done = loop.create_future()
+        threading.Timer(0.05, loop.call_soon_threadsafe, [done.set_result, 1]).start()
+        result = await done  # no timer: only the wake-up socket can end the poll
+        assert loop.get_poller().fileno() != epoll_fd  # a new epoll object
+        os.close(keep)
+        b.close()
+        return result
+
+    assert run("epoll", main()) == 1
