@@ -205,7 +205,7 @@ class ReadinessEventLoop(TaskEventLoop):
         fd = self._ensure_fd_no_transport(fd)
         return self._remove_writer(fd)
 
-    # %% book/08_epoll.ipynb cell 74
+    # %% book/08_epoll.ipynb cell 91
     def _ensure_fd_no_transport(self, fileobj: Any) -> int:
         """Return fileobj's fd, once sure that no open transport owns it."""
         fd = _fileobj_lookup(fileobj, self._fileobjs)
@@ -216,14 +216,14 @@ class ReadinessEventLoop(TaskEventLoop):
             )
         return fd
 
-    # %% book/08_epoll.ipynb cell 46
+    # %% book/08_epoll.ipynb cell 63
     def _io_can_arrive(self) -> bool:
         """Return True while a reader or a writer is registered (the loop's hook)."""
         # Why: every registration goes through _add()/_remove(), so the two
         # tables are exactly what the poller watches besides the wake-up socket.
         return bool(self._readers or self._writers)
 
-    # %% book/08_epoll.ipynb cell 55
+    # %% book/08_epoll.ipynb cell 72
     def _read_from_self(self) -> None:
         """Drain the wake-up socket; what it carried goes to _process_self_data."""
         while True:
@@ -241,24 +241,7 @@ class ReadinessEventLoop(TaskEventLoop):
         """Bytes from the wake-up socket; signals arrive this way (unix_events)."""
 
 
-# %% book/08_epoll.ipynb cell 72
-def _fileobj_lookup(fileobj: Any, registered: dict[int, Any]) -> int:
-    """Return fileobj's fd; a closed one is found by what it was registered as.
-
-    registered maps each watched fd to the object given when it was registered.
-    """
-    try:
-        return _fileobj_to_fd(fileobj)
-    except ValueError:
-        # Why identity, not equality: after close() the object is all we
-        # have, and another object may now own the same fd number.
-        for fd, obj in registered.items():
-            if obj is fileobj:
-                return fd
-        raise
-
-
-# %% book/08_epoll.ipynb cell 89
+# %% book/08_epoll.ipynb cell 43
 def _nonblocking_check(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
     # As asyncio: only debug mode checks, the check costs a system call.
     if loop.get_debug() and sock.gettimeout() != 0:
@@ -302,7 +285,7 @@ class SocketEventLoop(ReadinessEventLoop):
         if not future.done():
             _settle(future, sock.recv, n)
 
-    # %% book/08_epoll.ipynb cell 95
+    # %% book/08_epoll.ipynb cell 49
     async def sock_recv_into(self, sock: socket.socket, buf: Any) -> int:
         """Receive into buf from sock; return how many bytes arrived."""
         _nonblocking_check(self, sock)
@@ -349,7 +332,7 @@ class SocketEventLoop(ReadinessEventLoop):
         if position[0] == len(view):
             future.set_result(None)
 
-    # %% book/08_epoll.ipynb cell 99
+    # %% book/08_epoll.ipynb cell 53
     async def sock_accept(self, sock: socket.socket) -> tuple[socket.socket, Any]:
         """Accept a connection on the listening sock; return (conn, address)."""
         _nonblocking_check(self, sock)
@@ -375,7 +358,7 @@ class SocketEventLoop(ReadinessEventLoop):
         else:
             future.set_result((conn, address))
 
-    # %% book/08_epoll.ipynb cell 107
+    # %% book/08_epoll.ipynb cell 108
     async def sock_connect(self, sock: socket.socket, address: Any) -> None:
         """Connect sock to address; raise OSError (e.g. ConnectionRefusedError)."""
         _nonblocking_check(self, sock)
@@ -391,7 +374,7 @@ class SocketEventLoop(ReadinessEventLoop):
             pass
         await self._wait_for(EVENT_WRITE, sock, self._sock_connect, sock, address)
 
-    # %% book/08_epoll.ipynb cell 99
+    # %% book/08_epoll.ipynb cell 53
     def _sock_connect(self, future: Any, sock: socket.socket, address: Any) -> None:
         if future.done():
             return
@@ -405,7 +388,7 @@ class SocketEventLoop(ReadinessEventLoop):
             # ConnectionRefusedError, as asyncio's error does.
             future.set_exception(OSError(err, f"Connect call failed {address}"))
 
-    # %% book/08_epoll.ipynb cell 108
+    # %% book/08_epoll.ipynb cell 109
     async def _ensure_resolved(
         self,
         address: Any,
@@ -440,7 +423,7 @@ class SocketEventLoop(ReadinessEventLoop):
         return infos
 
 
-# %% book/08_epoll.ipynb cell 91
+# %% book/08_epoll.ipynb cell 45
 def _settle(future: Any, call: Callable[..., Any], *args: Any) -> None:
     """Resolve future with call(*args), unless the socket says "not now"."""
     try:
@@ -463,3 +446,20 @@ def _drop_registration(
     # cancelled and the registration is theirs.
     if not handle.cancelled():
         remove(fd)
+
+
+# %% book/08_epoll.ipynb cell 89
+def _fileobj_lookup(fileobj: Any, registered: dict[int, Any]) -> int:
+    """Return fileobj's fd; a closed one is found by what it was registered as.
+
+    registered maps each watched fd to the object given when it was registered.
+    """
+    try:
+        return _fileobj_to_fd(fileobj)
+    except ValueError:
+        # Why identity, not equality: after close() the object is all we
+        # have, and another object may now own the same fd number.
+        for fd, obj in registered.items():
+            if obj is fileobj:
+                return fd
+        raise
