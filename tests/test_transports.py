@@ -703,7 +703,8 @@ def test_accept_out_of_file_descriptors_backs_off(any_impl):
 
     accepts, messages = run(any_impl, main())
     assert messages == {"socket.accept() out of system resource"}
-    assert accepts == (10 if any_impl == "stdlib" else 1)
+    # asyncio 3.14 tries backlog + 1 times.
+    assert accepts in ((10, 11) if any_impl == "stdlib" else (1,))
 
 
 @pytest.mark.skipif(

@@ -42,7 +42,7 @@ class SocketTransport(asyncio.Transport):
 
     max_size = 256 * 1024  # the most one recv() asks for
 
-    # %% book/08b_transports.ipynb cell 30
+    # %% book/08b_transports.ipynb cell 34
     def __init__(
         self,
         loop: Any,
@@ -94,7 +94,7 @@ class SocketTransport(asyncio.Transport):
         """Return the current protocol."""
         return self._protocol
 
-    # %% book/08b_transports.ipynb cell 24
+    # %% book/08b_transports.ipynb cell 28
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         """Make protocol receive this transport's events from now on."""
         self._protocol = protocol
@@ -115,7 +115,7 @@ class SocketTransport(asyncio.Transport):
                 self._sock_fd, self._read_ready, context=self._context
             )
 
-    # %% book/08b_transports.ipynb cell 24
+    # %% book/08b_transports.ipynb cell 28
     def _read_ready(self) -> None:
         if self._conn_lost:
             return
@@ -149,7 +149,7 @@ class SocketTransport(asyncio.Transport):
         except BaseException as exc:
             self._fatal_error(exc, "Fatal error: protocol failed to receive data.")
 
-    # %% book/08b_transports.ipynb cell 25
+    # %% book/08b_transports.ipynb cell 29
     def _read_eof(self) -> None:
         try:
             keep_open = self._protocol.eof_received()
@@ -165,7 +165,7 @@ class SocketTransport(asyncio.Transport):
         else:
             self.close()
 
-    # %% book/08b_transports.ipynb cell 106
+    # %% book/08b_transports.ipynb cell 116
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send data, now or as soon as the socket can take it; never blocks."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -203,7 +203,7 @@ class SocketTransport(asyncio.Transport):
         self._buffer += data
         self._maybe_pause_protocol()
 
-    # %% book/08b_transports.ipynb cell 20
+    # %% book/08b_transports.ipynb cell 24
     def _write_ready(self) -> None:
         if self._conn_lost:
             return
@@ -229,7 +229,7 @@ class SocketTransport(asyncio.Transport):
         elif self._eof:
             self._sock.shutdown(socket.SHUT_WR)
 
-    # %% book/08b_transports.ipynb cell 15
+    # %% book/08b_transports.ipynb cell 19
     def _maybe_pause_protocol(self) -> None:
         if len(self._buffer) <= self._high_water or self._protocol_paused:
             return
@@ -254,7 +254,7 @@ class SocketTransport(asyncio.Transport):
                 self._call_connection_lost, None, context=self._context
             )
 
-    # %% book/08b_transports.ipynb cell 32
+    # %% book/08b_transports.ipynb cell 38
     def _call_connection_lost(self, exc: BaseException | None) -> None:
         # Invariant: runs exactly once per transport, and last.
         if self._sock is None:
@@ -269,7 +269,7 @@ class SocketTransport(asyncio.Transport):
             if server is not None:
                 server._detach(self)
 
-    # %% book/08b_transports.ipynb cell 15
+    # %% book/08b_transports.ipynb cell 17
     def set_write_buffer_limits(
         self, high: int | None = None, low: int | None = None
     ) -> None:
@@ -291,6 +291,7 @@ class SocketTransport(asyncio.Transport):
         """Return how many bytes wait in the write buffer."""
         return len(self._buffer)
 
+    # %% book/08b_transports.ipynb cell 19
     def _call_protocol(self, method: str) -> None:
         try:
             getattr(self._protocol, method)()
@@ -306,7 +307,7 @@ class SocketTransport(asyncio.Transport):
                 }
             )
 
-    # %% book/08b_transports.ipynb cell 19
+    # %% book/08b_transports.ipynb cell 23
     def pause_reading(self) -> None:
         """Stop calling data_received(); the peer's sends will back up."""
         if not self.is_reading():
@@ -337,7 +338,7 @@ class SocketTransport(asyncio.Transport):
         if not self._buffer:
             self._sock.shutdown(socket.SHUT_WR)
 
-    # %% book/08b_transports.ipynb cell 22
+    # %% book/08b_transports.ipynb cell 26
     def abort(self) -> None:
         """Close at once, dropping the write buffer."""
         self._force_close(None)
@@ -368,7 +369,7 @@ class SocketTransport(asyncio.Transport):
         self._conn_lost += 1
         self._loop.call_soon(self._call_connection_lost, exc, context=self._context)
 
-    # %% book/08b_transports.ipynb cell 32
+    # %% book/08b_transports.ipynb cell 36
     def _fill_extra(self, sock: socket.socket) -> None:
         # As asyncio: users get a TransportSocket, a view of sock without the
         # calls that would upset the transport (recv, close...; 3.11: warnings).
@@ -390,13 +391,14 @@ class SocketTransport(asyncio.Transport):
             # (Nagle's algorithm); request/response traffic needs that.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+    # %% book/08b_transports.ipynb cell 38
     def __repr__(self) -> str:
         state = (
             "closed" if self._sock is None else "closing" if self._closing else "open"
         )
         return f"<SocketTransport {state} buffer={len(self._buffer)}>"
 
-    # %% book/08b_transports.ipynb cell 110
+    # %% book/08b_transports.ipynb cell 120
     def __del__(self, _warn: Any = warnings.warn) -> None:
         if getattr(self, "_sock", None) is not None:
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
@@ -405,7 +407,7 @@ class SocketTransport(asyncio.Transport):
                 self._server._detach(self)
 
 
-# %% book/08b_transports.ipynb cell 106
+# %% book/08b_transports.ipynb cell 114
 # As asyncio: after this many writes to a lost connection, say so in the log.
 _LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
 # asyncio's message for write() of something else than bytes; 3.14 names the types.
