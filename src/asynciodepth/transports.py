@@ -42,7 +42,7 @@ class SocketTransport(asyncio.Transport):
 
     max_size = 256 * 1024  # the most one recv() asks for
 
-    # %% book/08b_transports.ipynb cell 34
+    # %% book/08b_transports.ipynb cell 36
     def __init__(
         self,
         loop: Any,
@@ -165,7 +165,7 @@ class SocketTransport(asyncio.Transport):
         else:
             self.close()
 
-    # %% book/08b_transports.ipynb cell 116
+    # %% book/08b_transports.ipynb cell 118
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send data, now or as soon as the socket can take it; never blocks."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -254,7 +254,7 @@ class SocketTransport(asyncio.Transport):
                 self._call_connection_lost, None, context=self._context
             )
 
-    # %% book/08b_transports.ipynb cell 38
+    # %% book/08b_transports.ipynb cell 40
     def _call_connection_lost(self, exc: BaseException | None) -> None:
         # Invariant: runs exactly once per transport, and last.
         if self._sock is None:
@@ -369,7 +369,7 @@ class SocketTransport(asyncio.Transport):
         self._conn_lost += 1
         self._loop.call_soon(self._call_connection_lost, exc, context=self._context)
 
-    # %% book/08b_transports.ipynb cell 36
+    # %% book/08b_transports.ipynb cell 38
     def _fill_extra(self, sock: socket.socket) -> None:
         # As asyncio: users get a TransportSocket, a view of sock without the
         # calls that would upset the transport (recv, close...; 3.11: warnings).
@@ -391,14 +391,14 @@ class SocketTransport(asyncio.Transport):
             # (Nagle's algorithm); request/response traffic needs that.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    # %% book/08b_transports.ipynb cell 38
+    # %% book/08b_transports.ipynb cell 40
     def __repr__(self) -> str:
         state = (
             "closed" if self._sock is None else "closing" if self._closing else "open"
         )
         return f"<SocketTransport {state} buffer={len(self._buffer)}>"
 
-    # %% book/08b_transports.ipynb cell 120
+    # %% book/08b_transports.ipynb cell 122
     def __del__(self, _warn: Any = warnings.warn) -> None:
         if getattr(self, "_sock", None) is not None:
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
@@ -407,7 +407,7 @@ class SocketTransport(asyncio.Transport):
                 self._server._detach(self)
 
 
-# %% book/08b_transports.ipynb cell 114
+# %% book/08b_transports.ipynb cell 116
 # As asyncio: after this many writes to a lost connection, say so in the log.
 _LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
 # asyncio's message for write() of something else than bytes; 3.14 names the types.
