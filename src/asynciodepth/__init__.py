@@ -37,15 +37,15 @@ from asynciodepth.runners import TaskEventLoop, EventLoopPolicy, new_event_loop,
 from asynciodepth.unix_events import EventLoop, EventLoopPolicy, new_event_loop, run
 
 
-# %% book/09_generators.ipynb cell 70
+# %% book/09_generators.ipynb cell 77
 from asynciodepth.generators import Scheduler, typist_generator
 
 
-# %% book/10_async_generators.ipynb cell 52
+# %% book/10_async_generators.ipynb cell 58
 from asynciodepth.asyncgens import Keystrokes, asyncgen_hooks, keystrokes
 
 
-# %% book/11_coroutine_classes.ipynb cell 55
+# %% book/11_coroutine_classes.ipynb cell 57
 from asynciodepth.coroutine_classes import (
     IteratorFuture,
     Trap,

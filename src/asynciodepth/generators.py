@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/09_generators.ipynb cell 38
+# %% book/09_generators.ipynb cell 40
 """A scheduler built from generators alone, in the style of the years before `await`.
 
 Chapter 9, "Generators" (book/09_generators.ipynb). Builds on the trap of chapter 4,
@@ -43,6 +43,7 @@ class Join:
     task: Task
 
 
+# %% book/09_generators.ipynb cell 42
 # -- The traps. These are the only places where a task talks to the scheduler.
 # Each is a types.coroutine generator, so generator tasks `yield from` it and
 # `async def` tasks `await` it.
@@ -68,7 +69,7 @@ def join(task: Task) -> Generator[Any, Any, Any]:
     return (yield from trap(Join(task)))
 
 
-# %% book/09_generators.ipynb cell 40
+# %% book/09_generators.ipynb cell 46
 @dataclass(eq=False, repr=False)
 class Task:
     """A generator or coroutine run by a Scheduler, with its outcome once done."""
@@ -91,7 +92,7 @@ class Task:
         return f"<Task {self.name} {state}>"
 
 
-# %% book/09_generators.ipynb cell 41
+# %% book/09_generators.ipynb cell 47
 class Scheduler:
     """Run generator tasks round-robin, waking sleepers from a heap of deadlines."""
 
@@ -236,7 +237,7 @@ class Scheduler:
         task.joiners.clear()
 
 
-# %% book/09_generators.ipynb cell 55
+# %% book/09_generators.ipynb cell 61
 def typist_generator(
     text: str = TEXT,
     *,
