@@ -12,10 +12,13 @@ runs before the package it generates can be imported.
 from __future__ import annotations
 
 import argparse
+import ast
 import difflib
 import json
 import re
 import sys
+import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,40 +81,284 @@ def exported_cells(notebook: Path, root: Path) -> dict[str, list[ExportedCell]]:
     return modules
 
 
-# %% book/a1_tangler.ipynb cell 9
+# %% book/a1_tangler.ipynb cell 26
 def render_module(cells: list[ExportedCell]) -> str:
     """Return the text of a generated module: a header, then each cell, marked."""
     sources = ", ".join(dict.fromkeys(cell.notebook for cell in cells))
-    parts = [
-        f"{HEADER_FIRST_LINE}{sources}.\n"
-        "# DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.\n"
+    out = [
+        f"{HEADER_FIRST_LINE}{sources}.",
+        "# DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.",
     ]
-    for cell in cells:
-        parts.append(f"# %% {cell.notebook} cell {cell.index}\n{cell.code}\n")
-    return "\n\n".join(parts)
+    shown: list[ExportedCell | None] = [None]  # the cell whose lines come last
+
+    def emit(piece: Piece, indent: str) -> None:
+        lines = piece.cell.code.split("\n")[piece.first : piece.last]
+        if piece.members is not None:
+            lines = lines[: piece.header - piece.first]
+        if piece.cell != shown[0]:  # a marker, after 2 blank lines (1 in a class)
+            while out[-1] == "":
+                out.pop()
+            out.extend([""] * (1 if indent else 2))
+            while lines and not lines[0].strip():
+                lines.pop(0)
+            out.append(f"{indent}# %% {piece.cell.notebook} cell {piece.cell.index}")
+            shown[0] = piece.cell
+        out.extend(lines)
+        for member in piece.members or []:
+            emit(member, indent + "    ")
+
+    for piece in fold(cells):
+        emit(piece, "")
+    return "\n".join(out) + "\n"
 
 
+# %% book/a1_tangler.ipynb cell 9
 def module_path(package_dir: Path, module: str) -> Path:
     """Return the file that `module`, dotted and relative to the package, lives in."""
     return package_dir.joinpath(*module.split(".")).with_suffix(".py")
 
 
 # %% book/a1_tangler.ipynb cell 12
+# Why: these names in a class body's namespace describe the body itself, not the
+# class it continues. 3.13 added __firstlineno__ and __static_attributes__; 3.14 keeps
+# the body's annotations in __annotate__ (the notebook's class keeps its own; the
+# package's class gets all of them, from the one class statement).
+NOT_COPIED = frozenset(
+    {
+        "__module__",
+        "__qualname__",
+        "__dict__",
+        "__weakref__",
+        "__doc__",
+        "__firstlineno__",
+        "__static_attributes__",
+        "__annotations__",
+        "__annotate__",
+        "__annotate_func__",
+        "__annotations_cache__",
+    }
+)
+
+
+def functions_in(value: object) -> list[types.FunctionType]:
+    """The plain functions inside a class attribute: a method, a property's parts."""
+    if isinstance(value, (classmethod, staticmethod)):
+        value = value.__func__
+    if isinstance(value, property):
+        return [f for f in (value.fget, value.fset, value.fdel) if f is not None]
+    return [value] if isinstance(value, types.FunctionType) else []
+
+
+# %% book/a1_tangler.ipynb cell 14
+def continues(cls: type) -> Callable[[type], type]:
+    """Decorate a class body that continues class `cls` in a later cell; return `cls`.
+
+    In the notebook every member of the body is set on `cls` itself, so that objects
+    made earlier see the new methods too, and zero-argument ``super()`` in them means
+    what it would in `cls`'s own body. In the package, the tangler moves the body
+    into the class statement of `cls`; this function is never called there.
+    """
+
+    def merge(part: type) -> type:
+        if part.__name__ != cls.__name__:
+            raise TypeError(f"@continues({cls.__name__}) over class {part.__name__}")
+        if "__slots__" in vars(part):
+            raise TypeError("__slots__ belong in the cell that starts the class")
+        for name, value in vars(part).items():
+            if name in NOT_COPIED:
+                continue
+            for function in functions_in(value):
+                code = function.__code__
+                if "__class__" in code.co_freevars:  # the cell that super() reads
+                    cell = function.__closure__[code.co_freevars.index("__class__")]
+                    cell.cell_contents = cls
+            setattr(cls, name, value)
+            if hasattr(type(value), "__set_name__"):
+                value.__set_name__(cls, name)
+        return cls
+
+    return merge
+
+
+# %% book/a1_tangler.ipynb cell 18
+@dataclass
+class Piece:
+    """One statement of a cell, or of a class body, with the lines that show it.
+
+    A piece's lines run from the line after the previous statement to its own last
+    line, so the comments above a statement travel with it, and the pieces of a
+    cell, joined, are the cell again.
+    """
+
+    cell: ExportedCell
+    node: ast.stmt
+    first: int  # its lines are the cell's lines[first:last]
+    last: int
+    name: str | None  # what it defines, if a later definition may replace it
+    members: list[Piece] | None = None  # a class's body, once a later cell adds to it
+    header: int = 0  # then: the line where the body starts
+
+
+def continued_class(node: ast.stmt) -> str | None:
+    """The `Name` of `@continues(Name)` above a class statement, else None."""
+    for decorator in getattr(node, "decorator_list", []):
+        function = getattr(decorator, "func", None)
+        if getattr(function, "id", getattr(function, "attr", None)) == "continues":
+            return getattr(decorator.args[0], "id", "?") if decorator.args else "?"
+    return None
+
+
+def defined_name(node: ast.stmt, in_class: bool) -> str | None:
+    """The name `node` defines, if a later cell may redefine it; else None."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return None if continued_class(node) else node.name
+    target = None
+    if in_class and isinstance(node, ast.Assign) and len(node.targets) == 1:
+        target = node.targets[0]
+    elif in_class and isinstance(node, ast.AnnAssign):
+        target = node.target
+    return target.id if isinstance(target, ast.Name) else None
+
+
+# %% book/a1_tangler.ipynb cell 20
+def cut(
+    cell: ExportedCell, nodes: list[ast.stmt], first: int, last: int, in_class: bool
+) -> list[Piece]:
+    """One piece per statement of `nodes`; together they cover lines[first:last]."""
+    pieces = []
+    for number, node in enumerate(nodes):
+        end = last if number == len(nodes) - 1 else node.end_lineno
+        pieces.append(Piece(cell, node, first, end, defined_name(node, in_class)))
+        first = end
+    return pieces
+
+
+def open_class(piece: Piece) -> list[Piece]:
+    """Cut a class piece's body into member pieces (once), and return them."""
+    if piece.members is None:
+        lines = piece.cell.code.split("\n")
+        body = piece.node.body
+        decorators = getattr(body[0], "decorator_list", [])
+        start = min([body[0].lineno] + [d.lineno for d in decorators]) - 1
+        # Comments between the class line and its first statement go with that
+        # statement; bases that wrap onto more lines stay in the header.
+        while start > piece.node.lineno and (
+            not lines[start - 1].strip() or lines[start - 1].lstrip().startswith("#")
+        ):
+            start -= 1
+        piece.header = start
+        piece.members = cut(piece.cell, body, start, piece.last, in_class=True)
+    return piece.members
+
+
+# %% book/a1_tangler.ipynb cell 22
+def place(pieces: list[Piece], piece: Piece) -> None:
+    """Add `piece`; a later cell's definition replaces the earlier ones of its name.
+
+    The replacement stands where the first definition stood, so a method hardened in
+    a later section keeps its place in the class, and is exported once.
+    """
+    same = [i for i, p in enumerate(pieces) if piece.name and p.name == piece.name]
+    if not same:
+        pieces.append(piece)
+    elif all(pieces[i].cell == piece.cell for i in same):
+        pieces.insert(same[-1] + 1, piece)  # a property's setter after its getter
+    else:
+        for i in reversed(same):
+            del pieces[i]
+        pieces.insert(same[0], piece)
+
+
+def continue_class(pieces: list[Piece], piece: Piece) -> None:
+    """Fold the body of a `@continues(Name)` class into class `Name` of `pieces`."""
+    node, where = piece.node, f"{piece.cell.notebook} cell {piece.cell.index}"
+    name = continued_class(node)
+    if node.bases or node.keywords or len(node.decorator_list) != 1:
+        raise TangleError(f"{where}: write @continues({name}) over `class {name}:`")
+    if name != node.name:
+        raise TangleError(f"{where}: @continues({name}) over class {node.name}")
+    if ast.get_docstring(node) is not None:
+        raise TangleError(f"{where}: the docstring of {name} belongs in its first cell")
+    targets = [p for p in pieces if isinstance(p.node, ast.ClassDef) and p.name == name]
+    if not targets:
+        raise TangleError(
+            f"{where}: @continues({name}), but no earlier exported cell of this "
+            f"module defines class {name}"
+        )
+    members = open_class(targets[-1])
+    for member in open_class(piece):
+        place(members, member)
+
+
+# %% book/a1_tangler.ipynb cell 24
+def fold(cells: list[ExportedCell]) -> list[Piece]:
+    """The pieces of a module: its cells' statements, continued classes folded in."""
+    pieces: list[Piece] = []
+    for cell in cells:
+        try:
+            tree = ast.parse(cell.code)
+        except SyntaxError as error:
+            raise TangleError(f"{cell.notebook} cell {cell.index}: {error}") from None
+        lines = cell.code.count("\n") + 1
+        for piece in cut(cell, tree.body, 0, lines, in_class=False):
+            if continued_class(piece.node):
+                continue_class(pieces, piece)
+            else:
+                place(pieces, piece)
+    return pieces
+
+
+# %% book/a1_tangler.ipynb cell 32
+CONTINUES = re.compile(r"^@continues\((\w+)\)", re.MULTILINE)
+
+
+def notebook_only_continuations(notebook: Path, root: Path, classes: set[str]) -> None:
+    """Refuse a cell that continues an exported class but is not exported itself.
+
+    It would change the class in the notebook and not in the package.
+    """
+    name = notebook.relative_to(root).as_posix()
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    for index, cell in enumerate(cells):
+        source = cell["source"]
+        directives, code = split_directives(
+            "".join(source) if isinstance(source, list) else source
+        )
+        if cell["cell_type"] != "code" or "export" in directives:
+            continue
+        for continued in CONTINUES.findall(code):
+            if continued in classes:
+                raise TangleError(
+                    f"{name} cell {index}: @continues({continued}) in a cell that is "
+                    f"not exported; add '#| export' so the package gets it too"
+                )
+
+
+# %% book/a1_tangler.ipynb cell 34
 def tangle(root: Path) -> dict[Path, str]:
     """Return the path and text of each module the notebooks in `root/book` make."""
     package_dir = root / "src" / "asynciodepth"
+    notebooks = sorted((root / "book").glob("*.ipynb"))
     modules: dict[str, list[ExportedCell]] = {}
     # Invariant: notebooks are read in file-name order, which is the book's order.
-    for notebook in sorted((root / "book").glob("*.ipynb")):
+    for notebook in notebooks:
         for module, cells in exported_cells(notebook, root).items():
             modules.setdefault(module, []).extend(cells)
+    classes = {
+        name
+        for cells in modules.values()
+        for cell in cells
+        for name in re.findall(r"^class (\w+)", cell.code, re.MULTILINE)
+    }
+    for notebook in notebooks:
+        notebook_only_continuations(notebook, root, classes)
     return {
         module_path(package_dir, module): render_module(cells)
         for module, cells in modules.items()
     }
 
 
-# %% book/a1_tangler.ipynb cell 14
+# %% book/a1_tangler.ipynb cell 36
 def differences(root: Path) -> list[str]:
     """Describe each way the package on disk differs from what the notebooks generate.
 
@@ -143,7 +390,7 @@ def differences(root: Path) -> list[str]:
     return problems
 
 
-# %% book/a1_tangler.ipynb cell 16
+# %% book/a1_tangler.ipynb cell 38
 def write_package(root: Path) -> list[str]:
     """Write every changed module, delete stale generated ones; return what was done."""
     generated = tangle(root)
