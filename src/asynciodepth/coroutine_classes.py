@@ -110,6 +110,7 @@ def _exception(typ: Any, *rest: Any) -> BaseException:
     return exc if tb is None else exc.with_traceback(tb)
 
 
+# %% book/11_coroutine_classes.ipynb cell 16
 class Trap:
     """An awaitable class: `await Trap(request)` is `await trap(request)`."""
 
@@ -148,7 +149,7 @@ class TrapIter:
         raise _exception(typ, *rest)
 
 
-# %% book/11_coroutine_classes.ipynb cell 18
+# %% book/11_coroutine_classes.ipynb cell 20
 CREATED, RUNNING, SUSPENDED, CLOSED = (
     inspect.CORO_CREATED,
     inspect.CORO_RUNNING,
@@ -193,6 +194,7 @@ class TypistCoroutine:
     def __await__(self) -> TypistCoroutine:
         return self
 
+    # %% book/11_coroutine_classes.ipynb cell 22
     def __next__(self) -> Any:
         return self.send(None)
 
@@ -216,6 +218,7 @@ class TypistCoroutine:
             return
         raise RuntimeError("coroutine ignored GeneratorExit")
 
+    # %% book/11_coroutine_classes.ipynb cell 24
     def _resume(self, value: Any, exc: BaseException | None) -> Any:
         """Check the state as a native coroutine does, then run one step."""
         if self._state == RUNNING:
@@ -237,6 +240,7 @@ class TypistCoroutine:
         self._state = SUSPENDED
         return yielded
 
+    # %% book/11_coroutine_classes.ipynb cell 26
     def _step(self, value: Any, exc: BaseException | None) -> Any:
         """Run the body from where it stopped to its next suspension (or its end).
 
@@ -272,6 +276,7 @@ class TypistCoroutine:
             self._awaiting = get_awaitable_iter(sleep(self._pause))
             value, exc = None, None
 
+    # %% book/11_coroutine_classes.ipynb cell 28
     def _delegate(self, value: Any, exc: BaseException | None) -> Any:
         """Pass one send or throw to the awaited iterator, as `yield from` does."""
         awaiting = self._awaiting
@@ -294,7 +299,7 @@ class TypistCoroutine:
         return awaiting.send(value)
 
 
-# %% book/11_coroutine_classes.ipynb cell 48
+# %% book/11_coroutine_classes.ipynb cell 58
 class FutureIter:
     """The iterator that awaits a future: asyncio's C `FutureIter`, in Python."""
 

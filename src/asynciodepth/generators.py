@@ -69,7 +69,7 @@ def join(task: Task) -> Generator[Any, Any, Any]:
     return (yield from trap(Join(task)))
 
 
-# %% book/09_generators.ipynb cell 46
+# %% book/09_generators.ipynb cell 47
 @dataclass(eq=False, repr=False)
 class Task:
     """A generator or coroutine run by a Scheduler, with its outcome once done."""
@@ -92,7 +92,7 @@ class Task:
         return f"<Task {self.name} {state}>"
 
 
-# %% book/09_generators.ipynb cell 47
+# %% book/09_generators.ipynb cell 49
 class Scheduler:
     """Run generator tasks round-robin, waking sleepers from a heap of deadlines."""
 
@@ -135,6 +135,7 @@ class Scheduler:
         self._ready.append((task, None, None))
         return task
 
+    # %% book/09_generators.ipynb cell 51
     def run(self, *coros: Any) -> list[Any]:
         """Run `coros`, and every task they spawn, to the end; return `coros`' results.
 
@@ -186,6 +187,7 @@ class Scheduler:
                 raise task.exception
         return [task.result for task in tasks]
 
+    # %% book/09_generators.ipynb cell 53
     def _step(self, task: Task, value: Any, exc: BaseException | None) -> None:
         """Run `task` to its next trap, then file it where its request says."""
         # This is the only place where the code of a task runs.
@@ -204,6 +206,14 @@ class Scheduler:
         finally:
             self.current = None
 
+    def _finish(self, task: Task, result: Any, exception: BaseException | None) -> None:
+        """Record `task`'s outcome and wake the tasks that wait for it."""
+        task.done, task.result, task.exception = True, result, exception
+        for joiner in task.joiners:
+            self._ready.append((joiner, result, exception))
+        task.joiners.clear()
+
+    # %% book/09_generators.ipynb cell 59
     def _file(self, task: Task, request: Any) -> None:
         """Put `task` where `request`, the value its trap yielded, says it belongs."""
         match request:
@@ -229,15 +239,8 @@ class Scheduler:
                 error = TypeError(f"unknown request to the scheduler: {request!r}")
                 self._ready.append((task, None, error))
 
-    def _finish(self, task: Task, result: Any, exception: BaseException | None) -> None:
-        """Record `task`'s outcome and wake the tasks that wait for it."""
-        task.done, task.result, task.exception = True, result, exception
-        for joiner in task.joiners:
-            self._ready.append((joiner, result, exception))
-        task.joiners.clear()
 
-
-# %% book/09_generators.ipynb cell 61
+# %% book/09_generators.ipynb cell 71
 def typist_generator(
     text: str = TEXT,
     *,
