@@ -45,7 +45,7 @@ from asynciodepth.generators import Scheduler, typist_generator
 from asynciodepth.asyncgens import Keystrokes, asyncgen_hooks, keystrokes
 
 
-# %% book/11_coroutine_classes.ipynb cell 67
+# %% book/11_coroutine_classes.ipynb cell 72
 from asynciodepth.coroutine_classes import (
     IteratorFuture,
     Trap,
@@ -54,7 +54,7 @@ from asynciodepth.coroutine_classes import (
 )
 
 
-# %% book/12_design_patterns.ipynb cell 143
+# %% book/12_design_patterns.ipynb cell 145
 from asynciodepth.taskgroups import TaskGroup
 from asynciodepth.timeouts import Timeout, timeout, timeout_at
 from asynciodepth.patterns import RateLimiter, backoff_delays, retry
