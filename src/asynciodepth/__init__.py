@@ -37,7 +37,7 @@ from asynciodepth.runners import TaskEventLoop, EventLoopPolicy, new_event_loop,
 from asynciodepth.unix_events import EventLoop, EventLoopPolicy, new_event_loop, run
 
 
-# %% book/09_generators.ipynb cell 87
+# %% book/09_generators.ipynb cell 89
 from asynciodepth.generators import Scheduler, typist_generator
 
 
@@ -45,7 +45,7 @@ from asynciodepth.generators import Scheduler, typist_generator
 from asynciodepth.asyncgens import Keystrokes, asyncgen_hooks, keystrokes
 
 
-# %% book/11_coroutine_classes.ipynb cell 72
+# %% book/11_coroutine_classes.ipynb cell 74
 from asynciodepth.coroutine_classes import (
     IteratorFuture,
     Trap,
@@ -54,7 +54,7 @@ from asynciodepth.coroutine_classes import (
 )
 
 
-# %% book/12_design_patterns.ipynb cell 145
+# %% book/12_design_patterns.ipynb cell 147
 from asynciodepth.taskgroups import TaskGroup
 from asynciodepth.timeouts import Timeout, timeout, timeout_at
 from asynciodepth.patterns import RateLimiter, backoff_delays, retry

@@ -136,6 +136,26 @@ class Scheduler:
         return task
 
     # %% book/09_generators.ipynb cell 51
+    def _run_until_idle(self) -> None:
+        """The main loop: run until no task is ready and none is asleep."""
+        while self._ready or self._sleeping:
+            # -- Handle time: if no task can run, go to the first deadline.
+            if not self._ready:
+                deadline = self._sleeping[0][0]
+                if self.virtual:
+                    self._now = max(self._now, deadline)
+                else:
+                    self._wait(max(0.0, deadline - self.time()))
+            now = self.time()
+            while self._sleeping and self._sleeping[0][0] <= now:
+                _, _, task = heapq.heappop(self._sleeping)
+                self._ready.append((task, None, None))
+            # -- Run ready tasks: one step each, only those ready at this point.
+            for _ in range(len(self._ready)):
+                task, value, exc = self._ready.popleft()
+                self._step(task, value, exc)
+
+    # %% book/09_generators.ipynb cell 53
     def run(self, *coros: Any) -> list[Any]:
         """Run `coros`, and every task they spawn, to the end; return `coros`' results.
 
@@ -153,22 +173,7 @@ class Scheduler:
         self._running = True
         try:
             tasks = [self.spawn(coro) for coro in coros]
-            while self._ready or self._sleeping:
-                # -- Handle time: if no task can run, go to the first deadline.
-                if not self._ready:
-                    deadline = self._sleeping[0][0]
-                    if self.virtual:
-                        self._now = max(self._now, deadline)
-                    else:
-                        self._wait(max(0.0, deadline - self.time()))
-                now = self.time()
-                while self._sleeping and self._sleeping[0][0] <= now:
-                    _, _, task = heapq.heappop(self._sleeping)
-                    self._ready.append((task, None, None))
-                # -- Run ready tasks: one step each, only those ready at this point.
-                for _ in range(len(self._ready)):
-                    task, value, exc = self._ready.popleft()
-                    self._step(task, value, exc)
+            self._run_until_idle()
             stuck = [task.name for task in self._tasks if not task.done]
             if stuck:
                 raise RuntimeError(f"deadlock: {', '.join(stuck)} wait for each other")
@@ -187,7 +192,7 @@ class Scheduler:
                 raise task.exception
         return [task.result for task in tasks]
 
-    # %% book/09_generators.ipynb cell 53
+    # %% book/09_generators.ipynb cell 55
     def _step(self, task: Task, value: Any, exc: BaseException | None) -> None:
         """Run `task` to its next trap, then file it where its request says."""
         # This is the only place where the code of a task runs.
@@ -213,7 +218,7 @@ class Scheduler:
             self._ready.append((joiner, result, exception))
         task.joiners.clear()
 
-    # %% book/09_generators.ipynb cell 59
+    # %% book/09_generators.ipynb cell 61
     def _file(self, task: Task, request: Any) -> None:
         """Put `task` where `request`, the value its trap yielded, says it belongs."""
         match request:
@@ -240,7 +245,7 @@ class Scheduler:
                 self._ready.append((task, None, error))
 
 
-# %% book/09_generators.ipynb cell 71
+# %% book/09_generators.ipynb cell 73
 def typist_generator(
     text: str = TEXT,
     *,
