@@ -37,15 +37,15 @@ from asynciodepth.runners import TaskEventLoop, EventLoopPolicy, new_event_loop,
 from asynciodepth.unix_events import EventLoop, EventLoopPolicy, new_event_loop, run
 
 
-# %% book/09_generators.ipynb cell 70
+# %% book/09_generators.ipynb cell 89
 from asynciodepth.generators import Scheduler, typist_generator
 
 
-# %% book/10_async_generators.ipynb cell 52
+# %% book/10_async_generators.ipynb cell 58
 from asynciodepth.asyncgens import Keystrokes, asyncgen_hooks, keystrokes
 
 
-# %% book/11_coroutine_classes.ipynb cell 55
+# %% book/11_coroutine_classes.ipynb cell 74
 from asynciodepth.coroutine_classes import (
     IteratorFuture,
     Trap,
@@ -54,7 +54,7 @@ from asynciodepth.coroutine_classes import (
 )
 
 
-# %% book/12_design_patterns.ipynb cell 100
+# %% book/12_design_patterns.ipynb cell 147
 from asynciodepth.taskgroups import TaskGroup
 from asynciodepth.timeouts import Timeout, timeout, timeout_at
 from asynciodepth.patterns import RateLimiter, backoff_delays, retry
