@@ -111,6 +111,8 @@ $(BROWSER_STAMP): $(STAMP) tools/requirements-browser.txt
 browser-check: $(BROWSER_STAMP)
 	@test -x /usr/bin/chromium || { echo "browser-check: /usr/bin/chromium is missing: apt-get install chromium"; exit 1; }
 	@test -f _build/html/index.html || { echo "browser-check: no built book in _build/html: run make book first"; exit 1; }
+	$(BIN)/python tools/browser_check.py --self-test > _build/browser-check-self-test.log || { cat _build/browser-check-self-test.log; exit 1; }
+	@tail -n 1 _build/browser-check-self-test.log
 	$(BIN)/python tools/browser_check.py --html _build/html --out _build/browser-check
 
 clean:

@@ -21,6 +21,9 @@ offline. On every page it checks:
   page; a blocked script that nothing on the page uses is only reported.
 
 Then it opens search.html?q=epoll and checks that the search lists results.
+With --self-test it checks, instead of the book, a two-page site with one planted
+fault of each kind, and fails unless it reports exactly those (`make browser-check`
+runs it first, so a check that has gone blind fails).
 It writes one full-page screenshot per page (OUT/<page>.png, plus
 OUT/search-<term>.png), OUT/report.json, and prints a summary table.
 Exit status: 0 when every page passes, 1 when one fails, 2 when it cannot run.
@@ -32,6 +35,7 @@ Requirements: tools/requirements-browser.txt (Playwright), and
 from __future__ import annotations
 
 import argparse
+import base64
 import functools
 import html
 import http.server
@@ -231,39 +235,75 @@ def check_search(context, site: Site, term: str, out: Path) -> dict:
             "status": "ok" if found["hits"] and not errors else "FAIL"}
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--html", default="_build/html", type=Path, help="the built book")
-    ap.add_argument("--out", default="_build/browser-check", type=Path,
-                    help="screenshots and report.json")
-    ap.add_argument("--chromium", default="/usr/bin/chromium")
-    ap.add_argument("--search", default="epoll", help="the word the search must find")
-    args = ap.parse_args()
-    if not Path(args.chromium).exists():
-        print(f"browser-check: {args.chromium} is missing: apt-get install chromium")
-        return 2
-    if not (args.html / "index.html").is_file():
-        print(f"browser-check: no built book in {args.html}: run `make book` first")
-        return 2
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        print("browser-check: pip install -r tools/requirements-browser.txt")
-        return 2
-    root = args.html.resolve()
-    shutil.rmtree(args.out, ignore_errors=True)
-    args.out.mkdir(parents=True)
+# A two-page site with one fault of each kind, for --self-test: the check must find
+# each of them (and only them), so a check that has stopped seeing a fault fails.
+FIXTURE = {
+    "index.html": """<html><head><title>faults</title>
+<script src="https://cdn.example.org/mathjax/tex-chtml.js"></script>
+<link rel="stylesheet" href="https://fonts.example.org/font.css"></head>
+<body><main><article><p class="math">x</p>
+<img src="https://img.example.org/a.png"><img src="missing.png">
+<img src="dot.png" style="width:0"><img src="dot.png">
+<a href="sub/page.html#there">ok</a> <a href="sub/page.html#nothere">bad</a>
+<a href="nope.html">bad</a> <a href="#top">ok</a><span id="top"></span>
+<script>console.error("boom")</script></article></main></body></html>""",
+    "sub/page.html": """<html><head><title>fine</title></head><body><main><article>
+<h1 id="there">fine</h1><script src="https://cdn.example.org/require.min.js"></script>
+<a href="../index.html">home</a></article></main></body></html>""",
+}
+DOT_PNG = base64.b64decode(  # one pixel
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+EXPECTED = {  # page: the fault kinds the check must report, and how many of each
+    "index.html": {"missing_images": 2, "zero_size": 1, "broken_links": 2,
+                   "console_errors": 2, "bad_responses": 1, "blocked_needed": 3},
+    "sub/page.html": {},
+}
+
+
+def self_test(run_check) -> int:
+    """Check the fixture; return 0 if exactly the expected faults were found."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "html"
+        for name, text in FIXTURE.items():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_text(text, encoding="utf-8")
+        (root / "dot.png").write_bytes(DOT_PNG)
+        results, _search, blocked = run_check(root, Path(tmp) / "out")
+    wrong = []
+    for r in results:
+        found = {k: len(r[k]) for k in EXPECTED[r["page"]] | dict.fromkeys(
+            ("missing_images", "zero_size", "broken_links", "console_errors",
+             "page_errors", "bad_responses", "blocked_needed"), 0) if r[k]}
+        if found != EXPECTED[r["page"]]:
+            wrong.append(f"{r['page']}: found {found}, expected {EXPECTED[r['page']]}")
+    reported = [b["url"] for b in blocked if not b["needed"]]
+    if reported != ["https://cdn.example.org/require.min.js"]:
+        wrong.append(f"blocked but not needed: {reported}")
+    print("\nself-test:", "; ".join(wrong) if wrong else "every planted fault found")
+    return 1 if wrong else 0
+
+
+def run_check(root: Path, out: Path, chromium: str, term: str | None):
+    """Check every page under root (and the search for term); return the results."""
+    from playwright.sync_api import sync_playwright
+
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
     port = free_port()
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", port), functools.partial(QuietHandler, directory=str(root)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     site = Site(root, f"http://127.0.0.1:{port}")
-    results, blocked_log = [], []
-    state: dict = {"blocked": []}
+    results, blocked_log, search = [], [], None
+    state: dict = {"blocked": []}  # the route handler appends the page's blocked requests
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=args.chromium, headless=True,
+            browser = p.chromium.launch(executable_path=chromium, headless=True,
                                         args=["--no-sandbox"])
+
             def fresh_context():
                 """A new profile per page: each page is checked as a reader's first."""
                 context = browser.new_context(viewport={"width": 1280, "height": 900},
@@ -283,25 +323,53 @@ def main() -> int:
             for page_path in pages_of(root):
                 context = fresh_context()
                 results.append(
-                    check_page(context, state, site, page_path, args.out, blocked_log))
+                    check_page(context, state, site, page_path, out, blocked_log))
                 context.close()
-            state["blocked"] = []
-            context = fresh_context()
-            search = check_search(context, site, args.search, args.out)
-            context.close()
+            if term:
+                state["blocked"] = []
+                context = fresh_context()
+                search = check_search(context, site, term, out)
+                context.close()
             browser.close()
     finally:
         server.shutdown()
         server.server_close()
-
     report(results, search, blocked_log)
-    (args.out / "report.json").write_text(json.dumps(
+    (out / "report.json").write_text(json.dumps(
         {"pages": results, "search": search}, indent=1) + "\n", encoding="utf-8")
+    return results, search, blocked_log
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--html", default="_build/html", type=Path, help="the built book")
+    ap.add_argument("--out", default="_build/browser-check", type=Path,
+                    help="screenshots and report.json")
+    ap.add_argument("--chromium", default="/usr/bin/chromium")
+    ap.add_argument("--search", default="epoll", help="the word the search must find")
+    ap.add_argument("--self-test", action="store_true",
+                    help="check a small site with planted faults instead of the book")
+    args = ap.parse_args()
+    if not Path(args.chromium).exists():
+        print(f"browser-check: {args.chromium} is missing: apt-get install chromium")
+        return 2
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        print("browser-check: pip install -r tools/requirements-browser.txt")
+        return 2
+    if args.self_test:
+        return self_test(lambda root, out: run_check(root, out, args.chromium, None))
+    if not (args.html / "index.html").is_file():
+        print(f"browser-check: no built book in {args.html}: run `make book` first")
+        return 2
+    results, search, _ = run_check(args.html.resolve(), args.out, args.chromium,
+                                   args.search)
     failed = [r for r in results if r["status"] != "ok"]
     return 1 if failed or search["status"] != "ok" else 0
 
 
-def report(results: list[dict], search: dict, blocked_log: list[dict]) -> None:
+def report(results: list[dict], search: dict | None, blocked_log: list[dict]) -> None:
     head = ("page", "images", "figures", "links", "errors", "blocked", "status")
     rows = [(r["page"], f"{r['images'] - len(r['missing_images'])}/{r['images']}",
              f"{r['figures'] - len(r['zero_size'])}/{r['figures']}",
@@ -326,16 +394,17 @@ def report(results: list[dict], search: dict, blocked_log: list[dict]) -> None:
           f"internal links {total('internal_links')} (broken {total('broken_links')}); "
           f"external links {total('external_links')} (not followed: offline); "
           f"console errors {total('console_errors') + total('page_errors')}; "
-          f"screenshots {len(results) + 1}")
+          f"screenshots {len(results) + (search is not None)}")
     print(f"blocked network requests: {len(blocked_log)} on "
           f"{len({b['page'] for b in blocked_log})} pages, {len(urls)} distinct URLs"
           + "".join(f"\n  {u}  ({', '.join(sorted({b['type'] for b in blocked_log if b['url'] == u}))}; "
                     f"needed on {len({b['page'] for b in blocked_log if b['url'] == u and b['needed']})} "
                     f"of {len({b['page'] for b in blocked_log if b['url'] == u})} pages)"
                     for u in urls))
-    print(f"search '{search['term']}': {len(search['hits'])} results "
-          f"({search['summary']}) {search['status']}"
-          + "".join(f"\n  error: {e}" for e in search["errors"]))
+    if search is not None:
+        print(f"search '{search['term']}': {len(search['hits'])} results "
+              f"({search['summary']}) {search['status']}"
+              + "".join(f"\n  error: {e}" for e in search["errors"]))
 
 
 if __name__ == "__main__":
