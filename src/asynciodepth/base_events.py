@@ -57,7 +57,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
     # The Future class create_future() makes (called with loop=self).
     _future_class: Callable[..., Any] = Future
 
-    # %% book/06_event_loop.ipynb cell 49
+    # %% book/06_event_loop.ipynb cell 50
     def __init__(
         self, *, clock: VirtualClock | None = None, observer: LoopObserver | None = None
     ) -> None:
@@ -97,7 +97,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         """Return the loop's clock: monotonic seconds, or the virtual clock."""
         return self._now()
 
-    # %% book/06_event_loop.ipynb cell 64
+    # %% book/06_event_loop.ipynb cell 65
     def call_soon(
         self,
         callback: Callable[..., object],
@@ -138,7 +138,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         timer._scheduled = True
         return timer
 
-    # %% book/06_event_loop.ipynb cell 91
+    # %% book/06_event_loop.ipynb cell 94
     def _run_once(self) -> None:
         """Run one iteration: poll, move due timers, run the ready snapshot."""
         ready, scheduled, observer = self._ready, self._scheduled, self._observer
@@ -209,7 +209,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
     def _process_events(self, events: list[tuple[Any, int]]) -> None:
         """Turn the events _poll() returned into ready callbacks (none here)."""
 
-    # %% book/06_event_loop.ipynb cell 99
+    # %% book/06_event_loop.ipynb cell 102
     def _poll_and_wait(self, timeout: float | None) -> int:
         """Poll with timeout; under a virtual clock jump instead of sleeping."""
         clock = self._clock
@@ -231,7 +231,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         """Create a Future (of _future_class) attached to this loop."""
         return self._future_class(loop=self)
 
-    # %% book/06_event_loop.ipynb cell 138
+    # %% book/06_event_loop.ipynb cell 141
     def create_task(self, coro: Any, **kwargs: Any) -> Any:
         """Wrap coro in a Task (or what the task factory makes), schedule it."""
         self._check_closed()
@@ -255,7 +255,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
             task.set_name(name)
         return task
 
-    # %% book/06_event_loop.ipynb cell 134
+    # %% book/06_event_loop.ipynb cell 137
     def run_forever(self) -> None:
         """Run iterations until stop() is called."""
         self._check_closed()
@@ -280,7 +280,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
             self._set_coroutine_origin_tracking(False)
             sys.set_asyncgen_hooks(*old_hooks)
 
-    # %% book/06_event_loop.ipynb cell 53
+    # %% book/06_event_loop.ipynb cell 54
     def run_until_complete(self, future: Awaitable[Any]) -> Any:
         """Run until future (a coroutine or awaitable) is done; return its result."""
         self._check_closed()
@@ -309,7 +309,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         """Stop after this iteration; what it schedules waits for the next run."""
         self._stopping = True
 
-    # %% book/06_event_loop.ipynb cell 49
+    # %% book/06_event_loop.ipynb cell 50
     def __repr__(self) -> str:
         return (
             f"<{type(self).__name__} running={self.is_running()} "
@@ -324,7 +324,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         """Called by TimerHandle.cancel() for a timer still in the heap."""
         self._timer_cancelled_count += 1
 
-    # %% book/06_event_loop.ipynb cell 51
+    # %% book/06_event_loop.ipynb cell 52
     def is_running(self) -> bool:
         """Return True while run_forever() runs."""
         return self._thread_id is not None
@@ -345,7 +345,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
                 "Cannot run the event loop while another loop is running"
             )
 
-    # %% book/06_event_loop.ipynb cell 57
+    # %% book/06_event_loop.ipynb cell 58
     def close(self) -> None:
         """Drop pending callbacks, close the wake-up socket and the executor."""
         if self.is_running():
@@ -368,7 +368,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
             if not self.is_running():
                 self.close()
 
-    # %% book/06_event_loop.ipynb cell 60
+    # %% book/06_event_loop.ipynb cell 61
     def call_at(
         self,
         when: float,
@@ -391,7 +391,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         timer._scheduled = True
         return timer
 
-    # %% book/06_event_loop.ipynb cell 69
+    # %% book/06_event_loop.ipynb cell 70
     def get_exception_handler(self) -> Callable[..., object] | None:
         """Return the custom exception handler, or None."""
         return self._exception_handler
@@ -423,7 +423,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
     def _callback_failed(self, handle: Handle, exc: BaseException) -> None:
         self.call_exception_handler(_error_context(handle, exc))
 
-    # %% book/06_event_loop.ipynb cell 71
+    # %% book/06_event_loop.ipynb cell 72
     def call_exception_handler(self, context: dict[str, Any]) -> None:
         """Hand an error context to the custom handler, or to the default one."""
         if self._exception_handler is None:
@@ -464,7 +464,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
                     exc_info=True,
                 )
 
-    # %% book/06_event_loop.ipynb cell 77
+    # %% book/06_event_loop.ipynb cell 78
     def call_soon_threadsafe(
         self,
         callback: Callable[..., object],
@@ -491,7 +491,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         """Wake the loop if it is blocked in _poll(); see selector_events.py."""
         raise NotImplementedError
 
-    # %% book/06_event_loop.ipynb cell 95
+    # %% book/06_event_loop.ipynb cell 98
     def _drop_cancelled_timers(self) -> list[tuple[float, int, TimerHandle]]:
         """Drop cancelled timers: all if most are dead, else those on top."""
         scheduled = self._scheduled
@@ -515,7 +515,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
                 heapq.heappop(scheduled)[2]._scheduled = False
         return scheduled
 
-    # %% book/06_event_loop.ipynb cell 99
+    # %% book/06_event_loop.ipynb cell 102
     def _io_can_arrive(self) -> bool:
         """Return True if a poll could report anything but the wake-up socket.
 
@@ -524,7 +524,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         """
         return True
 
-    # %% book/06_event_loop.ipynb cell 132
+    # %% book/06_event_loop.ipynb cell 135
     def _asyncgen_firstiter_hook(self, agen: Any) -> None:
         if self._asyncgens_shutdown_called:
             warnings.warn(
@@ -541,7 +541,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         if not self.is_closed():
             self.call_soon_threadsafe(self.create_task, agen.aclose())
 
-    # %% book/06_event_loop.ipynb cell 138
+    # %% book/06_event_loop.ipynb cell 141
     def set_task_factory(self, factory: Callable[..., Any] | None) -> None:
         """Use factory(loop, coro, **kwargs) in create_task(); None resets."""
         if factory is not None and not callable(factory):
@@ -553,7 +553,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         return self._task_factory
 
 
-# %% book/06_event_loop.ipynb cell 53
+# %% book/06_event_loop.ipynb cell 54
 def _run_until_complete_cb(fut: Any) -> None:
     """Done callback of run_until_complete(): stop the future's loop."""
     if not fut.cancelled():
@@ -565,7 +565,7 @@ def _run_until_complete_cb(fut: Any) -> None:
     fut.get_loop().stop()
 
 
-# %% book/06_event_loop.ipynb cell 69
+# %% book/06_event_loop.ipynb cell 70
 def _format_context_value(key: str, value: Any) -> str:
     """One value of an exception context, as asyncio's default handler logs it."""
     if key == "source_traceback":
@@ -577,11 +577,11 @@ def _format_context_value(key: str, value: Any) -> str:
     return title + "".join(traceback.format_list(value)).rstrip()
 
 
-# %% book/06_event_loop.ipynb cell 71
+# %% book/06_event_loop.ipynb cell 72
 _HANDLER_RUNS_IN_CONTEXT = sys.version_info >= (3, 12)
 
 
-# %% book/06_event_loop.ipynb cell 137
+# %% book/06_event_loop.ipynb cell 140
 _VERSION = sys.version_info[:3]
 # create_task(coro, **kwargs) hands its keywords on (eager_start=...) from
 # 3.13.3; 3.13.3 and 3.14+ hand on everything, name and context too.
