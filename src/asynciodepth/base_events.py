@@ -231,7 +231,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         """Create a Future (of _future_class) attached to this loop."""
         return self._future_class(loop=self)
 
-    # %% book/06_event_loop.ipynb cell 141
+    # %% book/06_event_loop.ipynb cell 143
     def create_task(self, coro: Any, **kwargs: Any) -> Any:
         """Wrap coro in a Task (or what the task factory makes), schedule it."""
         self._check_closed()
@@ -255,7 +255,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
             task.set_name(name)
         return task
 
-    # %% book/06_event_loop.ipynb cell 137
+    # %% book/06_event_loop.ipynb cell 139
     def run_forever(self) -> None:
         """Run iterations until stop() is called."""
         self._check_closed()
@@ -524,7 +524,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         """
         return True
 
-    # %% book/06_event_loop.ipynb cell 135
+    # %% book/06_event_loop.ipynb cell 137
     def _asyncgen_firstiter_hook(self, agen: Any) -> None:
         if self._asyncgens_shutdown_called:
             warnings.warn(
@@ -541,7 +541,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         if not self.is_closed():
             self.call_soon_threadsafe(self.create_task, agen.aclose())
 
-    # %% book/06_event_loop.ipynb cell 141
+    # %% book/06_event_loop.ipynb cell 143
     def set_task_factory(self, factory: Callable[..., Any] | None) -> None:
         """Use factory(loop, coro, **kwargs) in create_task(); None resets."""
         if factory is not None and not callable(factory):
@@ -581,7 +581,7 @@ def _format_context_value(key: str, value: Any) -> str:
 _HANDLER_RUNS_IN_CONTEXT = sys.version_info >= (3, 12)
 
 
-# %% book/06_event_loop.ipynb cell 140
+# %% book/06_event_loop.ipynb cell 142
 _VERSION = sys.version_info[:3]
 # create_task(coro, **kwargs) hands its keywords on (eager_start=...) from
 # 3.13.3; 3.13.3 and 3.14+ hand on everything, name and context too.
