@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv tangle tangle-check book test unit nbval lab test-all perfetto-check clean
+.PHONY: help venv tangle tangle-check book test unit nbval lab test-all perfetto-check browser-check clean
 
 help:
 	@echo "make book          build the HTML book (executes every notebook)"
@@ -15,6 +15,7 @@ help:
 	@echo "make tangle        regenerate src/asynciodepth from the notebooks"
 	@echo "make tangle-check  fail if src/asynciodepth differs from the notebooks"
 	@echo "make perfetto-check  load the book's traces in Perfetto's UI, offline (needs chromium)"
+	@echo "make browser-check   open every page of the built book in headless Chromium, offline"
 
 # The virtual environment, rebuilt when the requirements change.
 $(STAMP): requirements.txt pyproject.toml
@@ -97,6 +98,22 @@ perfetto-check:
 	test -x $(PFVENV)/bin/python || $(PYTHON) -m venv $(PFVENV)
 	$(PFVENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tools/requirements-perfetto.txt
 	$(PFVENV)/bin/python tools/check_perfetto.py --out _build/perfetto book/_static/traces/*.json
+
+# On demand, after `make book`: every page of _build/html in headless Chromium
+# (Debian's chromium package; Playwright's own browser download is not used), offline:
+# images, internal links, console errors, figure sizes, search, one screenshot a page
+# in _build/browser-check. Playwright goes into .venv from tools/requirements-browser.txt.
+BROWSER_STAMP := $(VENV)/.browser-installed
+$(BROWSER_STAMP): $(STAMP) tools/requirements-browser.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r tools/requirements-browser.txt
+	touch $(BROWSER_STAMP)
+
+browser-check: $(BROWSER_STAMP)
+	@test -x /usr/bin/chromium || { echo "browser-check: /usr/bin/chromium is missing: apt-get install chromium"; exit 1; }
+	@test -f _build/html/index.html || { echo "browser-check: no built book in _build/html: run make book first"; exit 1; }
+	$(BIN)/python tools/browser_check.py --self-test > _build/browser-check-self-test.log || { cat _build/browser-check-self-test.log; exit 1; }
+	@tail -n 1 _build/browser-check-self-test.log
+	$(BIN)/python tools/browser_check.py --html _build/html --out _build/browser-check
 
 clean:
 	rm -rf _build

@@ -29,7 +29,9 @@ def test_timeout_context_manager(setup):
 def test_nested_timeouts_uncancel_correctly(setup):
     async def main():
         try:
-            async with asyncio.timeout(0.02):
+            # Why: the outer deadline is set first; a wide gap keeps the order even
+            # when a loaded machine runs the two lines far apart.
+            async with asyncio.timeout(0.3):
                 try:
                     async with asyncio.timeout(0.01):
                         await asyncio.sleep(10)
@@ -134,7 +136,9 @@ def test_shield(setup):
 
 def test_wait_and_as_completed(setup):
     async def main():
-        slow = asyncio.ensure_future(asyncio.sleep(0.02, "slow"))
+        # Why: the slow timer is set first; a gap of 0.3 s, not 0.01 s, keeps the
+        # order on a loaded machine, where two task starts can be far apart.
+        slow = asyncio.ensure_future(asyncio.sleep(0.3, "slow"))
         fast = asyncio.ensure_future(asyncio.sleep(0.01, "fast"))
         done, pending = await asyncio.wait(
             {slow, fast}, return_when=asyncio.FIRST_COMPLETED
@@ -143,7 +147,7 @@ def test_wait_and_as_completed(setup):
         order = [
             await f
             for f in asyncio.as_completed(
-                [asyncio.sleep(0.02, "b"), asyncio.sleep(0.01, "a")]
+                [asyncio.sleep(0.3, "b"), asyncio.sleep(0.01, "a")]
             )
         ]
         await slow

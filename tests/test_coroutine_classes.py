@@ -622,3 +622,51 @@ def test_future_iter_throw_and_close_finish_it():
             next(other)
     finally:
         loop.close()
+
+
+def test_future_iter_yields_the_future_again_once_a_task_took_it():
+    """Like asyncio's C FutureIter: the flag, not a field of the iterator, decides."""
+    loop = asyncio.new_event_loop()
+    try:
+        for future in [loop.create_future(), IteratorFuture(loop=loop)]:
+            steps = future.__await__()
+            assert next(steps) is future
+            future._asyncio_future_blocking = False  # as a Task does
+            assert next(steps) is future
+            with pytest.raises(RuntimeError, match=r"^await wasn't used with future$"):
+                next(steps)
+            future.set_result(3)
+            with pytest.raises(StopIteration) as stop:
+                next(steps)
+            assert stop.value.value == 3
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("kind", ["native", "TypistCoroutine", "Trap", "FutureIter"])
+def test_three_argument_throw_warns_from_312_on(kind):
+    loop = asyncio.new_event_loop()
+    try:
+        if kind == "native":
+            steps = typist("ab", out=io.StringIO(), sleep=_yield_once)
+        elif kind == "TypistCoroutine":
+            steps = TypistCoroutine("ab", out=io.StringIO(), sleep=_yield_once)
+        elif kind == "Trap":
+            steps = Trap(1).__await__()
+        else:
+            steps = IteratorFuture(loop=loop).__await__()
+        steps.send(None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(KeyError):
+                steps.throw(KeyError, KeyError("three"), None)
+        messages = [str(w.message) for w in caught if w.category is DeprecationWarning]
+        if sys.version_info >= (3, 12):
+            assert messages == [
+                "the (type, exc, tb) signature of throw() is deprecated, "
+                "use the single-arg signature instead."
+            ]
+        else:
+            assert messages == []
+    finally:
+        loop.close()

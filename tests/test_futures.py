@@ -105,6 +105,21 @@ def test_stop_iteration_cannot_be_set(new_future):
         assert isinstance(info.value.__cause__, StopIteration)
 
 
+def test_stop_iteration_subclass(new_future):
+    """3.11/3.12 refuse exactly StopIteration (type() is); 3.13 wraps any subclass."""
+
+    class StopSubclass(StopIteration):
+        pass
+
+    fut = new_future()
+    fut.set_exception(StopSubclass())
+    if sys.version_info < (3, 13):
+        assert type(fut.exception()) is StopSubclass
+    else:
+        assert type(fut.exception()) is RuntimeError
+        assert isinstance(fut.exception().__cause__, StopSubclass)
+
+
 def test_cancel_with_message(new_future):
     fut = new_future()
     assert fut.cancel("why") is True
@@ -184,6 +199,24 @@ def test_await_not_used_with_future(new_future):
     with pytest.raises(RuntimeError) as info:
         next(gen)
     assert str(info.value) == "await wasn't used with future"
+
+
+def test_spurious_resume_after_a_task_took_the_future(new_future, future_class):
+    """Once a Task took the future (blocking reset), resuming while pending yields it
+    again on the C Future and ours (iterators); the generator of _PyFuture raises."""
+    fut = new_future()
+    it = fut.__await__()
+    assert next(it) is fut
+    fut._asyncio_future_blocking = False  # what a Task does when it subscribes
+    if future_class is asyncio.futures._PyFuture:
+        with pytest.raises(RuntimeError, match="await wasn't used with future"):
+            next(it)
+    else:
+        assert next(it) is fut
+        fut.set_result("late")
+        with pytest.raises(StopIteration) as info:
+            next(it)
+        assert info.value.value == "late"
 
 
 def test_isfuture(new_future):

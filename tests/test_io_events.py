@@ -11,6 +11,7 @@ import errno
 import os
 import signal
 import socket
+import tempfile
 import threading
 
 import pytest
@@ -361,6 +362,40 @@ def test_closed_socket_after_its_fd_was_reused(impl):
     assert run(impl, main()) == (b"new", True)
 
 
+def test_add_reader_on_regular_file_is_refused(any_impl):
+    # epoll refuses regular files (EPERM); nothing is left registered.
+    async def main():
+        loop = asyncio.get_running_loop()
+        with tempfile.TemporaryFile() as file:
+            with pytest.raises(PermissionError):
+                loop.add_reader(file, print)
+            return loop.remove_reader(file)
+
+    assert run(any_impl, main()) is False
+
+
+def test_reader_closed_with_a_dup_alive_stops_reporting():
+    # epoll(7) Q6: the entry of a socket closed while watched outlives the
+    # close while a dup lives. Removing the reader (found by the object) must
+    # leave nothing that the poll reports, and the loop must not spin on it.
+    async def main():
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        loop.add_reader(a, pytest.fail, "stale callback ran")
+        keep = os.dup(a.fileno())
+        a.close()
+        b.send(b"x")
+        removed = loop.remove_reader(a)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        events = loop.get_poller().poll(0)
+        os.close(keep)
+        b.close()
+        return removed, events
+
+    assert run("epoll", main()) == (True, [])
+
+
 def test_sock_methods_refuse_transport_fd(impl):
     async def main():
         loop = asyncio.get_running_loop()
@@ -650,3 +685,25 @@ def test_closed_loop_refuses_io(impl):
         with pytest.raises(RuntimeError, match="Event loop is closed"):
             loop.add_reader(a, print)
         assert loop.remove_reader(a) is False
+
+
+def test_rebuilt_poller_still_wakes_from_a_thread():
+    # A stale entry makes the epoll poller rebuild its set; the wake-up socket
+    # must be in the new set, or call_soon_threadsafe could not end a poll.
+    async def main():
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        loop.add_reader(a, pytest.fail, "stale callback ran")
+        keep = os.dup(a.fileno())
+        a.close()
+        epoll_fd = loop.get_poller().fileno()
+        loop.remove_reader(a)  # EBADF: the poller rebuilds before its next poll
+        done = loop.create_future()
+        threading.Timer(0.05, loop.call_soon_threadsafe, [done.set_result, 1]).start()
+        result = await done  # no timer: only the wake-up socket can end the poll
+        assert loop.get_poller().fileno() != epoll_fd  # a new epoll object
+        os.close(keep)
+        b.close()
+        return result
+
+    assert run("epoll", main()) == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import errno
 import gc
 import socket
 import struct
@@ -668,3 +669,68 @@ def test_refused_call_closes_the_socket_it_was_given(impl):
     with resource_warnings() as caught:
         assert run(impl, main()) == [True] * 6
     assert caught.messages == []
+
+
+class _Exhausted(socket.socket):
+    """A listening socket whose accept() fails as if the process had no fds left."""
+
+    accepts = 0
+
+    def accept(self):
+        type(self).accepts += 1
+        raise OSError(errno.EMFILE, "Too many open files")
+
+
+def test_accept_out_of_file_descriptors_backs_off(any_impl):
+    # EMFILE leaves the listening socket readable: a level-triggered loop that
+    # kept watching it would call accept() on every iteration, for ever. asyncio
+    # reports the error, stops watching and retries a second later. Its accept loop
+    # goes on up to the backlog first (one report per failed accept); ours stops
+    # at the first failure.
+    async def main():
+        _Exhausted.accepts = 0
+        loop = asyncio.get_running_loop()
+        messages = []
+        loop.set_exception_handler(lambda loop, ctx: messages.append(ctx["message"]))
+        listener = _Exhausted(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        server = await loop.create_server(Quiet, sock=listener, backlog=10)
+        with socket.create_connection(listener.getsockname()):
+            await asyncio.sleep(0.2)
+        server.close()
+        await server.wait_closed()
+        return _Exhausted.accepts, set(messages)
+
+    accepts, messages = run(any_impl, main())
+    assert messages == {"socket.accept() out of system resource"}
+    # asyncio 3.14 tries backlog + 1 times.
+    assert accepts in ((10, 11) if any_impl == "stdlib" else (1,))
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 12), reason="asyncio's all_errors= is 3.12's"
+)
+def test_create_connection_all_errors(any_impl):
+    # all_errors=True (3.12): every failed attempt, in an ExceptionGroup; ours
+    # takes it on every version, this test runs it where asyncio has it too.
+    async def main():
+        loop = asyncio.get_running_loop()
+        with socket.create_server(("127.0.0.1", 0)) as listening:
+            port = listening.getsockname()[1]
+        with pytest.raises(ExceptionGroup) as caught:
+            await loop.create_connection(Quiet, "127.0.0.1", port, all_errors=True)
+        return [type(e).__name__ for e in caught.value.exceptions]
+
+    assert run(any_impl, main()) == ["ConnectionRefusedError"]
+
+
+def test_create_connection_all_errors_on_every_version(impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        with socket.create_server(("127.0.0.1", 0)) as listening:
+            port = listening.getsockname()[1]
+        with pytest.raises(ExceptionGroup) as caught:
+            await loop.create_connection(Quiet, "127.0.0.1", port, all_errors=True)
+        return [type(e).__name__ for e in caught.value.exceptions]
+
+    assert run(impl, main()) == ["ConnectionRefusedError"]

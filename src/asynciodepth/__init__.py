@@ -15,7 +15,7 @@ from asynciodepth.hello import typist, typist_sync
 from asynciodepth.coroutines import Driver, await_chain, trap
 
 
-# %% book/05_asyncio_sleep.ipynb cell 37
+# %% book/05_asyncio_sleep.ipynb cell 75
 from asynciodepth.futures import Future, sleep
 
 
@@ -30,22 +30,22 @@ from asynciodepth.tasks import Task, create_eager_task_factory, eager_task_facto
 from asynciodepth.runners import TaskEventLoop, EventLoopPolicy, new_event_loop, run
 
 
-# %% book/08b_transports.ipynb cell 15
-# From chapter "epoll" on, the package's loop is the one with I/O. (The other
-# names of this chapter live in its modules: asynciodepth.pollers, .io_events,
-# .transports, .connections, .unix_events.)
+# %% book/08b_transports.ipynb cell 97
+# From chapter "Transports, protocols and streams" on, the package's loop is the
+# one with I/O. (The other names of these chapters live in their modules:
+# asynciodepth.pollers, .io_events, .transports, .connections, .unix_events.)
 from asynciodepth.unix_events import EventLoop, EventLoopPolicy, new_event_loop, run
 
 
-# %% book/09_generators.ipynb cell 70
+# %% book/09_generators.ipynb cell 89
 from asynciodepth.generators import Scheduler, typist_generator
 
 
-# %% book/10_async_generators.ipynb cell 52
+# %% book/10_async_generators.ipynb cell 58
 from asynciodepth.asyncgens import Keystrokes, asyncgen_hooks, keystrokes
 
 
-# %% book/11_coroutine_classes.ipynb cell 55
+# %% book/11_coroutine_classes.ipynb cell 74
 from asynciodepth.coroutine_classes import (
     IteratorFuture,
     Trap,
@@ -54,7 +54,7 @@ from asynciodepth.coroutine_classes import (
 )
 
 
-# %% book/12_design_patterns.ipynb cell 100
+# %% book/12_design_patterns.ipynb cell 147
 from asynciodepth.taskgroups import TaskGroup
 from asynciodepth.timeouts import Timeout, timeout, timeout_at
 from asynciodepth.patterns import RateLimiter, backoff_delays, retry

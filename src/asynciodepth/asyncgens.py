@@ -53,7 +53,7 @@ def asyncgen_hooks(
         sys.set_asyncgen_hooks(*previous)
 
 
-# %% book/10_async_generators.ipynb cell 45
+# %% book/10_async_generators.ipynb cell 50
 class Keystrokes:
     """The stream of `keystrokes` as an async iterator class: no frame to finalise."""
 

@@ -2,15 +2,15 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/08b_transports.ipynb cell 5
-"""Connections and servers: chapter "epoll".
+# %% book/08b_transports.ipynb cell 44
+"""Connections and servers: chapter "Transports, protocols and streams".
 
 Builds on ``io_events.py`` (``SocketEventLoop``: sock_connect and readiness
 callbacks) and ``transports.py`` (``SocketTransport``). ``ConnectionEventLoop``
 adds ``create_connection``, ``create_server`` and ``connect_accepted_socket``, and
 ``Server`` is the object ``create_server`` returns. CPython has these in
-``asyncio/base_events.py``. This module also says, in one place, what is out of
-scope: SSL, UDP, subprocesses and pipes raise ``NotImplementedError``.
+``asyncio/base_events.py``. TLS, UDP, subprocesses, pipes and sendfile are not
+here yet: they raise ``NotImplementedError`` with a message that says so.
 """
 
 from __future__ import annotations
@@ -30,239 +30,28 @@ from asynciodepth.transports import _OWN_CONTEXT, SocketTransport
 
 __all__ = ["Server", "ConnectionEventLoop"]
 
-# After running out of file descriptors, try accepting again this much later.
-ACCEPT_RETRY_DELAY = 1.0
 # Why: from 3.14 on, a cancelled serve_forever() also closes the connections,
 # so that its wait_closed() cannot hang on a client that never leaves.
 _CANCEL_CLOSES_CLIENTS = sys.version_info >= (3, 14)
 
 
-class Server(asyncio.AbstractServer):
-    """Listening sockets that make a transport and a protocol per connection."""
-
-    def __init__(
-        self,
-        loop: Any,
-        sockets: list[socket.socket],
-        protocol_factory: Callable[[], asyncio.BaseProtocol],
-        backlog: int,
-        unix_path: tuple[str, int] | None = None,
-    ) -> None:
-        self._loop = loop
-        # Invariant: _sockets is None once the server is closed.
-        self._sockets: list[socket.socket] | None = sockets
-        self._protocol_factory = protocol_factory
-        self._backlog = backlog
-        self._serving = False
-        self._serving_forever_fut: asyncio.Future | None = None
-        # Invariant: _clients holds the transports of connections not yet lost.
-        # Why weak: a transport nobody holds must be collected and warn
-        # "unclosed transport", as on asyncio, not be kept alive by its server.
-        self._clients: weakref.WeakSet[SocketTransport] = weakref.WeakSet()
-        # Why: asyncio 3.12 counted connections, _attach() and _detach() with no
-        # transport, and its tests still call them so; we count those apart.
-        self._uncounted = 0
-        # Invariant: _waiters is None once closed with no connection left.
-        self._waiters: list[asyncio.Future] | None = []
-        self._unix_path = unix_path  # (path, inode) to unlink on close
-        # 3.15: connections start from the context create_server() ran in.
-        self._context = contextvars.copy_context() if _OWN_CONTEXT else None
-        # Why: asyncio's Server has these and libraries read them (websockets
-        # picks ws:// or wss:// by _ssl_context); with TLS out of scope, None.
-        self._ssl_context = None
-        self._ssl_handshake_timeout: float | None = None
-        self._ssl_shutdown_timeout: float | None = None
-
-    def __repr__(self) -> str:
-        return f"<Server sockets={len(self.sockets)} serving={self._serving}>"
-
-    def _attach(self, transport: SocketTransport | None = None) -> None:
-        if transport is None:
-            self._uncounted += 1
-        else:
-            self._clients.add(transport)
-
-    def _detach(self, transport: SocketTransport | None = None) -> None:
-        if transport is None:
-            self._uncounted -= 1
-        else:
-            self._clients.discard(transport)
-        if not self._clients and not self._uncounted and self._sockets is None:
-            self._wakeup()
-
-    def _wakeup(self) -> None:
-        waiters, self._waiters = self._waiters, None
-        for waiter in waiters or ():
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def get_loop(self) -> asyncio.AbstractEventLoop:
-        """Return the loop the server runs on."""
-        return self._loop
-
-    def is_serving(self) -> bool:
-        """Return True while the server accepts connections."""
-        return self._serving
-
-    @property
-    def sockets(self) -> tuple[socket.socket, ...]:
-        """The listening sockets; empty once closed."""
-        if self._sockets is None:
-            return ()
-        return tuple(trsock.TransportSocket(sock) for sock in self._sockets)
-
-    def _start_serving(self) -> None:
-        if self._serving:
-            return
-        self._serving = True
-        for sock in self._sockets:
-            sock.listen(self._backlog)
-            self._loop._add_reader(sock.fileno(), self._accept_ready, sock)
-
-    def _accept_ready(self, sock: socket.socket) -> None:
-        # Why a loop: one readiness event may stand for many waiting clients;
-        # accepting them all now saves an iteration per client.
-        for _ in range(self._backlog):
-            try:
-                conn, address = sock.accept()
-            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-                return
-            except OSError as exc:
-                if exc.errno not in (
-                    errno.EMFILE,
-                    errno.ENFILE,
-                    errno.ENOBUFS,
-                    errno.ENOMEM,
-                ):
-                    raise
-                # Out of file descriptors: stop accepting for a while, or the
-                # level-triggered socket would spin the loop.
-                self._loop.call_exception_handler(
-                    {
-                        "message": "socket.accept() out of system resource",
-                        "exception": exc,
-                        "socket": sock,
-                    }
-                )
-                self._loop._remove_reader(sock.fileno())
-                self._loop.call_later(ACCEPT_RETRY_DELAY, self._resume_accepting, sock)
-                return
-            conn.setblocking(False)
-            context = None if self._context is None else self._context.copy()
-            try:
-                if context is None:
-                    protocol = self._protocol_factory()
-                else:
-                    protocol = context.run(self._protocol_factory)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                conn.close()
-                self._loop.call_exception_handler(
-                    {"message": "Error in protocol factory", "exception": exc}
-                )
-                continue
-            SocketTransport(
-                self._loop,
-                conn,
-                protocol,
-                extra={"peername": address},
-                server=self,
-                context=context,
-            )
-
-    def _resume_accepting(self, sock: socket.socket) -> None:
-        if self._serving and self._sockets is not None:
-            self._loop._add_reader(sock.fileno(), self._accept_ready, sock)
-
-    def close(self) -> None:
-        """Stop listening; existing connections stay open."""
-        sockets = self._sockets
-        if sockets is None:
-            return
-        self._sockets = None
-        for sock in sockets:
-            self._loop._stop_serving(sock)
-        self._serving = False
-        if self._unix_path is not None:
-            _unlink_if_same(*self._unix_path)
-        if (
-            self._serving_forever_fut is not None
-            and not self._serving_forever_fut.done()
-        ):
-            self._serving_forever_fut.cancel()
-            self._serving_forever_fut = None
-        if not self._clients and not self._uncounted:
-            self._wakeup()
-
-    def close_clients(self) -> None:
-        """Close every connection of this server."""
-        for transport in list(self._clients):
-            transport.close()
-
-    def abort_clients(self) -> None:
-        """Abort every connection of this server."""
-        for transport in list(self._clients):
-            transport.abort()
-
-    async def start_serving(self) -> None:
-        """Start accepting connections (create_server does it unless told not to)."""
-        if self._sockets is None:
-            raise RuntimeError(f"server {self!r} is closed")
-        self._start_serving()
-        # As asyncio: one iteration passes (a cancellation then finds the
-        # server serving already, as on asyncio's loop).
-        await asyncio.sleep(0)
-
-    async def serve_forever(self) -> None:
-        """Accept connections until cancelled; then close the server."""
-        if self._serving_forever_fut is not None:
-            raise RuntimeError(
-                f"server {self!r} is already being awaited on serve_forever()"
-            )
-        if self._sockets is None:
-            raise RuntimeError(f"server {self!r} is closed")
-        self._start_serving()
-        self._serving_forever_fut = self._loop.create_future()
-        try:
-            await self._serving_forever_fut
-        except asyncio.CancelledError:
-            try:
-                self.close()
-                if _CANCEL_CLOSES_CLIENTS:
-                    self.close_clients()
-                await self.wait_closed()
-            finally:
-                raise
-        finally:
-            self._serving_forever_fut = None
-
-    async def wait_closed(self) -> None:
-        """Wait until the server is closed and its last connection is lost."""
-        if self._waiters is None:
-            return
-        waiter = self._loop.create_future()
-        self._waiters.append(waiter)
-        await waiter
-
-    async def __aenter__(self) -> Server:
-        return self
-
-    async def __aexit__(self, *exc_info: Any) -> None:
-        self.close()
-        await self.wait_closed()
+# %% book/08b_transports.ipynb cell 46
+def _out_of_scope(what: str, method: str) -> NotImplementedError:
+    return NotImplementedError(
+        f"{what} is out of scope for asynciodepth's event loop: {method}() is not "
+        "implemented; use asyncio's own loop for it"
+    )
 
 
-def _unlink_if_same(path: str, inode: int) -> None:
-    """Remove a Unix socket file, unless someone replaced it since we bound it."""
-    try:
-        if os.stat(path).st_ino == inode:
-            os.unlink(path)
-    except OSError:
-        pass
+def _refuse_ssl(method: str, ssl: Any, sock: socket.socket | None = None) -> None:
+    if ssl:
+        # Why: on asyncio the call would succeed and the transport or server
+        # would own sock; refused, nobody would close it, and it would leak.
+        if sock is not None:
+            sock.close()
+        raise _out_of_scope("SSL", f"{method}(ssl=...)")
 
 
-# %% book/08b_transports.ipynb cell 7
 def _check_ssl_options(
     ssl: Any,
     ssl_handshake_timeout: float | None,
@@ -280,23 +69,7 @@ def _check_ssl_options(
         raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
 
 
-# %% book/08b_transports.ipynb cell 8
-def _out_of_scope(what: str, method: str) -> NotImplementedError:
-    return NotImplementedError(
-        f"{what} is out of scope for asynciodepth's event loop: {method}() is not "
-        "implemented; use asyncio's own loop for it"
-    )
-
-
-def _refuse_ssl(method: str, ssl: Any, sock: socket.socket | None = None) -> None:
-    if ssl:
-        # Why: on asyncio the call would succeed and the transport or server
-        # would own sock; refused, nobody would close it, and it would leak.
-        if sock is not None:
-            sock.close()
-        raise _out_of_scope("SSL", f"{method}(ssl=...)")
-
-
+# %% book/08b_transports.ipynb cell 48
 class ConnectionEventLoop(SocketEventLoop):
     """SocketEventLoop that also makes transports: connections and servers."""
 
@@ -326,6 +99,7 @@ class ConnectionEventLoop(SocketEventLoop):
         self._remove_reader(sock.fileno())
         sock.close()
 
+    # %% book/08b_transports.ipynb cell 50
     async def create_connection(
         self,
         protocol_factory: Callable[[], Any],
@@ -358,45 +132,49 @@ class ConnectionEventLoop(SocketEventLoop):
                 raise ValueError(
                     "host/port and sock can not be specified at the same time"
                 )
-            infos = await self._ensure_resolved(
-                (host, port),
-                family=family,
-                type=socket.SOCK_STREAM,
-                proto=proto,
-                flags=flags,
+            sock = await self._connect_first(
+                host, port, family, proto, flags, local_addr, all_errors
             )
-            local_infos = None
-            if local_addr is not None:
-                local_infos = await self._ensure_resolved(
-                    local_addr,
-                    family=family,
-                    type=socket.SOCK_STREAM,
-                    proto=proto,
-                    flags=flags,
-                )
-            errors: list[OSError] = []
-            for family_, type_, proto_, _, address in infos:
-                try:
-                    sock = await self._connect_one(
-                        family_, type_, proto_, address, local_infos
-                    )
-                    break
-                except OSError as exc:
-                    errors.append(exc)
-            else:
-                if all_errors:
-                    raise ExceptionGroup("create_connection failed", errors)
-                if len({str(exc) for exc in errors}) == 1:
-                    raise errors[0]
-                raise OSError(
-                    "Multiple exceptions: " + ", ".join(str(exc) for exc in errors)
-                )
         elif sock is None:
             raise ValueError("host and port was not specified and no sock specified")
         elif sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A Stream Socket was expected, got {sock!r}")
         return await self._make_transport(sock, protocol_factory)
 
+    # %% book/08b_transports.ipynb cell 52
+    async def _connect_first(
+        self,
+        host: str | None,
+        port: int | str | None,
+        family: int,
+        proto: int,
+        flags: int,
+        local_addr: Any,
+        all_errors: bool,
+    ) -> socket.socket:
+        """Resolve host:port, try each address in turn; return the connected socket."""
+        options = dict(
+            family=family, type=socket.SOCK_STREAM, proto=proto, flags=flags
+        )
+        infos = await self._ensure_resolved((host, port), **options)
+        local_infos = None
+        if local_addr is not None:
+            local_infos = await self._ensure_resolved(local_addr, **options)
+        errors: list[OSError] = []
+        for family_, type_, proto_, _, address in infos:
+            try:
+                return await self._connect_one(
+                    family_, type_, proto_, address, local_infos
+                )
+            except OSError as exc:
+                errors.append(exc)
+        if all_errors:
+            raise ExceptionGroup("create_connection failed", errors)
+        if len({str(exc) for exc in errors}) == 1:
+            raise errors[0]
+        raise OSError("Multiple exceptions: " + ", ".join(str(exc) for exc in errors))
+
+    # %% book/08b_transports.ipynb cell 54
     async def _connect_one(
         self, family: int, type_: int, proto: int, address: Any, local_infos: Any
     ) -> socket.socket:
@@ -404,28 +182,67 @@ class ConnectionEventLoop(SocketEventLoop):
         try:
             sock.setblocking(False)
             if local_infos is not None:
-                for local in local_infos:
-                    if local[0] != family:
-                        continue
-                    try:
-                        sock.bind(local[4])
-                        break
-                    except OSError as exc:
-                        raise OSError(
-                            exc.errno,
-                            f"error while attempting to bind on address {local[4]!r}: "
-                            f"{exc.strerror.lower()}",
-                        ) from None
-                else:
+                local = next((i for i in local_infos if i[0] == family), None)
+                if local is None:
                     raise OSError(
                         f"no matching local address with family={family} found"
                     )
+                _bind(sock, local[4])
             await self.sock_connect(sock, address)
             return sock
         except BaseException:
             sock.close()
             raise
 
+    # %% book/08b_transports.ipynb cell 68
+    async def _listening_sockets(
+        self,
+        host: Any,
+        port: Any,
+        family: int,
+        flags: int,
+        reuse_address: bool | None,
+        reuse_port: bool | None,
+        keep_alive: bool | None,
+    ) -> list[socket.socket]:
+        """Resolve host (a name, a list of names, None: all) and bind to each."""
+        if reuse_address is None:
+            reuse_address = os.name == "posix" and sys.platform != "cygwin"
+        hosts = (
+            [None]
+            if host in (None, "")
+            else [host]
+            if isinstance(host, str)
+            else list(host)
+        )
+        infos: list[Any] = []
+        for one in hosts:
+            for info in await self._ensure_resolved(
+                (one, port), family=family, type=socket.SOCK_STREAM, flags=flags
+            ):
+                if info not in infos:
+                    infos.append(info)
+        sockets = []
+        try:
+            for family_, type_, proto_, _, address in infos:
+                listener = socket.socket(family_, type_, proto_)
+                sockets.append(listener)
+                if reuse_address:
+                    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if reuse_port:
+                    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                if keep_alive:
+                    listener.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                if family_ == socket.AF_INET6:
+                    listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                _bind(listener, address)
+        except BaseException:
+            for listener in sockets:
+                listener.close()
+            raise
+        return sockets
+
+    # %% book/08b_transports.ipynb cell 70
     async def create_server(
         self,
         protocol_factory: Callable[[], Any],
@@ -454,52 +271,14 @@ class ConnectionEventLoop(SocketEventLoop):
                 raise ValueError(
                     "host/port and sock can not be specified at the same time"
                 )
-            if reuse_address is None:
-                reuse_address = os.name == "posix" and sys.platform != "cygwin"
-            hosts = (
-                [None]
-                if host in (None, "")
-                else [host]
-                if isinstance(host, str)
-                else list(host)
+            sockets = await self._listening_sockets(
+                host, port, family, flags, reuse_address, reuse_port, keep_alive
             )
-            infos: list[Any] = []
-            for one in hosts:
-                for info in await self._ensure_resolved(
-                    (one, port), family=family, type=socket.SOCK_STREAM, flags=flags
-                ):
-                    if info not in infos:
-                        infos.append(info)
-            sockets = []
-            try:
-                for family_, type_, proto_, _, address in infos:
-                    listener = socket.socket(family_, type_, proto_)
-                    sockets.append(listener)
-                    if reuse_address:
-                        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    if reuse_port:
-                        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-                    if keep_alive:
-                        listener.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-                    if family_ == socket.AF_INET6:
-                        listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                    try:
-                        listener.bind(address)
-                    except OSError as exc:
-                        raise OSError(
-                            exc.errno,
-                            f"error while attempting to bind on address {address!r}: "
-                            f"{exc.strerror.lower()}",
-                        ) from None
-            except BaseException:
-                for listener in sockets:
-                    listener.close()
-                raise
+        elif sock is None:
+            raise ValueError("Neither host/port nor sock were specified")
+        elif sock.type != socket.SOCK_STREAM:
+            raise ValueError(f"A Stream Socket was expected, got {sock!r}")
         else:
-            if sock is None:
-                raise ValueError("Neither host/port nor sock were specified")
-            if sock.type != socket.SOCK_STREAM:
-                raise ValueError(f"A Stream Socket was expected, got {sock!r}")
             sockets = [sock]
         for listener in sockets:
             listener.setblocking(False)
@@ -510,6 +289,7 @@ class ConnectionEventLoop(SocketEventLoop):
             await asyncio.sleep(0)
         return server
 
+    # %% book/08b_transports.ipynb cell 71
     async def connect_accepted_socket(
         self,
         protocol_factory: Callable[[], Any],
@@ -526,6 +306,7 @@ class ConnectionEventLoop(SocketEventLoop):
         _check_ssl_options(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         return await self._make_transport(sock, protocol_factory)
 
+    # %% book/08b_transports.ipynb cell 131
     # ---- out of scope, each with a clear message --------------------------
     async def start_tls(self, *args: Any, **kwargs: Any) -> Any:
         """Out of scope (SSL): raises NotImplementedError."""
@@ -572,3 +353,257 @@ class ConnectionEventLoop(SocketEventLoop):
     async def sendfile(self, *args: Any, **kwargs: Any) -> Any:
         """Out of scope (sendfile): raises NotImplementedError."""
         raise _out_of_scope("sendfile", "sendfile")
+
+
+# %% book/08b_transports.ipynb cell 54
+def _bind(sock: socket.socket, address: Any) -> None:
+    """Bind sock to address; on failure, raise asyncio's OSError naming it."""
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        raise OSError(
+            exc.errno,
+            f"error while attempting to bind on address {address!r}: "
+            f"{exc.strerror.lower()}",
+        ) from None
+
+
+# %% book/08b_transports.ipynb cell 58
+class Server(asyncio.AbstractServer):
+    """Listening sockets that make a transport and a protocol per connection."""
+
+    def __init__(
+        self,
+        loop: Any,
+        sockets: list[socket.socket],
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        backlog: int,
+        unix_path: tuple[str, int] | None = None,
+    ) -> None:
+        self._loop = loop
+        # Invariant: _sockets is None once the server is closed.
+        self._sockets: list[socket.socket] | None = sockets
+        self._protocol_factory = protocol_factory
+        self._backlog = backlog
+        self._serving = False
+        self._serving_forever_fut: asyncio.Future | None = None
+        # Invariant: _clients holds the transports of connections not yet lost.
+        # Why weak: a transport nobody holds must be collected and warn
+        # "unclosed transport", as on asyncio, not be kept alive by its server.
+        self._clients: weakref.WeakSet[SocketTransport] = weakref.WeakSet()
+        # Why: asyncio 3.12 counted connections, _attach() and _detach() with no
+        # transport, and its tests still call them so; we count those apart.
+        self._uncounted = 0
+        # Invariant: _waiters is None once closed with no connection left.
+        self._waiters: list[asyncio.Future] | None = []
+        self._unix_path = unix_path  # (path, inode) to unlink on close
+        # 3.15: connections start from the context create_server() ran in.
+        self._context = contextvars.copy_context() if _OWN_CONTEXT else None
+        # Why: asyncio's Server has these and libraries read them (websockets
+        # picks ws:// or wss:// by _ssl_context); with TLS out of scope, None.
+        self._ssl_context = None
+        self._ssl_handshake_timeout: float | None = None
+        self._ssl_shutdown_timeout: float | None = None
+
+    def __repr__(self) -> str:
+        return f"<Server sockets={len(self.sockets)} serving={self._serving}>"
+
+    # %% book/08b_transports.ipynb cell 60
+    def _attach(self, transport: SocketTransport | None = None) -> None:
+        if transport is None:
+            self._uncounted += 1
+        else:
+            self._clients.add(transport)
+
+    def _detach(self, transport: SocketTransport | None = None) -> None:
+        if transport is None:
+            self._uncounted -= 1
+        else:
+            self._clients.discard(transport)
+        if not self._clients and not self._uncounted and self._sockets is None:
+            self._wakeup()
+
+    def _wakeup(self) -> None:
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        """Return the loop the server runs on."""
+        return self._loop
+
+    def is_serving(self) -> bool:
+        """Return True while the server accepts connections."""
+        return self._serving
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        """The listening sockets; empty once closed."""
+        if self._sockets is None:
+            return ()
+        return tuple(trsock.TransportSocket(sock) for sock in self._sockets)
+
+    # %% book/08b_transports.ipynb cell 62
+    def _start_serving(self) -> None:
+        if self._serving:
+            return
+        self._serving = True
+        for sock in self._sockets:
+            sock.listen(self._backlog)
+            self._loop._add_reader(sock.fileno(), self._accept_ready, sock)
+
+    # %% book/08b_transports.ipynb cell 126
+    def _accept_ready(self, sock: socket.socket) -> None:
+        # Why a loop: one readiness event may stand for many waiting clients;
+        # accepting them all now saves an iteration per client.
+        for _ in range(self._backlog):
+            try:
+                conn, address = sock.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as exc:
+                if exc.errno not in (
+                    errno.EMFILE,
+                    errno.ENFILE,
+                    errno.ENOBUFS,
+                    errno.ENOMEM,
+                ):
+                    raise
+                self._out_of_resources(sock, exc)
+                return
+            conn.setblocking(False)
+            context = None if self._context is None else self._context.copy()
+            try:
+                if context is None:
+                    protocol = self._protocol_factory()
+                else:
+                    protocol = context.run(self._protocol_factory)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                conn.close()
+                self._loop.call_exception_handler(
+                    {"message": "Error in protocol factory", "exception": exc}
+                )
+                continue
+            SocketTransport(
+                self._loop,
+                conn,
+                protocol,
+                extra={"peername": address},
+                server=self,
+                context=context,
+            )
+
+    # %% book/08b_transports.ipynb cell 64
+    def close(self) -> None:
+        """Stop listening; existing connections stay open."""
+        sockets = self._sockets
+        if sockets is None:
+            return
+        self._sockets = None
+        for sock in sockets:
+            self._loop._stop_serving(sock)
+        self._serving = False
+        if self._unix_path is not None:
+            _unlink_if_same(*self._unix_path)
+        if (
+            self._serving_forever_fut is not None
+            and not self._serving_forever_fut.done()
+        ):
+            self._serving_forever_fut.cancel()
+            self._serving_forever_fut = None
+        if not self._clients and not self._uncounted:
+            self._wakeup()
+
+    def close_clients(self) -> None:
+        """Close every connection of this server."""
+        for transport in list(self._clients):
+            transport.close()
+
+    def abort_clients(self) -> None:
+        """Abort every connection of this server."""
+        for transport in list(self._clients):
+            transport.abort()
+
+    async def wait_closed(self) -> None:
+        """Wait until the server is closed and its last connection is lost."""
+        if self._waiters is None:
+            return
+        waiter = self._loop.create_future()
+        self._waiters.append(waiter)
+        await waiter
+
+    # %% book/08b_transports.ipynb cell 66
+    async def start_serving(self) -> None:
+        """Start accepting connections (create_server does it unless told not to)."""
+        if self._sockets is None:
+            raise RuntimeError(f"server {self!r} is closed")
+        self._start_serving()
+        # As asyncio: one iteration passes (a cancellation then finds the
+        # server serving already, as on asyncio's loop).
+        await asyncio.sleep(0)
+
+    async def serve_forever(self) -> None:
+        """Accept connections until cancelled; then close the server."""
+        if self._serving_forever_fut is not None:
+            raise RuntimeError(
+                f"server {self!r} is already being awaited on serve_forever()"
+            )
+        if self._sockets is None:
+            raise RuntimeError(f"server {self!r} is closed")
+        self._start_serving()
+        self._serving_forever_fut = self._loop.create_future()
+        try:
+            await self._serving_forever_fut
+        except asyncio.CancelledError:
+            try:
+                self.close()
+                if _CANCEL_CLOSES_CLIENTS:
+                    self.close_clients()
+                await self.wait_closed()
+            finally:
+                raise
+        finally:
+            self._serving_forever_fut = None
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self.close()
+        await self.wait_closed()
+
+    # %% book/08b_transports.ipynb cell 127
+    def _out_of_resources(self, sock: socket.socket, exc: OSError) -> None:
+        # Out of file descriptors: stop accepting for a while, or the
+        # level-triggered socket would spin the loop.
+        self._loop.call_exception_handler(
+            {
+                "message": "socket.accept() out of system resource",
+                "exception": exc,
+                "socket": sock,
+            }
+        )
+        self._loop._remove_reader(sock.fileno())
+        self._loop.call_later(ACCEPT_RETRY_DELAY, self._resume_accepting, sock)
+
+    def _resume_accepting(self, sock: socket.socket) -> None:
+        if self._serving and self._sockets is not None:
+            self._loop._add_reader(sock.fileno(), self._accept_ready, sock)
+
+
+# %% book/08b_transports.ipynb cell 90
+def _unlink_if_same(path: str, inode: int) -> None:
+    """Remove a Unix socket file, unless someone replaced it since we bound it."""
+    try:
+        if os.stat(path).st_ino == inode:
+            os.unlink(path)
+    except OSError:
+        pass
+
+
+# %% book/08b_transports.ipynb cell 126
+# After running out of file descriptors, try accepting again this much later.
+ACCEPT_RETRY_DELAY = 1.0

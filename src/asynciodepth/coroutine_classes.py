@@ -19,6 +19,7 @@ import inspect
 import random
 import sys
 import types
+import warnings
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TextIO
 
@@ -26,6 +27,7 @@ from asynciodepth.futures import Future
 from asynciodepth.hello import TEXT, Gauss, keystroke_pause
 
 
+# %% book/11_coroutine_classes.ipynb cell 5
 def _is_iterable_coroutine(obj: Any) -> bool:
     """Tell whether `obj` is a generator made by a `types.coroutine` function."""
     return isinstance(obj, types.GeneratorType) and bool(
@@ -52,7 +54,7 @@ def get_awaitable_iter(obj: Any) -> Iterator[Any]:
     return iterator
 
 
-# %% book/11_coroutine_classes.ipynb cell 11
+# %% book/11_coroutine_classes.ipynb cell 13
 def _not_awaitable(obj: Any) -> TypeError:
     """The TypeError of `await obj` when `obj` has no `__await__`."""
     name = type(obj).__name__
@@ -82,9 +84,24 @@ def _qualified_name(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-# %% book/11_coroutine_classes.ipynb cell 14
-def _exception(typ: Any, val: Any = None, tb: Any = None) -> BaseException:
+# %% book/11_coroutine_classes.ipynb cell 16
+_THROW3_DEPRECATED = sys.version_info >= (3, 12)
+
+
+def _exception(typ: Any, *rest: Any) -> BaseException:
     """Turn the arguments of `throw` (one, or the old three) into one exception."""
+    if len(rest) > 2:
+        raise TypeError(f"throw expected at most 3 arguments, got {len(rest) + 1}")
+    if rest and _THROW3_DEPRECATED:
+        # Why: 3.12 deprecated throw(type, value, traceback) for generators,
+        # coroutines and asyncio's FutureIter alike, with this very warning.
+        warnings.warn(
+            "the (type, exc, tb) signature of throw() is deprecated, "
+            "use the single-arg signature instead.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    val, tb = (*rest, None, None)[:2]
     if isinstance(typ, BaseException):
         exc = typ
     elif isinstance(val, typ):
@@ -94,6 +111,7 @@ def _exception(typ: Any, val: Any = None, tb: Any = None) -> BaseException:
     return exc if tb is None else exc.with_traceback(tb)
 
 
+# %% book/11_coroutine_classes.ipynb cell 18
 class Trap:
     """An awaitable class: `await Trap(request)` is `await trap(request)`."""
 
@@ -127,12 +145,12 @@ class TrapIter:
             return self._request
         raise StopIteration(value)
 
-    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+    def throw(self, typ: Any, /, *rest: Any) -> Any:
         """Raise the exception here, at the trap, as a generator's `yield` would."""
-        raise _exception(typ, val, tb)
+        raise _exception(typ, *rest)
 
 
-# %% book/11_coroutine_classes.ipynb cell 18
+# %% book/11_coroutine_classes.ipynb cell 22
 CREATED, RUNNING, SUSPENDED, CLOSED = (
     inspect.CORO_CREATED,
     inspect.CORO_RUNNING,
@@ -177,6 +195,7 @@ class TypistCoroutine:
     def __await__(self) -> TypistCoroutine:
         return self
 
+    # %% book/11_coroutine_classes.ipynb cell 24
     def __next__(self) -> Any:
         return self.send(None)
 
@@ -184,9 +203,9 @@ class TypistCoroutine:
         """Resume the typist with `value`; return what it yields next."""
         return self._resume(value, None)
 
-    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+    def throw(self, typ: Any, /, *rest: Any) -> Any:
         """Raise an exception inside the typist, at the `await` it is suspended in."""
-        return self._resume(None, _exception(typ, val, tb))
+        return self._resume(None, _exception(typ, *rest))
 
     def close(self) -> None:
         """Throw GeneratorExit in, and insist that the typist stops."""
@@ -200,6 +219,7 @@ class TypistCoroutine:
             return
         raise RuntimeError("coroutine ignored GeneratorExit")
 
+    # %% book/11_coroutine_classes.ipynb cell 26
     def _resume(self, value: Any, exc: BaseException | None) -> Any:
         """Check the state as a native coroutine does, then run one step."""
         if self._state == RUNNING:
@@ -221,6 +241,7 @@ class TypistCoroutine:
         self._state = SUSPENDED
         return yielded
 
+    # %% book/11_coroutine_classes.ipynb cell 28
     def _step(self, value: Any, exc: BaseException | None) -> Any:
         """Run the body from where it stopped to its next suspension (or its end).
 
@@ -256,6 +277,7 @@ class TypistCoroutine:
             self._awaiting = get_awaitable_iter(sleep(self._pause))
             value, exc = None, None
 
+    # %% book/11_coroutine_classes.ipynb cell 30
     def _delegate(self, value: Any, exc: BaseException | None) -> Any:
         """Pass one send or throw to the awaited iterator, as `yield from` does."""
         awaiting = self._awaiting
@@ -278,15 +300,15 @@ class TypistCoroutine:
         return awaiting.send(value)
 
 
-# %% book/11_coroutine_classes.ipynb cell 46
+# %% book/11_coroutine_classes.ipynb cell 60
 class FutureIter:
-    """The iterator that awaits a future: `Future.__await__` written as a class."""
+    """The iterator that awaits a future: asyncio's C `FutureIter`, in Python."""
 
     def __init__(self, future: Any) -> None:
+        # Invariant: _future is the awaited future until the await is over, then
+        # None. As in C, nothing else is kept: the future's state and its
+        # _asyncio_future_blocking flag say where the await stands.
         self._future = future
-        # Invariant: _step is "start", then "waiting" once the future has gone up
-        # the chain, then "finished" once the result has been returned.
-        self._step = "start"
 
     def __iter__(self) -> FutureIter:
         return self
@@ -295,29 +317,30 @@ class FutureIter:
         return self.send(None)
 
     def send(self, value: Any) -> Any:
-        """First step: yield the pending future; next step: return its result."""
+        """While pending: yield the future (once per Task); once done: its result."""
         future = self._future
-        if self._step == "start" and not future.done():
-            self._step = "waiting"
+        if future is None:
+            raise StopIteration  # the await is over
+        if not future.done():
+            if future._asyncio_future_blocking:
+                # Resumed, still pending, and nobody took the future we yielded.
+                raise RuntimeError("await wasn't used with future")
             future._asyncio_future_blocking = True
             return future  # up the chain, to the Task
-        if self._step == "waiting" and not future.done():
-            raise RuntimeError("await wasn't used with future")
-        if self._step == "finished":
-            raise StopIteration
-        self._step = "finished"
+        self._future = None
         raise StopIteration(future.result())  # or raise its exception
 
-    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+    def throw(self, typ: Any, /, *rest: Any) -> Any:
         """Raise the exception where the awaiting coroutine is suspended."""
-        self._step = "finished"
-        raise _exception(typ, val, tb)
+        self._future = None
+        raise _exception(typ, *rest)
 
     def close(self) -> None:
         """Give up waiting; nothing else to clean up."""
-        self._step = "finished"
+        self._future = None
 
 
+# %% book/11_coroutine_classes.ipynb cell 62
 class IteratorFuture(Future):
     """Our Future, awaited through a `FutureIter` instead of a generator."""
 

@@ -32,42 +32,19 @@ _PENDING = "PENDING"
 _CANCELLED = "CANCELLED"
 _FINISHED = "FINISHED"
 
-_STOP_ITERATION_MESSAGE = (
-    "StopIteration interacts badly with generators and cannot be raised into a Future"
-)
 
-
-def isfuture(obj: object) -> bool:
-    """Return True if obj follows asyncio's Future protocol (ours or the stdlib's)."""
-    # Why: asyncio recognises futures by this class attribute, not by type, so
-    # its Task, gather, wait_for... accept ours and we accept theirs.
-    return (
-        getattr(obj.__class__, "_asyncio_future_blocking", None) is not None
-        and obj._asyncio_future_blocking is not None
-    )
-
-
-# %% book/05_asyncio_sleep.ipynb cell 23
+# %% book/05_asyncio_sleep.ipynb cell 39
 class Future:
     """A placeholder for a result that an event loop callback will set later."""
 
-    # Why slots: a future is created for every sleep; slots make creating it
-    # and reading its state cheaper (benchmarks/bench_loop.py, workload c).
+    # Why slots: a future is created for every sleep; with slots and the
+    # first callback in a slot it takes less than half the memory (measured
+    # in the chapter), and creating it and reading its state are cheaper.
     __slots__ = (
+        "_loop", "_state", "_result", "_exception", "_exception_tb",
+        "_callback0", "_context0", "_callbacks", "_cancel_message", "_cancelled_exc",
+        "_asyncio_future_blocking", "_log_traceback", "_source_traceback",
         "__weakref__",
-        "_asyncio_future_blocking",
-        "_callback0",
-        "_callbacks",
-        "_cancel_message",
-        "_cancelled_exc",
-        "_context0",
-        "_exception",
-        "_exception_tb",
-        "_log_traceback",
-        "_loop",
-        "_result",
-        "_source_traceback",
-        "_state",
     )
 
     def __init__(self, *, loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -80,19 +57,14 @@ class Future:
         self._source_traceback = (
             format_helpers.extract_stack(sys._getframe(1)) if loop.get_debug() else None
         )
-        # Invariant: _state moves PENDING -> FINISHED or PENDING -> CANCELLED,
-        # once.
+        # Invariant: _state moves PENDING -> FINISHED or PENDING -> CANCELLED, once.
         self._state = _PENDING
         self._result = self._exception = self._exception_tb = None
         self._cancel_message = self._cancelled_exc = None
         # Invariant: while pending, the callbacks in registration order are
-        # _callback0 with _context0 (unless None), then the (callback,
-        # context) pairs in the list _callbacks (unless None). Once done, all
-        # three are None for good.
-        # Why a slot for the first: nearly every future gets exactly one
-        # callback, its Task's wakeup. Not allocating a list and a pair for it
-        # saves two objects per sleep that the garbage collector would
-        # traverse; see benchmarks/RESULTS.md, workload (c).
+        # _callback0 with _context0 (unless None), then the (callback, context)
+        # pairs in the list _callbacks (unless None). Once done, all three are
+        # None for good.
         self._callback0: Callable[..., object] | None = None
         self._context0: contextvars.Context | None = None
         self._callbacks: list[tuple[Callable[..., object], contextvars.Context]] | None
@@ -104,45 +76,97 @@ class Future:
         # nobody has looked at it yet; __del__ reports it then.
         self._log_traceback = False
 
-    __class_getitem__ = classmethod(GenericAlias)
+    # %% book/05_asyncio_sleep.ipynb cell 43
+    def add_done_callback(
+        self,
+        fn: Callable[[Future], object],
+        *,
+        context: contextvars.Context | None = None,
+    ) -> None:
+        """Call fn(self) from the loop, in context, once the future is done."""
+        if context is None:
+            context = contextvars.copy_context()
+        if self._state != _PENDING:
+            self._loop.call_soon(fn, self, context=context)
+        elif self._callback0 is None and self._callbacks is None:
+            self._callback0 = fn
+            self._context0 = context
+        elif self._callbacks is None:
+            self._callbacks = [(fn, context)]
+        else:
+            self._callbacks.append((fn, context))
 
-    @reprlib.recursive_repr()  # Why: a future may hold itself as its result.
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._repr_info()}>"
+    def remove_done_callback(self, fn: Callable[[Future], object]) -> int:
+        """Remove every registration of fn; return how many were removed."""
+        removed = 0
+        if self._callback0 is not None and self._callback0 == fn:
+            self._callback0 = self._context0 = None
+            removed = 1
+        if self._callbacks:
+            kept = [(f, ctx) for (f, ctx) in self._callbacks if f != fn]
+            removed += len(self._callbacks) - len(kept)
+            self._callbacks[:] = kept
+        return removed
 
-    def _repr_info(self) -> str:
-        if self._state == _FINISHED:
-            if self._exception is not None:
-                return f"finished exception={reprlib.repr(self._exception)}"
-            return f"finished result={reprlib.repr(self._result)}"
-        return self._state.lower()
+    # %% book/05_asyncio_sleep.ipynb cell 45
+    def _schedule_callbacks(self) -> None:
+        # Why call_soon and not a direct call: a callback must never run in
+        # the middle of set_result(); the caller finishes first, and each
+        # callback gets its own turn of the loop, in registration order.
+        call_soon = self._loop.call_soon
+        fn = self._callback0
+        if fn is not None:
+            context = self._context0
+            self._callback0 = self._context0 = None
+            call_soon(fn, self, context=context)
+        callbacks = self._callbacks
+        if callbacks is not None:
+            self._callbacks = None
+            for fn, context in callbacks:
+                call_soon(fn, self, context=context)
 
-    def __del__(self) -> None:
-        if not self._log_traceback:
-            return
-        context = {
-            "message": f"{type(self).__name__} exception was never retrieved",
-            "exception": self._exception,
-            "future": self,
-        }
-        if self._source_traceback:
-            context["source_traceback"] = self._source_traceback
-        self._loop.call_exception_handler(context)
+    def set_result(self, result: Any) -> None:
+        """Mark the future done with result and schedule its callbacks."""
+        if self._state != _PENDING:
+            raise asyncio.InvalidStateError("invalid state")
+        self._result = result
+        self._state = _FINISHED
+        # Inlined _schedule_callbacks() for the common case, one callback in
+        # the slot: set_result is on every sleep's path.
+        if self._callbacks is None:
+            fn = self._callback0
+            if fn is not None:
+                context = self._context0
+                self._callback0 = self._context0 = None
+                self._loop.call_soon(fn, self, context=context)
+        else:
+            self._schedule_callbacks()
 
-    # -- reading ----------------------------------------------------------
+    # %% book/05_asyncio_sleep.ipynb cell 49
+    def set_exception(self, exception: BaseException | type[BaseException]) -> None:
+        """Mark the future done with exception and schedule its callbacks."""
+        if self._state != _PENDING:
+            raise asyncio.InvalidStateError("invalid state")
+        if isinstance(exception, type):
+            exception = exception()
+        message = (
+            "StopIteration interacts badly with generators and cannot be raised "
+            "into a Future"
+        )
+        if sys.version_info < (3, 13):
+            if type(exception) is StopIteration:  # Why type(): a subclass passes
+                raise TypeError(message)
+        elif isinstance(exception, StopIteration):
+            wrapped = RuntimeError(message)
+            wrapped.__cause__ = wrapped.__context__ = exception
+            exception = wrapped
+        self._exception = exception
+        self._exception_tb = exception.__traceback__
+        self._state = _FINISHED
+        self._log_traceback = True
+        self._schedule_callbacks()
 
-    def get_loop(self) -> asyncio.AbstractEventLoop:
-        """Return the event loop the future is bound to."""
-        return self._loop
-
-    def done(self) -> bool:
-        """Return True if the future has a result, an exception or was cancelled."""
-        return self._state != _PENDING
-
-    def cancelled(self) -> bool:
-        """Return True if the future was cancelled."""
-        return self._state == _CANCELLED
-
+    # %% book/05_asyncio_sleep.ipynb cell 51
     def result(self) -> Any:
         """Return the result, or raise the exception or CancelledError."""
         if self._state == _CANCELLED:
@@ -177,123 +201,12 @@ class Future:
         self._log_traceback = False
         return self._exception
 
-    def _make_cancelled_error(self) -> asyncio.CancelledError:
-        """Return the CancelledError to raise, carrying the cancel message."""
-        # Why: a Task cancelled by the CancelledError that its coroutine raised
-        # keeps that very exception (and its traceback) in _cancelled_exc.
-        if self._cancelled_exc is not None:
-            exc, self._cancelled_exc = self._cancelled_exc, None
-            return exc
-        if self._cancel_message is None:
-            return asyncio.CancelledError()
-        return asyncio.CancelledError(self._cancel_message)
-
-    # -- callbacks --------------------------------------------------------
-
-    def add_done_callback(
-        self,
-        fn: Callable[[Future], object],
-        *,
-        context: contextvars.Context | None = None,
-    ) -> None:
-        """Call fn(self) from the loop, in context, once the future is done."""
-        if context is None:
-            context = contextvars.copy_context()
-        if self._state != _PENDING:
-            self._loop.call_soon(fn, self, context=context)
-        elif self._callback0 is None and self._callbacks is None:
-            self._callback0 = fn
-            self._context0 = context
-        elif self._callbacks is None:
-            self._callbacks = [(fn, context)]
-        else:
-            self._callbacks.append((fn, context))
-
-    def remove_done_callback(self, fn: Callable[[Future], object]) -> int:
-        """Remove every registration of fn; return how many were removed."""
-        removed = 0
-        if self._callback0 is not None and self._callback0 == fn:
-            self._callback0 = self._context0 = None
-            removed = 1
-        if self._callbacks:
-            kept = [(f, ctx) for (f, ctx) in self._callbacks if f != fn]
-            removed += len(self._callbacks) - len(kept)
-            self._callbacks[:] = kept
-        return removed
-
-    def _schedule_callbacks(self) -> None:
-        # Why call_soon and not a direct call: a callback must never run in
-        # the middle of set_result(); the caller finishes first, and each
-        # callback gets its own turn of the loop, in registration order.
-        call_soon = self._loop.call_soon
-        fn = self._callback0
-        if fn is not None:
-            context = self._context0
-            self._callback0 = self._context0 = None
-            call_soon(fn, self, context=context)
-        callbacks = self._callbacks
-        if callbacks is not None:
-            self._callbacks = None
-            for fn, context in callbacks:
-                call_soon(fn, self, context=context)
-
-    # -- writing ----------------------------------------------------------
-
-    def set_result(self, result: Any) -> None:
-        """Mark the future done with result and schedule its callbacks."""
-        if self._state != _PENDING:
-            raise asyncio.InvalidStateError("invalid state")
-        self._result = result
-        self._state = _FINISHED
-        # Inlined _schedule_callbacks() for the common case, one callback in
-        # the slot: set_result is on every sleep's path.
-        if self._callbacks is None:
-            fn = self._callback0
-            if fn is not None:
-                context = self._context0
-                self._callback0 = self._context0 = None
-                self._loop.call_soon(fn, self, context=context)
-        else:
-            self._schedule_callbacks()
-
-    def set_exception(self, exception: BaseException | type[BaseException]) -> None:
-        """Mark the future done with exception and schedule its callbacks."""
-        if self._state != _PENDING:
-            raise asyncio.InvalidStateError("invalid state")
-        if isinstance(exception, type):
-            exception = exception()
-        if isinstance(exception, StopIteration):
-            # Why: a StopIteration raised out of __await__ would end the
-            # generator instead of propagating. 3.11/3.12 refuse it; 3.13
-            # wraps it in a RuntimeError. We do what the running Python does.
-            if sys.version_info < (3, 13):
-                raise TypeError(_STOP_ITERATION_MESSAGE)
-            wrapped = RuntimeError(_STOP_ITERATION_MESSAGE)
-            wrapped.__cause__ = wrapped.__context__ = exception
-            exception = wrapped
-        self._exception = exception
-        self._exception_tb = exception.__traceback__
-        self._state = _FINISHED
-        self._log_traceback = True
-        self._schedule_callbacks()
-
-    def cancel(self, msg: Any = None) -> bool:
-        """Cancel the future; return False if it was already done."""
-        self._log_traceback = False
-        if self._state != _PENDING:
-            return False
-        self._state = _CANCELLED
-        self._cancel_message = msg
-        self._schedule_callbacks()
-        return True
-
-    # -- awaiting: the trap -------------------------------------------------
-
-    # Why an iterator and not the five-line generator shown in the chapter:
-    # a generator per await is one more object per sleep for the garbage
-    # collector to traverse. The future as its own (stateless) iterator made
-    # workload (c) of benchmarks/bench_loop.py ~15% faster. asyncio's C
-    # Future does the same with a small FutureIter object.
+    # %% book/05_asyncio_sleep.ipynb cell 56
+    # Why an iterator and not a generator: a generator per await is one more
+    # object per sleep for the garbage collector to traverse. The future as
+    # its own (stateless) iterator made workload (c) of
+    # benchmarks/bench_loop.py ~15% faster. asyncio's C Future does the same
+    # with a small FutureIter object.
 
     def __await__(self) -> Future:
         """Return the iterator that an await drives: the future itself."""
@@ -316,6 +229,67 @@ class Future:
     def send(self, value: Any) -> Future:
         """Resume the await; value is ignored, the result is the future's."""
         return self.__next__()
+
+    # %% book/05_asyncio_sleep.ipynb cell 60
+    def cancel(self, msg: Any = None) -> bool:
+        """Cancel the future; return False if it was already done."""
+        self._log_traceback = False
+        if self._state != _PENDING:
+            return False
+        self._state = _CANCELLED
+        self._cancel_message = msg
+        self._schedule_callbacks()
+        return True
+
+    def _make_cancelled_error(self) -> asyncio.CancelledError:
+        """Return the CancelledError to raise, carrying the cancel message."""
+        # Why: a Task cancelled by the CancelledError that its coroutine raised
+        # keeps that very exception (and its traceback) in _cancelled_exc.
+        if self._cancelled_exc is not None:
+            exc, self._cancelled_exc = self._cancelled_exc, None
+            return exc
+        if self._cancel_message is None:
+            return asyncio.CancelledError()
+        return asyncio.CancelledError(self._cancel_message)
+
+    def done(self) -> bool:
+        """Return True if the future has a result, an exception or was cancelled."""
+        return self._state != _PENDING
+
+    def cancelled(self) -> bool:
+        """Return True if the future was cancelled."""
+        return self._state == _CANCELLED
+
+    # %% book/05_asyncio_sleep.ipynb cell 66
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        """Return the event loop the future is bound to."""
+        return self._loop
+
+    __class_getitem__ = classmethod(GenericAlias)
+
+    @reprlib.recursive_repr()  # Why: a future may hold itself as its result.
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._repr_info()}>"
+
+    def _repr_info(self) -> str:
+        if self._state == _FINISHED:
+            if self._exception is not None:
+                return f"finished exception={reprlib.repr(self._exception)}"
+            return f"finished result={reprlib.repr(self._result)}"
+        return self._state.lower()
+
+    # %% book/05_asyncio_sleep.ipynb cell 69
+    def __del__(self) -> None:
+        if not self._log_traceback:
+            return
+        context = {
+            "message": f"{type(self).__name__} exception was never retrieved",
+            "exception": self._exception,
+            "future": self,
+        }
+        if self._source_traceback:
+            context["source_traceback"] = self._source_traceback
+        self._loop.call_exception_handler(context)
 
 
 # %% book/05_asyncio_sleep.ipynb cell 31
@@ -347,3 +321,14 @@ async def sleep(delay: float, result: Any = None) -> Any:
         # Why: if we were cancelled, the timer would otherwise keep the loop's
         # heap (and the future) alive until it fires for nothing.
         timer.cancel()
+
+
+# %% book/05_asyncio_sleep.ipynb cell 64
+def isfuture(obj: object) -> bool:
+    """Return True if obj follows asyncio's Future protocol (ours or the stdlib's)."""
+    # Why: asyncio recognises futures by this class attribute, not by type, so
+    # its Task, gather, wait_for... accept ours and we accept theirs.
+    return (
+        getattr(obj.__class__, "_asyncio_future_blocking", None) is not None
+        and obj._asyncio_future_blocking is not None
+    )

@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/09_generators.ipynb cell 38
+# %% book/09_generators.ipynb cell 40
 """A scheduler built from generators alone, in the style of the years before `await`.
 
 Chapter 9, "Generators" (book/09_generators.ipynb). Builds on the trap of chapter 4,
@@ -43,6 +43,7 @@ class Join:
     task: Task
 
 
+# %% book/09_generators.ipynb cell 42
 # -- The traps. These are the only places where a task talks to the scheduler.
 # Each is a types.coroutine generator, so generator tasks `yield from` it and
 # `async def` tasks `await` it.
@@ -68,7 +69,7 @@ def join(task: Task) -> Generator[Any, Any, Any]:
     return (yield from trap(Join(task)))
 
 
-# %% book/09_generators.ipynb cell 40
+# %% book/09_generators.ipynb cell 47
 @dataclass(eq=False, repr=False)
 class Task:
     """A generator or coroutine run by a Scheduler, with its outcome once done."""
@@ -91,7 +92,7 @@ class Task:
         return f"<Task {self.name} {state}>"
 
 
-# %% book/09_generators.ipynb cell 41
+# %% book/09_generators.ipynb cell 49
 class Scheduler:
     """Run generator tasks round-robin, waking sleepers from a heap of deadlines."""
 
@@ -134,6 +135,27 @@ class Scheduler:
         self._ready.append((task, None, None))
         return task
 
+    # %% book/09_generators.ipynb cell 51
+    def _run_until_idle(self) -> None:
+        """The main loop: run until no task is ready and none is asleep."""
+        while self._ready or self._sleeping:
+            # -- Handle time: if no task can run, go to the first deadline.
+            if not self._ready:
+                deadline = self._sleeping[0][0]
+                if self.virtual:
+                    self._now = max(self._now, deadline)
+                else:
+                    self._wait(max(0.0, deadline - self.time()))
+            now = self.time()
+            while self._sleeping and self._sleeping[0][0] <= now:
+                _, _, task = heapq.heappop(self._sleeping)
+                self._ready.append((task, None, None))
+            # -- Run ready tasks: one step each, only those ready at this point.
+            for _ in range(len(self._ready)):
+                task, value, exc = self._ready.popleft()
+                self._step(task, value, exc)
+
+    # %% book/09_generators.ipynb cell 53
     def run(self, *coros: Any) -> list[Any]:
         """Run `coros`, and every task they spawn, to the end; return `coros`' results.
 
@@ -151,22 +173,7 @@ class Scheduler:
         self._running = True
         try:
             tasks = [self.spawn(coro) for coro in coros]
-            while self._ready or self._sleeping:
-                # -- Handle time: if no task can run, go to the first deadline.
-                if not self._ready:
-                    deadline = self._sleeping[0][0]
-                    if self.virtual:
-                        self._now = max(self._now, deadline)
-                    else:
-                        self._wait(max(0.0, deadline - self.time()))
-                now = self.time()
-                while self._sleeping and self._sleeping[0][0] <= now:
-                    _, _, task = heapq.heappop(self._sleeping)
-                    self._ready.append((task, None, None))
-                # -- Run ready tasks: one step each, only those ready at this point.
-                for _ in range(len(self._ready)):
-                    task, value, exc = self._ready.popleft()
-                    self._step(task, value, exc)
+            self._run_until_idle()
             stuck = [task.name for task in self._tasks if not task.done]
             if stuck:
                 raise RuntimeError(f"deadlock: {', '.join(stuck)} wait for each other")
@@ -185,6 +192,7 @@ class Scheduler:
                 raise task.exception
         return [task.result for task in tasks]
 
+    # %% book/09_generators.ipynb cell 55
     def _step(self, task: Task, value: Any, exc: BaseException | None) -> None:
         """Run `task` to its next trap, then file it where its request says."""
         # This is the only place where the code of a task runs.
@@ -203,6 +211,14 @@ class Scheduler:
         finally:
             self.current = None
 
+    def _finish(self, task: Task, result: Any, exception: BaseException | None) -> None:
+        """Record `task`'s outcome and wake the tasks that wait for it."""
+        task.done, task.result, task.exception = True, result, exception
+        for joiner in task.joiners:
+            self._ready.append((joiner, result, exception))
+        task.joiners.clear()
+
+    # %% book/09_generators.ipynb cell 61
     def _file(self, task: Task, request: Any) -> None:
         """Put `task` where `request`, the value its trap yielded, says it belongs."""
         match request:
@@ -228,15 +244,8 @@ class Scheduler:
                 error = TypeError(f"unknown request to the scheduler: {request!r}")
                 self._ready.append((task, None, error))
 
-    def _finish(self, task: Task, result: Any, exception: BaseException | None) -> None:
-        """Record `task`'s outcome and wake the tasks that wait for it."""
-        task.done, task.result, task.exception = True, result, exception
-        for joiner in task.joiners:
-            self._ready.append((joiner, result, exception))
-        task.joiners.clear()
 
-
-# %% book/09_generators.ipynb cell 55
+# %% book/09_generators.ipynb cell 73
 def typist_generator(
     text: str = TEXT,
     *,

@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/08_epoll.ipynb cell 16
+# %% book/08_epoll.ipynb cell 24
 """Readiness callbacks and socket futures: chapter "epoll".
 
 Builds on ``runners.py`` (``TaskEventLoop``: the loop core with our Task, whose
@@ -25,8 +25,9 @@ import socket
 import weakref
 from typing import Any, Callable
 
+from asynciodepth import pollers
 from asynciodepth.events import Handle
-from asynciodepth.pollers import EVENT_READ, EVENT_WRITE, Poller, make_poller
+from asynciodepth.pollers import EVENT_READ, EVENT_WRITE
 from asynciodepth.runners import TaskEventLoop
 
 __all__ = ["ReadinessEventLoop", "SocketEventLoop"]
@@ -47,19 +48,19 @@ def _fileobj_to_fd(fileobj: Any) -> int:
     return fd
 
 
-# %% book/08_epoll.ipynb cell 17
+# %% book/08_epoll.ipynb cell 26
 class ReadinessEventLoop(TaskEventLoop):
     """TaskEventLoop that also runs callbacks when file descriptors become ready."""
 
     def __init__(
         self,
         *,
-        poller: str | selectors.BaseSelector | Poller | None = None,
+        poller: str | selectors.BaseSelector | pollers.Poller | None = None,
         **options: Any,
     ) -> None:
         """Make the loop; poller is "epoll" (default on Linux) or "selectors"."""
         super().__init__(**options)
-        self._poller = make_poller(poller)
+        self._poller = pollers.make_poller(poller)
         # Invariant: _readers[fd] (_writers[fd]) is the handle to run when fd is
         # readable (writable), and the poller watches exactly these fds for
         # exactly these directions. The wake-up socket is watched on the side.
@@ -76,7 +77,7 @@ class ReadinessEventLoop(TaskEventLoop):
         self._wakeup_fd = self._ssock.fileno()
         self._poller.set_interest(self._wakeup_fd, EVENT_READ)
 
-    def get_poller(self) -> Poller:
+    def get_poller(self) -> pollers.Poller:
         """Return the poller: an EpollPoller or a SelectorsPoller."""
         return self._poller
 
@@ -84,15 +85,10 @@ class ReadinessEventLoop(TaskEventLoop):
         """Open no selector: the poller watches the wake-up socket itself."""
         return None
 
+    # %% book/08_epoll.ipynb cell 28
     # ---- the seam: poll, then turn events into ready handles ------------
     def _poll(self, timeout: float | None) -> list[tuple[int, int]]:
         return self._poller.poll(timeout)
-
-    def _io_can_arrive(self) -> bool:
-        """Return True while a reader or a writer is registered (the loop's hook)."""
-        # Why: every registration goes through _add()/_remove(), so the two
-        # tables are exactly what the poller watches besides the wake-up socket.
-        return bool(self._readers or self._writers)
 
     def _process_events(self, events: list[tuple[int, int]]) -> None:
         readers, writers, ready = self._readers, self._writers, self._ready
@@ -110,61 +106,7 @@ class ReadinessEventLoop(TaskEventLoop):
                 if handle is not None:
                     ready.append(handle)
 
-    def _read_from_self(self) -> None:
-        """Drain the wake-up socket; what it carried goes to _process_self_data."""
-        while True:
-            try:
-                data = self._ssock.recv(4096)
-            except InterruptedError:
-                continue
-            except BlockingIOError:
-                return
-            if not data:
-                return
-            self._process_self_data(data)
-
-    def _process_self_data(self, data: bytes) -> None:
-        """Bytes from the wake-up socket; signals arrive this way (unix_events)."""
-
-    # ---- readers and writers --------------------------------------------
-    def add_reader(
-        self, fd: Any, callback: Callable[..., object], *args: Any
-    ) -> Handle:
-        """Run callback(*args) whenever fd is readable, until remove_reader(fd)."""
-        fileobj, fd = fd, self._ensure_fd_no_transport(fd)
-        handle = self._add_reader(fd, callback, *args)
-        self._fileobjs[fd] = fileobj
-        return handle
-
-    def remove_reader(self, fd: Any) -> bool:
-        """Stop watching fd for reading; return True if it was watched."""
-        fd = self._ensure_fd_no_transport(fd)
-        return self._remove_reader(fd)
-
-    def add_writer(
-        self, fd: Any, callback: Callable[..., object], *args: Any
-    ) -> Handle:
-        """Run callback(*args) whenever fd is writable, until remove_writer(fd)."""
-        fileobj, fd = fd, self._ensure_fd_no_transport(fd)
-        handle = self._add_writer(fd, callback, *args)
-        self._fileobjs[fd] = fileobj
-        return handle
-
-    def remove_writer(self, fd: Any) -> bool:
-        """Stop watching fd for writing; return True if it was watched."""
-        fd = self._ensure_fd_no_transport(fd)
-        return self._remove_writer(fd)
-
-    def _ensure_fd_no_transport(self, fileobj: Any) -> int:
-        """Return fileobj's fd, once sure that no open transport owns it."""
-        fd = _fileobj_lookup(fileobj, self._fileobjs)
-        transport = self._transports.get(fd)
-        if transport is not None and not transport.is_closing():
-            raise RuntimeError(
-                f"File descriptor {fd!r} is used by transport {transport!r}"
-            )
-        return fd
-
+    # %% book/08_epoll.ipynb cell 30
     def _add_reader(
         self,
         fd: int,
@@ -185,12 +127,6 @@ class ReadinessEventLoop(TaskEventLoop):
         handle = Handle(callback, args, self, context)
         return self._add(self._writers, EVENT_WRITE, fd, handle)
 
-    def _remove_reader(self, fd: int) -> bool:
-        return self._remove(self._readers, EVENT_READ, fd)
-
-    def _remove_writer(self, fd: int) -> bool:
-        return self._remove(self._writers, EVENT_WRITE, fd)
-
     def _add(
         self, table: dict[int, Handle], bit: int, fd: int, handle: Handle
     ) -> Handle:
@@ -204,6 +140,13 @@ class ReadinessEventLoop(TaskEventLoop):
         if old is not None:
             old.cancel()
         return handle
+
+    # %% book/08_epoll.ipynb cell 32
+    def _remove_reader(self, fd: int) -> bool:
+        return self._remove(self._readers, EVENT_READ, fd)
+
+    def _remove_writer(self, fd: int) -> bool:
+        return self._remove(self._writers, EVENT_WRITE, fd)
 
     def _remove(self, table: dict[int, Handle], bit: int, fd: int) -> bool:
         if self.is_closed():
@@ -233,25 +176,72 @@ class ReadinessEventLoop(TaskEventLoop):
         self._fileobjs.clear()
         self._poller.close()
 
+    # %% book/08_epoll.ipynb cell 36
+    def add_reader(
+        self, fd: Any, callback: Callable[..., object], *args: Any
+    ) -> Handle:
+        """Run callback(*args) whenever fd is readable, until remove_reader(fd)."""
+        fileobj, fd = fd, self._ensure_fd_no_transport(fd)
+        handle = self._add_reader(fd, callback, *args)
+        self._fileobjs[fd] = fileobj
+        return handle
 
-# %% book/08_epoll.ipynb cell 25
-def _fileobj_lookup(fileobj: Any, registered: dict[int, Any]) -> int:
-    """Return fileobj's fd; a closed one is found by what it was registered as.
+    def remove_reader(self, fd: Any) -> bool:
+        """Stop watching fd for reading; return True if it was watched."""
+        fd = self._ensure_fd_no_transport(fd)
+        return self._remove_reader(fd)
 
-    registered maps each watched fd to the object given when it was registered.
-    """
-    try:
-        return _fileobj_to_fd(fileobj)
-    except ValueError:
-        # Why identity, not equality: after close() the object is all we
-        # have, and another object may now own the same fd number.
-        for fd, obj in registered.items():
-            if obj is fileobj:
-                return fd
-        raise
+    def add_writer(
+        self, fd: Any, callback: Callable[..., object], *args: Any
+    ) -> Handle:
+        """Run callback(*args) whenever fd is writable, until remove_writer(fd)."""
+        fileobj, fd = fd, self._ensure_fd_no_transport(fd)
+        handle = self._add_writer(fd, callback, *args)
+        self._fileobjs[fd] = fileobj
+        return handle
+
+    def remove_writer(self, fd: Any) -> bool:
+        """Stop watching fd for writing; return True if it was watched."""
+        fd = self._ensure_fd_no_transport(fd)
+        return self._remove_writer(fd)
+
+    # %% book/08_epoll.ipynb cell 91
+    def _ensure_fd_no_transport(self, fileobj: Any) -> int:
+        """Return fileobj's fd, once sure that no open transport owns it."""
+        fd = _fileobj_lookup(fileobj, self._fileobjs)
+        transport = self._transports.get(fd)
+        if transport is not None and not transport.is_closing():
+            raise RuntimeError(
+                f"File descriptor {fd!r} is used by transport {transport!r}"
+            )
+        return fd
+
+    # %% book/08_epoll.ipynb cell 63
+    def _io_can_arrive(self) -> bool:
+        """Return True while a reader or a writer is registered (the loop's hook)."""
+        # Why: every registration goes through _add()/_remove(), so the two
+        # tables are exactly what the poller watches besides the wake-up socket.
+        return bool(self._readers or self._writers)
+
+    # %% book/08_epoll.ipynb cell 72
+    def _read_from_self(self) -> None:
+        """Drain the wake-up socket; what it carried goes to _process_self_data."""
+        while True:
+            try:
+                data = self._ssock.recv(4096)
+            except InterruptedError:
+                continue
+            except BlockingIOError:
+                return
+            if not data:
+                return
+            self._process_self_data(data)
+
+    def _process_self_data(self, data: bytes) -> None:
+        """Bytes from the wake-up socket; signals arrive this way (unix_events)."""
 
 
-# %% book/08_epoll.ipynb cell 29
+# %% book/08_epoll.ipynb cell 43
 def _nonblocking_check(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
     # As asyncio: only debug mode checks, the check costs a system call.
     if loop.get_debug() and sock.gettimeout() != 0:
@@ -269,55 +259,6 @@ class SocketEventLoop(ReadinessEventLoop):
         except (BlockingIOError, InterruptedError):
             pass
         return await self._wait_for(EVENT_READ, sock, self._sock_recv, sock, n)
-
-    async def sock_recv_into(self, sock: socket.socket, buf: Any) -> int:
-        """Receive into buf from sock; return how many bytes arrived."""
-        _nonblocking_check(self, sock)
-        try:
-            return sock.recv_into(buf)
-        except (BlockingIOError, InterruptedError):
-            pass
-        return await self._wait_for(EVENT_READ, sock, self._sock_recv_into, sock, buf)
-
-    async def sock_sendall(self, sock: socket.socket, data: Any) -> None:
-        """Send all of data on sock; return None once the kernel has taken it."""
-        _nonblocking_check(self, sock)
-        try:
-            sent = sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        view = memoryview(data).cast("B")
-        if sent == len(view):
-            return
-        position = [sent]  # how much is sent; the callback advances it
-        await self._wait_for(
-            EVENT_WRITE, sock, self._sock_sendall, sock, view, position
-        )
-
-    async def sock_accept(self, sock: socket.socket) -> tuple[socket.socket, Any]:
-        """Accept a connection on the listening sock; return (conn, address)."""
-        _nonblocking_check(self, sock)
-        try:
-            conn, address = sock.accept()
-        except (BlockingIOError, InterruptedError):
-            return await self._wait_for(EVENT_READ, sock, self._sock_accept, sock)
-        conn.setblocking(False)
-        return conn, address
-
-    async def sock_connect(self, sock: socket.socket, address: Any) -> None:
-        """Connect sock to address; raise OSError (e.g. ConnectionRefusedError)."""
-        _nonblocking_check(self, sock)
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            infos = await self._ensure_resolved(
-                address, family=sock.family, type=sock.type, proto=sock.proto
-            )
-            address = infos[0][4]
-        try:
-            sock.connect(address)
-            return
-        except (BlockingIOError, InterruptedError):
-            pass
-        await self._wait_for(EVENT_WRITE, sock, self._sock_connect, sock, address)
 
     async def _wait_for(
         self,
@@ -340,29 +281,38 @@ class SocketEventLoop(ReadinessEventLoop):
         )
         return await future
 
-    # The retrying callbacks: each first checks that its future still waits.
     def _sock_recv(self, future: Any, sock: socket.socket, n: int) -> None:
         if not future.done():
             _settle(future, sock.recv, n)
+
+    # %% book/08_epoll.ipynb cell 49
+    async def sock_recv_into(self, sock: socket.socket, buf: Any) -> int:
+        """Receive into buf from sock; return how many bytes arrived."""
+        _nonblocking_check(self, sock)
+        try:
+            return sock.recv_into(buf)
+        except (BlockingIOError, InterruptedError):
+            pass
+        return await self._wait_for(EVENT_READ, sock, self._sock_recv_into, sock, buf)
 
     def _sock_recv_into(self, future: Any, sock: socket.socket, buf: Any) -> None:
         if not future.done():
             _settle(future, sock.recv_into, buf)
 
-    def _sock_accept(self, future: Any, sock: socket.socket) -> None:
-        if future.done():
-            return
+    async def sock_sendall(self, sock: socket.socket, data: Any) -> None:
+        """Send all of data on sock; return None once the kernel has taken it."""
+        _nonblocking_check(self, sock)
         try:
-            conn, address = sock.accept()
-            conn.setblocking(False)
+            sent = sock.send(data)
         except (BlockingIOError, InterruptedError):
+            sent = 0
+        view = memoryview(data).cast("B")
+        if sent == len(view):
             return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            future.set_exception(exc)
-        else:
-            future.set_result((conn, address))
+        position = [sent]  # how much is sent; the callback advances it
+        await self._wait_for(
+            EVENT_WRITE, sock, self._sock_sendall, sock, view, position
+        )
 
     def _sock_sendall(
         self, future: Any, sock: socket.socket, view: memoryview, position: list[int]
@@ -382,6 +332,49 @@ class SocketEventLoop(ReadinessEventLoop):
         if position[0] == len(view):
             future.set_result(None)
 
+    # %% book/08_epoll.ipynb cell 53
+    async def sock_accept(self, sock: socket.socket) -> tuple[socket.socket, Any]:
+        """Accept a connection on the listening sock; return (conn, address)."""
+        _nonblocking_check(self, sock)
+        try:
+            conn, address = sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return await self._wait_for(EVENT_READ, sock, self._sock_accept, sock)
+        conn.setblocking(False)
+        return conn, address
+
+    def _sock_accept(self, future: Any, sock: socket.socket) -> None:
+        if future.done():
+            return
+        try:
+            conn, address = sock.accept()
+            conn.setblocking(False)
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result((conn, address))
+
+    # %% book/08_epoll.ipynb cell 108
+    async def sock_connect(self, sock: socket.socket, address: Any) -> None:
+        """Connect sock to address; raise OSError (e.g. ConnectionRefusedError)."""
+        _nonblocking_check(self, sock)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            infos = await self._ensure_resolved(
+                address, family=sock.family, type=sock.type, proto=sock.proto
+            )
+            address = infos[0][4]
+        try:
+            sock.connect(address)
+            return
+        except (BlockingIOError, InterruptedError):
+            pass
+        await self._wait_for(EVENT_WRITE, sock, self._sock_connect, sock, address)
+
+    # %% book/08_epoll.ipynb cell 53
     def _sock_connect(self, future: Any, sock: socket.socket, address: Any) -> None:
         if future.done():
             return
@@ -395,6 +388,7 @@ class SocketEventLoop(ReadinessEventLoop):
             # ConnectionRefusedError, as asyncio's error does.
             future.set_exception(OSError(err, f"Connect call failed {address}"))
 
+    # %% book/08_epoll.ipynb cell 109
     async def _ensure_resolved(
         self,
         address: Any,
@@ -429,6 +423,7 @@ class SocketEventLoop(ReadinessEventLoop):
         return infos
 
 
+# %% book/08_epoll.ipynb cell 45
 def _settle(future: Any, call: Callable[..., Any], *args: Any) -> None:
     """Resolve future with call(*args), unless the socket says "not now"."""
     try:
@@ -451,3 +446,20 @@ def _drop_registration(
     # cancelled and the registration is theirs.
     if not handle.cancelled():
         remove(fd)
+
+
+# %% book/08_epoll.ipynb cell 89
+def _fileobj_lookup(fileobj: Any, registered: dict[int, Any]) -> int:
+    """Return fileobj's fd; a closed one is found by what it was registered as.
+
+    registered maps each watched fd to the object given when it was registered.
+    """
+    try:
+        return _fileobj_to_fd(fileobj)
+    except ValueError:
+        # Why identity, not equality: after close() the object is all we
+        # have, and another object may now own the same fd number.
+        for fd, obj in registered.items():
+            if obj is fileobj:
+                return fd
+        raise

@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/08_epoll.ipynb cell 11
+# %% book/08_epoll.ipynb cell 15
 """Pollers: epoll itself, and a ``selectors`` fallback: chapter "epoll".
 
 Builds on nothing of ours. A poller is the one object through which the loop of
@@ -30,9 +30,11 @@ EVENT_READ = selectors.EVENT_READ
 EVENT_WRITE = selectors.EVENT_WRITE
 
 
+# %% book/08_epoll.ipynb cell 16
 class Poller:
     """Interest bookkeeping shared by the pollers; subclasses do the system calls.
 
+    A subclass defines ``_register``, ``_modify``, ``_unregister`` and ``poll``.
     ``poll`` returns ``(fd, bits)`` pairs in the poller's own bits; the loop tests
     them against ``read_bits`` and ``write_bits``, so no event is translated twice.
     """
@@ -53,6 +55,7 @@ class Poller:
         """Return the mask fd is watched for, 0 if it is not watched."""
         return self._interest.get(fd, 0)
 
+    # %% book/08_epoll.ipynb cell 85
     def set_interest(self, fd: int, mask: int) -> None:
         """Watch fd for mask (EVENT_READ | EVENT_WRITE); a mask of 0 stops watching.
 
@@ -72,38 +75,21 @@ class Poller:
                 self._modify(fd, mask)
             except OSError:
                 # Why: fd was closed while watched for both directions and now
-                # loses one (remove_reader() after close()). Closing removed it
-                # from the kernel's list already: there is nothing to narrow.
-                # Re-asserting or widening the mask of a closed fd still fails.
+                # loses one. There is nothing to narrow; drop what may be left.
                 if mask == old or mask & ~old:
                     raise
+                self._unregister(fd)
         else:
             self._register(fd, mask)
         self._interest[fd] = mask
 
-    # The system calls, one method each.
-    def _register(self, fd: int, mask: int) -> None:
-        raise NotImplementedError
-
-    def _modify(self, fd: int, mask: int) -> None:
-        raise NotImplementedError
-
-    def _unregister(self, fd: int) -> None:
-        raise NotImplementedError
-
-    def poll(self, timeout: float | None) -> list[tuple[int, int]]:
-        """Wait up to timeout seconds (None: forever) and return the ready fds."""
-        raise NotImplementedError
-
+    # %% book/08_epoll.ipynb cell 16
     def close(self) -> None:
         """Release the kernel object."""
         self._interest.clear()
 
 
-# %% book/08_epoll.ipynb cell 12
-_EPOLL_BITS = {EVENT_READ: select.EPOLLIN, EVENT_WRITE: select.EPOLLOUT}
-
-
+# %% book/08_epoll.ipynb cell 18
 class EpollPoller(Poller):
     """Readiness from ``select.epoll``, level-triggered."""
 
@@ -118,7 +104,7 @@ class EpollPoller(Poller):
         self._epoll = select.epoll()
 
     def fileno(self) -> int:
-        """Return the epoll object's own file descriptor."""
+        """Return the epoll object's own file descriptor (a new one after _rebuild)."""
         return self._epoll.fileno()
 
     @staticmethod
@@ -127,40 +113,87 @@ class EpollPoller(Poller):
             select.EPOLLOUT if mask & EVENT_WRITE else 0
         )
 
+    # %% book/08_epoll.ipynb cell 81
     def _register(self, fd: int, mask: int) -> None:
         try:
             self._epoll.register(fd, self._bits(mask))
         except FileExistsError:
+            # The kernel still has the entry we had given up on: take it back.
             self._epoll.modify(fd, self._bits(mask))
 
     def _modify(self, fd: int, mask: int) -> None:
         try:
             self._epoll.modify(fd, self._bits(mask))
         except FileNotFoundError:
-            # The fd was closed (the kernel dropped it) and its number reused.
+            # fd was closed while watched and its number names another file
+            # now. The old entry is gone, unless a duplicate keeps it: rebuild.
+            self._stale = True
             self._epoll.register(fd, self._bits(mask))
 
     def _unregister(self, fd: int) -> None:
         try:
             self._epoll.unregister(fd)
         except OSError:
-            # ENOENT or EBADF: fd was closed, and closing removed it already.
-            pass
+            # EBADF or ENOENT: fd was closed while watched (see _modify).
+            self._stale = True
 
+    # %% book/08_epoll.ipynb cell 83
     def poll(self, timeout: float | None) -> list[tuple[int, int]]:
         """Wait up to timeout seconds (None: forever) and return the ready fds."""
+        if self._stale:
+            self._rebuild()
         # Why maxevents: epoll_wait returns at most that many; every watched fd
-        # may be ready at once. (Interrupted calls are retried by Python, PEP 475.)
+        # may be ready at once.
         return self._epoll.poll(
             -1 if timeout is None else timeout, len(self._interest) or 1
         )
 
+    # %% book/08_epoll.ipynb cell 18
     def close(self) -> None:
         """Close the epoll object."""
         super().close()
         self._epoll.close()
 
+    # %% book/08_epoll.ipynb cell 83
+    # Invariant: _stale is True when the kernel's set may hold an entry that
+    # we cannot remove any more (see "A socket closed while it is watched").
+    _stale = False
 
+    def _rebuild(self) -> None:
+        """Move our interest list to a new epoll; stale entries stay behind."""
+        self._stale = False
+        old, self._epoll = self._epoll, select.epoll()
+        old.close()
+        for fd, mask in self._interest.items():
+            try:
+                self._epoll.register(fd, self._bits(mask))
+            except OSError:
+                pass  # closed since: there is nothing left to watch
+
+
+# %% book/08_epoll.ipynb cell 102
+def make_poller(kind: str | selectors.BaseSelector | Poller | None = None) -> Poller:
+    """Return a poller: "epoll", "selectors", a selector to wrap, or None for the best.
+
+    None means epoll where the platform has it (Linux), else the selectors fallback.
+    """
+    if kind is None:
+        kind = "epoll" if hasattr(select, "epoll") else "selectors"
+    if isinstance(kind, Poller):
+        return kind
+    if isinstance(kind, selectors.BaseSelector):
+        return SelectorsPoller(kind)
+    if kind == "epoll":
+        return EpollPoller()
+    if kind == "selectors":
+        return SelectorsPoller()
+    raise ValueError(
+        f"unknown poller {kind!r}: expected 'epoll', 'selectors', "
+        "a selectors.BaseSelector or None"
+    )
+
+
+# %% book/08_epoll.ipynb cell 100
 class SelectorsPoller(Poller):
     """Readiness from a ``selectors`` selector: kqueue, epoll, poll or select."""
 
@@ -197,24 +230,3 @@ class SelectorsPoller(Poller):
         """Close the selector."""
         super().close()
         self._selector.close()
-
-
-def make_poller(kind: str | selectors.BaseSelector | Poller | None = None) -> Poller:
-    """Return a poller: "epoll", "selectors", a selector to wrap, or None for the best.
-
-    None means epoll where the platform has it (Linux), else the selectors fallback.
-    """
-    if kind is None:
-        kind = "epoll" if hasattr(select, "epoll") else "selectors"
-    if isinstance(kind, Poller):
-        return kind
-    if isinstance(kind, selectors.BaseSelector):
-        return SelectorsPoller(kind)
-    if kind == "epoll":
-        return EpollPoller()
-    if kind == "selectors":
-        return SelectorsPoller()
-    raise ValueError(
-        f"unknown poller {kind!r}: expected 'epoll', 'selectors', "
-        "a selectors.BaseSelector or None"
-    )

@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/12_design_patterns.ipynb cell 23
+# %% book/12_design_patterns.ipynb cell 28
 """TaskGroup, structured concurrency: chapter "Design patterns".
 
 Builds on the loop and Task of chapters "The event loop" and "The scheduler":
@@ -24,35 +24,8 @@ from typing import Any, Self
 
 __all__ = ["TaskGroup"]
 
-# Why: asyncio's TaskGroup changed in small, observable ways. 3.12 registers
-# a child that finished eagerly without a done callback; 3.13 un-counts its
-# own cancellation of the parent only after the children are done, treats
-# subclasses of CancelledError as cancellations, re-cancels a parent that
-# was also cancelled from outside, and closes refused coroutines. 3.14 tracks
-# an eager child that is already done like any other (gh-128550) and drops its
-# references to the parent and the errors on exit. 3.15 adds cancel(), lets a
-# lone GeneratorExit from the body through ungrouped, and keeps a cancellation
-# from outside that arrived while it waited (gh-155433).
-_EAGER_AWARE = sys.version_info >= (3, 12)
-_LATE_UNCANCEL = sys.version_info >= (3, 13)
-_ALWAYS_TRACK = sys.version_info >= (3, 14)
-_PY315 = sys.version_info >= (3, 15)
 
-
-def _is_cancellation(exc_type: type[BaseException] | None) -> bool:
-    if exc_type is None:
-        return False
-    if _LATE_UNCANCEL:
-        return issubclass(exc_type, asyncio.CancelledError)
-    return exc_type is asyncio.CancelledError
-
-
-def _is_fatal(exc: BaseException) -> bool:
-    """SystemExit and KeyboardInterrupt end a group as themselves, ungrouped."""
-    return isinstance(exc, (SystemExit, KeyboardInterrupt))
-
-
-# %% book/12_design_patterns.ipynb cell 25
+# %% book/12_design_patterns.ipynb cell 30
 class TaskGroup:
     """Run tasks as a group: wait for all; on a failure, cancel the rest.
 
@@ -62,7 +35,7 @@ class TaskGroup:
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._parent: asyncio.Task | None = None
+        self._parent: asyncio.Task | None = None  # the task that runs the body
         self._entered = False
         self._exiting = False
         self._aborting = False
@@ -77,18 +50,7 @@ class TaskGroup:
         self._all_done: asyncio.Future | None = None
         self._cancel_on_enter = False  # cancel() was called before __aenter__
 
-    def __repr__(self) -> str:
-        info = ""
-        if self._tasks:
-            info += f" tasks={len(self._tasks)}"
-        if self._errors:
-            info += f" errors={len(self._errors)}"
-        if self._aborting:
-            info += " cancelling"
-        elif self._entered:
-            info += " entered"
-        return f"<TaskGroup{info}>"
-
+    # %% book/12_design_patterns.ipynb cell 46
     async def __aenter__(self) -> Self:
         if self._entered:
             raise RuntimeError(f"TaskGroup {self!r} has already been entered")
@@ -102,6 +64,7 @@ class TaskGroup:
             self.cancel()
         return self
 
+    # %% book/12_design_patterns.ipynb cell 48
     def create_task(
         self,
         coro: Coroutine[Any, Any, Any],
@@ -136,27 +99,7 @@ class TaskGroup:
                 task.cancel()  # an eager child aborted the group (gh-155418)
         return task
 
-    def cancel(self) -> None:
-        """Cancel the children and the body; the group then exits without an error.
-
-        New in asyncio 3.15; ours has it on every version. Before the group is
-        entered, it is cancelled on entry. Idempotent, also after the exit.
-        """
-        if not self._entered:
-            self._cancel_on_enter = True
-            return
-        if self._exiting and not self._tasks:
-            return
-        if not self._aborting:
-            self._abort()
-            if self._parent is not None and not self._parent_cancel_requested:
-                self._parent_cancel_requested = True
-                self._parent.cancel()
-
-    def _owes_uncancel(self) -> bool:
-        """Take back our cancellation of the parent; True if none is left."""
-        return self._parent_cancel_requested and self._parent.uncancel() == 0
-
+    # %% book/12_design_patterns.ipynb cell 32
     def _abort(self) -> None:
         """Cancel every child that is still running; no new ones after this."""
         self._aborting = True
@@ -164,6 +107,7 @@ class TaskGroup:
             if not task.done():
                 task.cancel()
 
+    # %% book/12_design_patterns.ipynb cell 51
     def _on_task_done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
         all_done = self._all_done
@@ -190,8 +134,9 @@ class TaskGroup:
         if not self._aborting and not self._parent_cancel_requested:
             self._abort()
             self._parent_cancel_requested = True
-            self._parent.cancel()
+            self._parent.cancel()  # interrupt the body, wherever it awaits
 
+    # %% book/12_design_patterns.ipynb cell 55
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
@@ -209,17 +154,26 @@ class TaskGroup:
                 # Why: exceptions and frames make cycles; 3.14 lets go of them.
                 self._parent = self._errors = self._base_error = None
 
-    async def _aexit(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None
-    ) -> bool | None:
-        self._exiting = True
-        if exc is not None and _is_fatal(exc) and self._base_error is None:
-            self._base_error = exc
-        cancellation = exc if _is_cancellation(exc_type) else None
-        if not _LATE_UNCANCEL and self._owes_uncancel():
-            cancellation = None
-        if exc_type is not None and not self._aborting:
-            self._abort()
+    # %% book/12_design_patterns.ipynb cell 46
+    def __repr__(self) -> str:
+        info = ""
+        if self._tasks:
+            info += f" tasks={len(self._tasks)}"
+        if self._errors:
+            info += f" errors={len(self._errors)}"
+        if self._aborting:
+            info += " cancelling"
+        elif self._entered:
+            info += " entered"
+        return f"<TaskGroup{info}>"
+
+    # %% book/12_design_patterns.ipynb cell 55
+    def _owes_uncancel(self) -> bool:
+        """Take back our cancellation of the parent; True if none is left."""
+        return self._parent_cancel_requested and self._parent.uncancel() == 0
+
+    async def _wait_for_children(self, cancellation: Any) -> tuple[Any, Any]:
+        """Wait until no child is left; return (cancellation, last interruption)."""
         # Invariant: each pass waits for the set to drain; a cancellation
         # from outside interrupts the wait but not the waiting.
         pending = None  # the last cancellation that interrupted the wait
@@ -233,11 +187,26 @@ class TaskGroup:
                     cancellation = error
                     self._abort()
             self._all_done = None
+        return cancellation, pending
+
+    # %% book/12_design_patterns.ipynb cell 57
+    async def _aexit(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None
+    ) -> bool | None:
+        self._exiting = True
+        if exc is not None and _is_fatal(exc) and self._base_error is None:
+            self._base_error = exc
+        cancellation = exc if _is_cancellation(exc_type) else None
+        if not _LATE_UNCANCEL and self._owes_uncancel():
+            cancellation = None  # before 3.13: taken back before the wait
+        if exc_type is not None and not self._aborting:
+            self._abort()
+        cancellation, pending = await self._wait_for_children(cancellation)
         if self._base_error is not None:
             try:
                 raise self._base_error
             finally:
-                exc = None
+                exc = cancellation = pending = None
         if _LATE_UNCANCEL and self._parent_cancel_requested:
             if self._parent.uncancel() == 0:
                 cancellation = None
@@ -249,6 +218,17 @@ class TaskGroup:
                 raise cancellation
             finally:
                 cancellation = pending = exc = None
+        pending = cancellation = None
+        try:
+            return self._raise_errors(exc_type, exc)
+        finally:
+            exc = None
+
+    # %% book/12_design_patterns.ipynb cell 58
+    def _raise_errors(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None
+    ) -> bool | None:
+        """Raise the children's errors (the body's last) as one exception group."""
         if exc_type is not None and not _is_cancellation(exc_type):
             self._errors.append(exc)
         if self._errors:
@@ -269,3 +249,50 @@ class TaskGroup:
         # ends the group quietly (3.15 returns True here; earlier versions, which
         # have no cancel(), never get here with an exception).
         return True
+
+    # %% book/12_design_patterns.ipynb cell 62
+    def cancel(self) -> None:
+        """Cancel the children and the body; the group then exits without an error.
+
+        New in asyncio 3.15; ours has it on every version. Before the group is
+        entered, it is cancelled on entry. Idempotent, also after the exit.
+        """
+        if not self._entered:
+            self._cancel_on_enter = True
+            return
+        if self._exiting and not self._tasks:
+            return
+        if not self._aborting:
+            self._abort()
+            if self._parent is not None and not self._parent_cancel_requested:
+                self._parent_cancel_requested = True
+                self._parent.cancel()
+
+
+# %% book/12_design_patterns.ipynb cell 42
+# Why: asyncio's TaskGroup changed in small, observable ways. 3.12 registers
+# a child that finished eagerly without a done callback; 3.13 un-counts its
+# own cancellation of the parent only after the children are done, treats
+# subclasses of CancelledError as cancellations, re-cancels a parent that
+# was also cancelled from outside, and closes refused coroutines. 3.14 tracks
+# an eager child that is already done like any other (gh-128550) and drops its
+# references to the parent and the errors on exit. 3.15 adds cancel(), lets a
+# lone GeneratorExit from the body through ungrouped, and keeps a cancellation
+# from outside that arrived while it waited (gh-155433).
+_EAGER_AWARE = sys.version_info >= (3, 12)
+_LATE_UNCANCEL = sys.version_info >= (3, 13)
+_ALWAYS_TRACK = sys.version_info >= (3, 14)
+_PY315 = sys.version_info >= (3, 15)
+
+
+def _is_cancellation(exc_type: type[BaseException] | None) -> bool:
+    if exc_type is None:
+        return False
+    if _LATE_UNCANCEL:
+        return issubclass(exc_type, asyncio.CancelledError)
+    return exc_type is asyncio.CancelledError
+
+
+def _is_fatal(exc: BaseException) -> bool:
+    """SystemExit and KeyboardInterrupt end a group as themselves, ungrouped."""
+    return isinstance(exc, (SystemExit, KeyboardInterrupt))

@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/12_design_patterns.ipynb cell 38
+# %% book/12_design_patterns.ipynb cell 69
 """timeout() and timeout_at(): chapter "Design patterns".
 
 Builds on the loop's timers (``call_at``, ``call_soon``) and the Task's
@@ -36,7 +36,7 @@ _CREATED, _ENTERED, _EXPIRING, _EXPIRED, _EXITED = (
 )
 
 
-# %% book/12_design_patterns.ipynb cell 40
+# %% book/12_design_patterns.ipynb cell 71
 class Timeout:
     """An async context manager that cancels its block at a loop-time deadline.
 
@@ -61,6 +61,58 @@ class Timeout:
         """Return True if the deadline passed while the block ran."""
         return self._state in (_EXPIRING, _EXPIRED)
 
+    # %% book/12_design_patterns.ipynb cell 77
+    async def __aenter__(self) -> Self:
+        if self._state != _CREATED:
+            raise RuntimeError("Timeout has already been entered")
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("Timeout should be used inside a task")
+        self._state = _ENTERED
+        self._task = task
+        # Why: cancellations already requested before we started are not
+        # ours; only one more than this count can be our own.
+        self._cancelling = task.cancelling()
+        self.reschedule(self._when)
+        return self
+
+    # %% book/12_design_patterns.ipynb cell 71
+    def _on_timeout(self) -> None:
+        assert self._state == _ENTERED
+        self._task.cancel()
+        self._state = _EXPIRING
+        self._timer = None
+
+    # %% book/12_design_patterns.ipynb cell 81
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._state in (_ENTERED, _EXPIRING)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._state == _ENTERED:
+            self._state = _EXITED  # the deadline never came
+            return
+        self._state = _EXPIRED
+        ours = self._task.uncancel() <= self._cancelling
+        if not _CHAIN_TIMEOUT_ERROR:
+            if ours and exc_type is asyncio.CancelledError:
+                raise TimeoutError from exc
+            return
+        if ours and exc_type is not None:
+            if issubclass(exc_type, asyncio.CancelledError):
+                raise TimeoutError from exc
+            if exc is not None:
+                _thread_timeout_error(exc)
+                if isinstance(exc, ExceptionGroup):
+                    for inner in exc.exceptions:
+                        _thread_timeout_error(inner)
+
+    # %% book/12_design_patterns.ipynb cell 77
     def __repr__(self) -> str:
         info = ""
         if self._state == _ENTERED:
@@ -85,67 +137,8 @@ class Timeout:
             else:
                 self._timer = loop.call_at(when, self._on_timeout)
 
-    async def __aenter__(self) -> Self:
-        if self._state != _CREATED:
-            raise RuntimeError("Timeout has already been entered")
-        task = asyncio.current_task()
-        if task is None:
-            raise RuntimeError("Timeout should be used inside a task")
-        self._state = _ENTERED
-        self._task = task
-        # Why: cancellations already requested before we started are not
-        # ours; only one more than this count can be our own.
-        self._cancelling = task.cancelling()
-        self.reschedule(self._when)
-        return self
 
-    def _on_timeout(self) -> None:
-        assert self._state == _ENTERED
-        self._task.cancel()
-        self._state = _EXPIRING
-        self._timer = None
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._state in (_ENTERED, _EXPIRING)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._state == _ENTERED:
-            self._state = _EXITED
-            return
-        self._state = _EXPIRED
-        ours = self._task.uncancel() <= self._cancelling
-        if not _CHAIN_TIMEOUT_ERROR:
-            if ours and exc_type is asyncio.CancelledError:
-                raise TimeoutError from exc
-            return
-        if ours and exc_type is not None:
-            if issubclass(exc_type, asyncio.CancelledError):
-                raise TimeoutError from exc
-            if exc is not None:
-                _thread_timeout_error(exc)
-                if isinstance(exc, ExceptionGroup):
-                    for inner in exc.exceptions:
-                        _thread_timeout_error(inner)
-
-
-# %% book/12_design_patterns.ipynb cell 42
-def _thread_timeout_error(exc: BaseException) -> None:
-    """Put a TimeoutError between exc's chain and the CancelledError in it."""
-    while exc.__context__ is not None:
-        if isinstance(exc.__context__, asyncio.CancelledError):
-            error = TimeoutError()
-            error.__context__ = error.__cause__ = exc.__context__
-            exc.__context__ = error
-            return
-        exc = exc.__context__
-
-
+# %% book/12_design_patterns.ipynb cell 73
 def timeout(delay: float | None) -> Timeout:
     """Return a Timeout that expires delay seconds from now (None: never)."""
     loop = asyncio.get_running_loop()
@@ -155,3 +148,15 @@ def timeout(delay: float | None) -> Timeout:
 def timeout_at(when: float | None) -> Timeout:
     """Return a Timeout that expires at loop time when (None: never)."""
     return Timeout(when)
+
+
+# %% book/12_design_patterns.ipynb cell 81
+def _thread_timeout_error(exc: BaseException) -> None:
+    """Put a TimeoutError between exc's chain and the CancelledError in it."""
+    while exc.__context__ is not None:
+        if isinstance(exc.__context__, asyncio.CancelledError):
+            error = TimeoutError()
+            error.__context__ = error.__cause__ = exc.__context__
+            exc.__context__ = error
+            return
+        exc = exc.__context__

@@ -3,7 +3,7 @@
 
 
 # %% book/08b_transports.ipynb cell 3
-"""The socket transport: chapter "epoll".
+"""The socket transport: chapter "Transports, protocols and streams".
 
 Builds on ``io_events.py``: a ``SocketTransport`` owns one connected,
 non-blocking socket on a ``ReadinessEventLoop``, stays registered for reading and
@@ -29,13 +29,12 @@ logger = logging.getLogger("asyncio")
 
 # Why: asyncio 3.15 gives each connection a context of its own (gh-140947).
 _OWN_CONTEXT = sys.version_info >= (3, 15)
-# As asyncio: after this many writes to a lost connection, say so in the log.
-_LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
-# asyncio's message for write() of something else than bytes; 3.14 names the types.
-if sys.version_info >= (3, 14):
-    _WRITE_TYPE_ERROR = "data argument must be a bytes, bytearray, or memoryview object"
-else:
-    _WRITE_TYPE_ERROR = "data argument must be a bytes-like object"
+
+
+# %% book/08b_transports.ipynb cell 5
+def _set_result_unless_cancelled(future: Any, result: Any) -> None:
+    if not future.cancelled():
+        future.set_result(result)
 
 
 class SocketTransport(asyncio.Transport):
@@ -43,6 +42,7 @@ class SocketTransport(asyncio.Transport):
 
     max_size = 256 * 1024  # the most one recv() asks for
 
+    # %% book/08b_transports.ipynb cell 36
     def __init__(
         self,
         loop: Any,
@@ -62,18 +62,7 @@ class SocketTransport(asyncio.Transport):
         if context is None and _OWN_CONTEXT:
             context = contextvars.copy_context()
         self._context = context
-        # As asyncio: users get a TransportSocket, a view of sock without the
-        # calls that would upset the transport (recv, close...; 3.11: warnings).
-        self._extra["socket"] = trsock.TransportSocket(sock)
-        for key, call in [
-            ("sockname", sock.getsockname),
-            ("peername", sock.getpeername),
-        ]:
-            if key not in self._extra:
-                try:
-                    self._extra[key] = call()
-                except OSError:
-                    self._extra[key] = None
+        self._fill_extra(sock)
         self._loop = loop
         self._sock: socket.socket | None = sock
         self._sock_fd = sock.fileno()
@@ -94,64 +83,39 @@ class SocketTransport(asyncio.Transport):
         if server is not None:
             server._attach(self)
         loop._transports[self._sock_fd] = self
-        if (
-            sock.family in (socket.AF_INET, socket.AF_INET6)
-            and sock.type == socket.SOCK_STREAM
-        ):
-            # Why: small writes go out at once instead of waiting for an ACK
-            # (Nagle's algorithm); request/response traffic needs that.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         loop.call_soon(self._protocol.connection_made, self, context=context)
         # Only start reading once connection_made() has run.
         loop.call_soon(self._start_reading, context=context)
         if waiter is not None:
             loop.call_soon(_set_result_unless_cancelled, waiter, None, context=context)
 
-    def __repr__(self) -> str:
-        state = (
-            "closed" if self._sock is None else "closing" if self._closing else "open"
-        )
-        return f"<SocketTransport {state} buffer={len(self._buffer)}>"
+    # %% book/08b_transports.ipynb cell 7
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        """Return the current protocol."""
+        return self._protocol
 
-    # ---- the protocol ----------------------------------------------------
+    # %% book/08b_transports.ipynb cell 28
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         """Make protocol receive this transport's events from now on."""
         self._protocol = protocol
         self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
 
-    def get_protocol(self) -> asyncio.BaseProtocol:
-        """Return the current protocol."""
-        return self._protocol
-
+    # %% book/08b_transports.ipynb cell 7
     def is_closing(self) -> bool:
         """Return True once the transport is closing or closed."""
         return self._closing
 
-    # ---- reading ---------------------------------------------------------
+    def is_reading(self) -> bool:
+        """Return True if the transport is receiving data."""
+        return not self._paused and not self._closing
+
     def _start_reading(self) -> None:
         if self.is_reading():
             self._loop._add_reader(
                 self._sock_fd, self._read_ready, context=self._context
             )
 
-    def is_reading(self) -> bool:
-        """Return True if the transport is receiving data."""
-        return not self._paused and not self._closing
-
-    def pause_reading(self) -> None:
-        """Stop calling data_received(); the peer's sends will back up."""
-        if not self.is_reading():
-            return
-        self._paused = True
-        self._loop._remove_reader(self._sock_fd)
-
-    def resume_reading(self) -> None:
-        """Resume calling data_received()."""
-        if self._closing or not self._paused:
-            return
-        self._paused = False
-        self._start_reading()
-
+    # %% book/08b_transports.ipynb cell 28
     def _read_ready(self) -> None:
         if self._conn_lost:
             return
@@ -185,6 +149,7 @@ class SocketTransport(asyncio.Transport):
         except BaseException as exc:
             self._fatal_error(exc, "Fatal error: protocol failed to receive data.")
 
+    # %% book/08b_transports.ipynb cell 29
     def _read_eof(self) -> None:
         try:
             keep_open = self._protocol.eof_received()
@@ -200,7 +165,7 @@ class SocketTransport(asyncio.Transport):
         else:
             self.close()
 
-    # ---- writing ---------------------------------------------------------
+    # %% book/08b_transports.ipynb cell 118
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send data, now or as soon as the socket can take it; never blocks."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -238,10 +203,7 @@ class SocketTransport(asyncio.Transport):
         self._buffer += data
         self._maybe_pause_protocol()
 
-    def writelines(self, list_of_data: Any) -> None:
-        """Write each buffer of list_of_data, in order."""
-        self.write(b"".join(list_of_data))
-
+    # %% book/08b_transports.ipynb cell 24
     def _write_ready(self) -> None:
         if self._conn_lost:
             return
@@ -267,19 +229,47 @@ class SocketTransport(asyncio.Transport):
         elif self._eof:
             self._sock.shutdown(socket.SHUT_WR)
 
-    def can_write_eof(self) -> bool:
-        """Return True: a TCP or Unix socket can be half-closed."""
-        return True
-
-    def write_eof(self) -> None:
-        """Close the write side once the buffer is sent; reading goes on."""
-        if self._closing or self._eof:
+    # %% book/08b_transports.ipynb cell 19
+    def _maybe_pause_protocol(self) -> None:
+        if len(self._buffer) <= self._high_water or self._protocol_paused:
             return
-        self._eof = True
-        if not self._buffer:
-            self._sock.shutdown(socket.SHUT_WR)
+        self._protocol_paused = True
+        self._call_protocol("pause_writing")
 
-    # ---- flow control ----------------------------------------------------
+    def _maybe_resume_protocol(self) -> None:
+        if self._protocol_paused and len(self._buffer) <= self._low_water:
+            self._protocol_paused = False
+            self._call_protocol("resume_writing")
+
+    # %% book/08b_transports.ipynb cell 11
+    def close(self) -> None:
+        """Stop reading; send what is buffered, then close and tell the protocol."""
+        if self._closing:
+            return
+        self._closing = True
+        self._loop._remove_reader(self._sock_fd)
+        if not self._buffer:
+            self._conn_lost += 1
+            self._loop.call_soon(
+                self._call_connection_lost, None, context=self._context
+            )
+
+    # %% book/08b_transports.ipynb cell 40
+    def _call_connection_lost(self, exc: BaseException | None) -> None:
+        # Invariant: runs exactly once per transport, and last.
+        if self._sock is None:
+            return
+        self._conn_lost = max(self._conn_lost, 1)  # later writes are ignored
+        try:
+            self._protocol.connection_lost(exc)
+        finally:
+            self._sock.close()
+            self._sock = None
+            server, self._server = self._server, None
+            if server is not None:
+                server._detach(self)
+
+    # %% book/08b_transports.ipynb cell 17
     def set_write_buffer_limits(
         self, high: int | None = None, low: int | None = None
     ) -> None:
@@ -301,17 +291,7 @@ class SocketTransport(asyncio.Transport):
         """Return how many bytes wait in the write buffer."""
         return len(self._buffer)
 
-    def _maybe_pause_protocol(self) -> None:
-        if len(self._buffer) <= self._high_water or self._protocol_paused:
-            return
-        self._protocol_paused = True
-        self._call_protocol("pause_writing")
-
-    def _maybe_resume_protocol(self) -> None:
-        if self._protocol_paused and len(self._buffer) <= self._low_water:
-            self._protocol_paused = False
-            self._call_protocol("resume_writing")
-
+    # %% book/08b_transports.ipynb cell 19
     def _call_protocol(self, method: str) -> None:
         try:
             getattr(self._protocol, method)()
@@ -327,19 +307,38 @@ class SocketTransport(asyncio.Transport):
                 }
             )
 
-    # ---- closing ---------------------------------------------------------
-    def close(self) -> None:
-        """Stop reading; send what is buffered, then close and tell the protocol."""
-        if self._closing:
+    # %% book/08b_transports.ipynb cell 23
+    def pause_reading(self) -> None:
+        """Stop calling data_received(); the peer's sends will back up."""
+        if not self.is_reading():
             return
-        self._closing = True
+        self._paused = True
         self._loop._remove_reader(self._sock_fd)
-        if not self._buffer:
-            self._conn_lost += 1
-            self._loop.call_soon(
-                self._call_connection_lost, None, context=self._context
-            )
 
+    def resume_reading(self) -> None:
+        """Resume calling data_received()."""
+        if self._closing or not self._paused:
+            return
+        self._paused = False
+        self._start_reading()
+
+    def writelines(self, list_of_data: Any) -> None:
+        """Write each buffer of list_of_data, in order."""
+        self.write(b"".join(list_of_data))
+
+    def can_write_eof(self) -> bool:
+        """Return True: a TCP or Unix socket can be half-closed."""
+        return True
+
+    def write_eof(self) -> None:
+        """Close the write side once the buffer is sent; reading goes on."""
+        if self._closing or self._eof:
+            return
+        self._eof = True
+        if not self._buffer:
+            self._sock.shutdown(socket.SHUT_WR)
+
+    # %% book/08b_transports.ipynb cell 26
     def abort(self) -> None:
         """Close at once, dropping the write buffer."""
         self._force_close(None)
@@ -370,20 +369,36 @@ class SocketTransport(asyncio.Transport):
         self._conn_lost += 1
         self._loop.call_soon(self._call_connection_lost, exc, context=self._context)
 
-    def _call_connection_lost(self, exc: BaseException | None) -> None:
-        # Invariant: runs exactly once per transport, and last.
-        if self._sock is None:
-            return
-        self._conn_lost = max(self._conn_lost, 1)  # later writes are ignored
-        try:
-            self._protocol.connection_lost(exc)
-        finally:
-            self._sock.close()
-            self._sock = None
-            server, self._server = self._server, None
-            if server is not None:
-                server._detach(self)
+    # %% book/08b_transports.ipynb cell 38
+    def _fill_extra(self, sock: socket.socket) -> None:
+        # As asyncio: users get a TransportSocket, a view of sock without the
+        # calls that would upset the transport (recv, close...; 3.11: warnings).
+        self._extra["socket"] = trsock.TransportSocket(sock)
+        for key, call in [
+            ("sockname", sock.getsockname),
+            ("peername", sock.getpeername),
+        ]:
+            if key not in self._extra:
+                try:
+                    self._extra[key] = call()
+                except OSError:
+                    self._extra[key] = None
+        if (
+            sock.family in (socket.AF_INET, socket.AF_INET6)
+            and sock.type == socket.SOCK_STREAM
+        ):
+            # Why: small writes go out at once instead of waiting for an ACK
+            # (Nagle's algorithm); request/response traffic needs that.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+    # %% book/08b_transports.ipynb cell 40
+    def __repr__(self) -> str:
+        state = (
+            "closed" if self._sock is None else "closing" if self._closing else "open"
+        )
+        return f"<SocketTransport {state} buffer={len(self._buffer)}>"
+
+    # %% book/08b_transports.ipynb cell 122
     def __del__(self, _warn: Any = warnings.warn) -> None:
         if getattr(self, "_sock", None) is not None:
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
@@ -392,6 +407,11 @@ class SocketTransport(asyncio.Transport):
                 self._server._detach(self)
 
 
-def _set_result_unless_cancelled(future: Any, result: Any) -> None:
-    if not future.cancelled():
-        future.set_result(result)
+# %% book/08b_transports.ipynb cell 116
+# As asyncio: after this many writes to a lost connection, say so in the log.
+_LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
+# asyncio's message for write() of something else than bytes; 3.14 names the types.
+if sys.version_info >= (3, 14):
+    _WRITE_TYPE_ERROR = "data argument must be a bytes, bytearray, or memoryview object"
+else:
+    _WRITE_TYPE_ERROR = "data argument must be a bytes-like object"

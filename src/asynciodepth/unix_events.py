@@ -2,8 +2,8 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/08b_transports.ipynb cell 12
-"""The finished loop: chapter "epoll".
+# %% book/08b_transports.ipynb cell 75
+"""The finished loop: chapter "Transports, protocols and streams".
 
 Builds on ``connections.py`` (``ConnectionEventLoop``). ``EventLoop`` adds what
 asyncio's Unix loop adds: signal handlers, woken through ``signal.set_wakeup_fd``
@@ -44,6 +44,7 @@ logger = logging.getLogger("asyncio")
 _UNLINKS_ON_CLOSE = sys.version_info >= (3, 13)
 
 
+# %% book/08b_transports.ipynb cell 77
 def _sighandler_noop(signum: int, frame: Any) -> None:
     """Python-level handler: the work is done by the loop, woken by the byte."""
 
@@ -64,7 +65,14 @@ class EventLoop(ConnectionEventLoop):
         self._signal_handlers: dict[int, Handle] = {}
         self._old_wakeup_fd = -1
 
-    # ---- signals -----------------------------------------------------------
+    @staticmethod
+    def _check_signal(sig: int) -> None:
+        if not isinstance(sig, int):
+            raise TypeError(f"sig must be an int, not {sig!r}")
+        if sig not in signal.valid_signals():
+            raise ValueError(f"invalid signal number {sig}")
+
+    # %% book/08b_transports.ipynb cell 79
     def add_signal_handler(
         self, sig: int, callback: Callable[..., object], *args: Any
     ) -> None:
@@ -94,6 +102,7 @@ class EventLoop(ConnectionEventLoop):
                 raise RuntimeError(f"sig {sig:d} cannot be caught") from None
             raise
 
+    # %% book/08b_transports.ipynb cell 80
     def remove_signal_handler(self, sig: int) -> bool:
         """Stop handling sig (its default action returns); True if it was handled."""
         self._check_signal(sig)
@@ -117,13 +126,7 @@ class EventLoop(ConnectionEventLoop):
             logger.info("set_wakeup_fd(%d) failed: %s", self._old_wakeup_fd, exc)
         self._old_wakeup_fd = -1
 
-    @staticmethod
-    def _check_signal(sig: int) -> None:
-        if not isinstance(sig, int):
-            raise TypeError(f"sig must be an int, not {sig!r}")
-        if sig not in signal.valid_signals():
-            raise ValueError(f"invalid signal number {sig}")
-
+    # %% book/08b_transports.ipynb cell 82
     def _io_can_arrive(self) -> bool:
         """Return True while a signal handler, a reader or a writer is registered."""
         # Why not super(): the loop asks once or twice per iteration, and the
@@ -145,7 +148,7 @@ class EventLoop(ConnectionEventLoop):
                 self.remove_signal_handler(sig)
         super().close()
 
-    # ---- Unix domain sockets -----------------------------------------------
+    # %% book/08b_transports.ipynb cell 86
     async def create_unix_connection(
         self,
         protocol_factory: Callable[[], Any],
@@ -178,6 +181,7 @@ class EventLoop(ConnectionEventLoop):
             raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
         return await self._make_transport(sock, protocol_factory)
 
+    # %% book/08b_transports.ipynb cell 91
     async def create_unix_server(
         self,
         protocol_factory: Callable[[], Any],
@@ -204,27 +208,7 @@ class EventLoop(ConnectionEventLoop):
         if path is not None:
             if sock is not None:
                 raise ValueError("path and sock can not be specified at the same time")
-            path = os.fspath(path)
-            abstract = path[0] in (0, "\0")  # Linux's abstract namespace: no file
-            if not abstract:
-                try:
-                    if stat.S_ISSOCK(os.stat(path).st_mode):
-                        os.remove(path)
-                except FileNotFoundError:
-                    pass
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.bind(path)
-            except OSError as exc:
-                sock.close()
-                if exc.errno == errno.EADDRINUSE:
-                    raise OSError(
-                        errno.EADDRINUSE, f"Address {path!r} is already in use"
-                    ) from None
-                raise
-            except BaseException:
-                sock.close()
-                raise
+            sock = _bind_unix(path)
         elif sock is None:
             raise ValueError("path was not specified, and no sock specified")
         elif sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
@@ -245,7 +229,34 @@ class EventLoop(ConnectionEventLoop):
         return server
 
 
-# %% book/08b_transports.ipynb cell 13
+# %% book/08b_transports.ipynb cell 88
+def _bind_unix(path: Any) -> socket.socket:
+    """Return an AF_UNIX socket bound to path, replacing a stale socket file."""
+    path = os.fspath(path)
+    abstract = path[0] in (0, "\0")  # Linux's abstract namespace: no file
+    if not abstract:
+        try:
+            if stat.S_ISSOCK(os.stat(path).st_mode):
+                os.remove(path)
+        except FileNotFoundError:
+            pass
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise OSError(
+                errno.EADDRINUSE, f"Address {path!r} is already in use"
+            ) from None
+        raise
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+# %% book/08b_transports.ipynb cell 95
 # asyncio's name for its loop with a selector; here it is the same class.
 SelectorEventLoop = EventLoop
 
