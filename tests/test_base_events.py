@@ -1261,3 +1261,64 @@ def test_create_future_uses_the_future_class():
         expected = expected or asynciodepth.Future
         assert type(loop.create_future()) is expected
         loop.close()
+
+
+# -- the base class on its own (chapter "The event loop", "The smallest loop") --
+
+
+def test_the_base_class_runs_callbacks_and_timers_without_a_selector():
+    """BaseEventLoop's own _poll sleeps: it runs timers and callbacks by itself."""
+    from asynciodepth.base_events import BaseEventLoop
+
+    for clock in (VirtualClock(), None):
+        loop = BaseEventLoop(clock=clock)
+        events = []
+        loop.call_later(0.02, events.append, "timer")
+        loop.call_soon(events.append, "soon")
+        loop.call_later(0.03, loop.stop)
+        loop.run_forever()
+        assert events == ["soon", "timer"]
+        assert loop.time() >= 0.03 if clock else True
+        result = loop.run_until_complete(asyncio.sleep(0.01, "slept"))
+        assert result == "slept"
+        loop.close()
+
+
+def test_the_base_class_refuses_to_wait_for_nothing():
+    """With nothing scheduled and no I/O, nothing could ever wake it: an error."""
+    from asynciodepth.base_events import BaseEventLoop
+
+    loop = BaseEventLoop()
+    try:
+        with pytest.raises(RuntimeError, match="nothing is scheduled"):
+            loop.run_forever()
+        assert not loop.is_running()
+    finally:
+        loop.close()
+
+
+def test_debug_mode_and_the_observer_come_from_loop_instrumentation():
+    from asynciodepth.base_events import BaseEventLoop
+    from asynciodepth.instrumentation import LoopInstrumentation
+
+    assert issubclass(BaseEventLoop, LoopInstrumentation)
+    assert issubclass(BaseEventLoop, asyncio.AbstractEventLoop)
+    for name in ("set_debug", "set_observer", "_run_ready_instrumented"):
+        assert name in vars(LoopInstrumentation) and name not in vars(BaseEventLoop)
+    # the asyncgen hooks stay on the loop class: chapter 10 shows their names
+    assert BaseEventLoop._asyncgen_firstiter_hook.__qualname__ == (
+        "BaseEventLoop._asyncgen_firstiter_hook"
+    )
+    loop = EventLoop()
+    assert loop.slow_callback_duration == 0.1 and loop.get_observer() is None
+    loop.close()
+
+
+def test_create_task_refuses_a_positional_name(setup, loop):
+    async def nothing():
+        pass
+
+    coro = nothing()
+    with pytest.raises(TypeError):
+        loop.create_task(coro, "name")
+    coro.close()

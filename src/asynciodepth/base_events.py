@@ -2,24 +2,13 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/06_event_loop.ipynb cell 16
+# %% book/06_event_loop.ipynb cell 22
 """The event loop core: chapter "The event loop".
 
-Builds on ``events.py`` (handles, the virtual clock, the observer interface)
-and ``futures.py`` (``create_future`` returns our Future). The Task arrives in
-chapter "The scheduler": until then ``create_task`` makes the stdlib's Task,
-which is happy to run on any loop that keeps asyncio's loop contract. How the
-loop waits (``_poll``) is left to ``selector_events.py``.
-
-One iteration of the loop, ``_run_once``, has four sections:
-
-1. decide how long the loop may block (0 if callbacks are ready, else until
-   the next timer, else forever);
-2. poll for I/O with that timeout, through the ``_poll``/``_process_events``
-   seam (a virtual clock jumps instead of sleeping); a zero-timeout poll is
-   skipped only when nothing can arrive (``_io_can_arrive()``);
-3. move the timers that are due onto the ready queue;
-4. run the callbacks that were ready at that point, and no others.
+Builds on ``events.py`` (handles, the virtual clock), ``instrumentation.py``
+(debug mode and the observer hook, which the loop inherits) and ``futures.py``.
+Until chapter "The scheduler", ``create_task`` makes the stdlib's Task. How
+the loop waits (``_poll``) is left to ``selector_events.py``.
 """
 
 from __future__ import annotations
@@ -28,11 +17,9 @@ import asyncio
 import collections
 import contextvars
 import heapq
-import inspect
 import itertools
 import logging
 import math
-import os
 import sys
 import threading
 import time
@@ -44,9 +31,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asynciodepth.events import Handle, LoopObserver, TimerHandle, VirtualClock
-from asynciodepth.events import _error_context, extract_stack
-from asynciodepth.events import _ThreadSafeCall, _ThreadSafeHandle
+from asynciodepth.events import _error_context, _ThreadSafeCall, _ThreadSafeHandle
 from asynciodepth.futures import Future, isfuture
+from asynciodepth.instrumentation import LoopInstrumentation, _debug_from_environment
 
 __all__ = ["BaseEventLoop"]
 
@@ -60,89 +47,8 @@ _MIN_CANCELLED_TIMER_HANDLES_FRACTION = 0.5
 _NEGATIVE_INFINITY = -math.inf
 
 
-def _run_until_complete_cb(fut: Any) -> None:
-    """Done callback of run_until_complete(): stop the future's loop."""
-    if not fut.cancelled():
-        exc = fut.exception()
-        if isinstance(exc, (SystemExit, KeyboardInterrupt)):
-            # Why: the exception is already propagating out of the loop; a
-            # stop() now would leak into the next run of the loop.
-            return
-    fut.get_loop().stop()
-
-
-# %% book/06_event_loop.ipynb cell 18
-_VERSION = sys.version_info[:3]
-# create_task(coro, **kwargs) hands its keywords on (eager_start=...) from
-# 3.13.3; 3.13.3 and 3.14+ hand on everything, name and context too.
-_CREATE_TASK_KWARGS = _VERSION >= (3, 13, 3)
-_CREATE_TASK_ALL_KWARGS = _VERSION >= (3, 14, 0) or _VERSION == (3, 13, 3)
-
-
-if _CREATE_TASK_ALL_KWARGS:  # 3.13.3, 3.14+: every keyword goes on
-
-    def _create_task(self, coro: Any, **kwargs: Any) -> Any:
-        """Wrap coro in a Task (or what the task factory makes), schedule it."""
-        self._check_closed()
-        if self._task_factory is not None:
-            return self._task_factory(self, coro, **kwargs)
-        return _new_task(self, coro, kwargs)
-
-else:
-
-    def _create_task(
-        self,
-        coro: Any,
-        *,
-        name: str | None = None,
-        context: contextvars.Context | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        """Wrap coro in a Task (or what the task factory makes), schedule it."""
-        self._check_closed()
-        if kwargs and not _CREATE_TASK_KWARGS:  # before 3.13.3: none
-            raise TypeError(
-                "BaseEventLoop.create_task() got an unexpected keyword "
-                f"argument {next(iter(kwargs))!r}"
-            )
-        if self._task_factory is None:
-            return _new_task(self, coro, dict(kwargs, name=name, context=context))
-        if context is not None:  # the older factories take no context
-            kwargs["context"] = context
-        task = self._task_factory(self, coro, **kwargs)
-        if name is not None:
-            task.set_name(name)
-        return task
-
-
-# Why: it is the loop's method, and says so in reprs and tracebacks.
-_create_task.__name__ = "create_task"
-_create_task.__qualname__ = "BaseEventLoop.create_task"
-
-
-# %% book/06_event_loop.ipynb cell 20
-# asyncio's Task classes: the C one, and the pure-Python one it falls back on.
-_ASYNCIO_TASKS = (asyncio.Task, getattr(asyncio.tasks, "_PyTask", asyncio.Task))
-
-
-def _asyncio_task_step(handle: Handle) -> tuple[Any, Any] | None:
-    """If handle ran a step of asyncio's Task, return (task, woken_by)."""
-    callback = handle._callback
-    task = getattr(callback, "__self__", None)
-    if not isinstance(task, _ASYNCIO_TASKS):
-        return None
-    if type(callback).__name__ == "TaskStepMethWrapper":
-        return task, None  # the C Task's first step, sleep(0), a cancellation
-    name = getattr(callback, "__name__", None)
-    if name in ("task_wakeup", "__wakeup"):  # C, Python: a done callback
-        return task, handle._args[0]
-    if name == "__step":  # asyncio's Python Task, scheduled directly
-        return task, None
-    return None  # another method of a task, e.g. call_soon(task.cancel)
-
-
-# %% book/06_event_loop.ipynb cell 22
-class BaseEventLoop(asyncio.AbstractEventLoop):
+# %% book/06_event_loop.ipynb cell 24
+class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
     """A pure-Python asyncio event loop: ready queue, timer heap and a poll."""
 
     # The Task class create_task() uses when no task factory is set. The
@@ -151,11 +57,9 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
     # The Future class create_future() makes (called with loop=self).
     _future_class: Callable[..., Any] = Future
 
+    # %% book/06_event_loop.ipynb cell 50
     def __init__(
-        self,
-        *,
-        clock: VirtualClock | None = None,
-        observer: LoopObserver | None = None,
+        self, *, clock: VirtualClock | None = None, observer: LoopObserver | None = None
     ) -> None:
         # Invariant: _ready holds the Handles to run, in call_soon order.
         self._ready: collections.deque[Handle] = collections.deque()
@@ -176,48 +80,24 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         self._clock = clock
         self._now = time.monotonic if clock is None else clock.time
         self._clock_resolution = time.get_clock_info("monotonic").resolution
-        self._observer = observer
-        self._debug = False
-        self.set_debug(_debug_from_environment())
-        self.slow_callback_duration = 0.1
-        # Invariant: while an observer or debug mode is set, _current_handle
-        # is the handle running now (None between handles); _stepped is the
-        # (task, woken_by) of the task step that handle ran, if it ran one.
-        self._current_handle: Handle | None = None
-        self._stepped: tuple[Any, Any] | None = None
+        self._observer = observer  # see "Making it drop-in"
+        self._debug = _debug_from_environment()
         self._exception_handler: Callable[..., object] | None = None
         self._task_factory: Callable[..., Any] | None = None
         self._default_executor: Any = None  # see runners.TaskEventLoop
         self._executor_shutdown_called = False
         # Invariant: _external_work counts executor jobs still running; while
-        # it is positive a virtual clock waits for real (see _run_once).
+        # it is positive a virtual clock waits for real (see _poll_and_wait).
         self._external_work = 0
         self._asyncgens: weakref.WeakSet = weakref.WeakSet()
         self._asyncgens_shutdown_called = False
-        self._coroutine_origin_tracking_saved_depth: int | None = None
 
-    def __repr__(self) -> str:
-        return (
-            f"<{type(self).__name__} running={self.is_running()} "
-            f"closed={self.is_closed()} debug={self.get_debug()}>"
-        )
-
-    # ------------------------------------------------------------------
-    # Time
-    # ------------------------------------------------------------------
-
+    # %% book/06_event_loop.ipynb cell 24
     def time(self) -> float:
         """Return the loop's clock: monotonic seconds, or the virtual clock."""
         return self._now()
 
-    def get_clock(self) -> VirtualClock | None:
-        """Return the VirtualClock the loop runs on, or None for real time."""
-        return self._clock
-
-    # ------------------------------------------------------------------
-    # Scheduling callbacks
-    # ------------------------------------------------------------------
-
+    # %% book/06_event_loop.ipynb cell 65
     def call_soon(
         self,
         callback: Callable[..., object],
@@ -258,129 +138,124 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         timer._scheduled = True
         return timer
 
-    def call_at(
-        self,
-        when: float,
-        callback: Callable[..., object],
-        *args: Any,
-        context: contextvars.Context | None = None,
-    ) -> TimerHandle:
-        """Run callback(*args) when loop.time() reaches when."""
-        if when is None:
-            raise TypeError("when cannot be None")
-        self._check_closed()
-        timer = TimerHandle(when, callback, args, self, context)
-        if self._debug:
-            self._check_debug(timer, "call_at")
-        # Why: asyncio runs a NaN deadline at once (every comparison with NaN
-        # is false). We keep that behaviour but make it explicit, so that NaN
-        # never sits inside the heap and breaks its order.
-        key = when if when == when else _NEGATIVE_INFINITY
-        heapq.heappush(self._scheduled, (key, next(self._timer_sequence), timer))
-        timer._scheduled = True
-        return timer
+    # %% book/06_event_loop.ipynb cell 94
+    def _run_once(self) -> None:
+        """Run one iteration: poll, move due timers, run the ready snapshot."""
+        ready, scheduled, observer = self._ready, self._scheduled, self._observer
+        # ---- 1. How long may we block? ----------------------------------
+        if self._timer_cancelled_count:
+            scheduled = self._drop_cancelled_timers()  # it may rebuild the heap
+        if ready or self._stopping:
+            timeout: float | None = 0.0
+        elif scheduled:
+            timeout = max(0.0, scheduled[0][0] - self._now())
+            timeout = min(timeout, _MAXIMUM_POLL_TIMEOUT)
+        else:
+            timeout = None
+        # ---- 2. Poll for I/O and wake-ups, unless nothing can arrive -----
+        if timeout != 0.0 or self._wakeup_pending or self._io_can_arrive():
+            # Why clear first: a byte written from now on is seen by the next poll.
+            self._wakeup_pending = False
+            if observer is None:
+                self._poll_and_wait(timeout)
+            else:
+                self._poll_observed(timeout)
+        # ---- 3. Timers that are due become ready --------------------------
+        if scheduled:
+            now = self._now()
+            end_time = now + self._clock_resolution
+            while scheduled and scheduled[0][0] < end_time:
+                timer = heapq.heappop(scheduled)[2]
+                timer._scheduled = False
+                if timer._cancelled:
+                    self._timer_cancelled_count -= 1
+                    continue
+                ready.append(timer)
+                if observer is not None:
+                    observer.on_timer_fired(self, timer, now)
+                    observer.on_schedule(self, timer, "timer")
+        # ---- 4. Run what was ready at this point, and nothing else -------
+        # Invariant: callbacks scheduled by these callbacks wait for the next
+        # iteration. This is the only place where callbacks are called.
+        if observer is not None or self._debug:
+            return self._run_ready_instrumented(len(ready))
+        popleft = ready.popleft
+        while True:
+            for _ in range(len(ready)):
+                handle = popleft()
+                if handle._cancelled:
+                    continue
+                try:
+                    handle._context.run(handle._callback, *handle._args)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    self._callback_failed(handle, exc)
+            handle = None  # Why: don't keep the last callback's arguments alive.
+            # Why loop: see "The fast path"; ~10% of benchmark (a).
+            if not ready or scheduled or self._stopping or self._wakeup_pending:
+                return
+            if self._observer is not None or self._io_can_arrive():
+                return
 
-    def call_soon_threadsafe(
-        self,
-        callback: Callable[..., object],
-        *args: Any,
-        context: contextvars.Context | None = None,
-    ) -> Handle:
-        """Like call_soon(), callable from any thread; wakes a sleeping loop."""
-        self._check_closed()
-        if _ThreadSafeHandle is None:  # before 3.14: a plain handle
-            handle = queued = Handle(callback, args, self, context)
-        else:  # 3.14+: asyncio's, run under its lock by a _ThreadSafeCall
-            handle = _ThreadSafeHandle(callback, args, self, context)
-            queued = _ThreadSafeCall(handle)
-        if self._debug:
-            self._check_debug(handle, "call_soon_threadsafe", thread=False)
-        # Why this is safe: deque.append is atomic, and the loop only pops
-        # from the left the number of handles it counted beforehand.
-        self._ready.append(queued)
-        self._wakeup_pending = True
-        self._write_to_self()
-        return handle
+    # %% book/06_event_loop.ipynb cell 28
+    def _poll(self, timeout: float | None) -> list[tuple[Any, int]]:
+        """Wait up to timeout seconds for I/O; no I/O here, so: sleep."""
+        if timeout is None:
+            raise RuntimeError("nothing is scheduled and no I/O can wake the loop")
+        time.sleep(timeout)
+        return []
 
-    def _write_to_self(self) -> None:
-        """Wake the loop if it is blocked in _poll(); see selector_events.py."""
-        raise NotImplementedError
+    def _process_events(self, events: list[tuple[Any, int]]) -> None:
+        """Turn the events _poll() returned into ready callbacks (none here)."""
 
-    def _timer_handle_cancelled(self, handle: TimerHandle) -> None:
-        """Called by TimerHandle.cancel() for a timer still in the heap."""
-        self._timer_cancelled_count += 1
+    # %% book/06_event_loop.ipynb cell 102
+    def _poll_and_wait(self, timeout: float | None) -> int:
+        """Poll with timeout; under a virtual clock jump instead of sleeping."""
+        clock = self._clock
+        if clock is None or timeout is None or timeout == 0.0:
+            events = self._poll(timeout)
+            self._process_events(events)
+            return len(events)
+        # Virtual time, a timer pending: look for I/O without blocking (for
+        # real while executor jobs run); if none came, the timer is due now.
+        events = self._poll(timeout if self._external_work else 0.0)
+        if events:
+            self._process_events(events)
+        else:
+            clock.advance_to(self._scheduled[0][0])
+        return len(events)
 
-    def _check_callback(self, callback: object, method: str) -> None:
-        # Why inspect's: asyncio.iscoroutinefunction is deprecated from 3.14.
-        if asyncio.iscoroutine(callback) or inspect.iscoroutinefunction(callback):
-            raise TypeError(f"coroutines cannot be used with {method}()")
-        if not callable(callback):
-            raise TypeError(
-                f"a callable object was expected by {method}(), got {callback!r}"
-            )
-
-    def _check_debug(self, handle: Handle, method: str, *, thread: bool = True) -> None:
-        """Debug mode: refuse a wrong call; remember who scheduled the handle."""
-        if thread:
-            self._check_thread()
-        self._check_callback(handle._callback, method)
-        handle._source_traceback = extract_stack(sys._getframe(2))
-
-    def _check_thread(self) -> None:
-        """In debug mode: refuse calls from a thread other than the loop's."""
-        if self._thread_id is None:
-            return
-        if threading.get_ident() != self._thread_id:
-            raise RuntimeError(
-                "Non-thread-safe operation invoked on an event loop other "
-                "than the current one"
-            )
-
-    def _check_closed(self) -> None:
-        if self._closed:
-            raise RuntimeError("Event loop is closed")
-
-    # ------------------------------------------------------------------
-    # Futures and tasks
-    # ------------------------------------------------------------------
-
+    # %% book/06_event_loop.ipynb cell 30
     def create_future(self) -> Any:
         """Create a Future (of _future_class) attached to this loop."""
         return self._future_class(loop=self)
 
-    # The create_task() of the Python we run on: see the cell before the class.
-    create_task = _create_task
-
-    def set_task_factory(self, factory: Callable[..., Any] | None) -> None:
-        """Use factory(loop, coro, **kwargs) in create_task(); None resets."""
-        if factory is not None and not callable(factory):
-            raise TypeError("task factory must be a callable or None")
-        self._task_factory = factory
-
-    def get_task_factory(self) -> Callable[..., Any] | None:
-        """Return the task factory, or None for the default one."""
-        return self._task_factory
-
-    # ------------------------------------------------------------------
-    # Running and stopping
-    # ------------------------------------------------------------------
-
-    def is_running(self) -> bool:
-        """Return True while run_forever() runs."""
-        return self._thread_id is not None
-
-    def is_closed(self) -> bool:
-        """Return True once close() was called."""
-        return self._closed
-
-    def _check_running(self) -> None:
-        if self.is_running():
-            raise RuntimeError("This event loop is already running")
-        if _aio_events._get_running_loop() is not None:
-            raise RuntimeError(
-                "Cannot run the event loop while another loop is running"
+    # %% book/06_event_loop.ipynb cell 143
+    def create_task(self, coro: Any, **kwargs: Any) -> Any:
+        """Wrap coro in a Task (or what the task factory makes), schedule it."""
+        self._check_closed()
+        if _CREATE_TASK_ALL_KWARGS:  # 3.13.3, 3.14+: every keyword goes on
+            if self._task_factory is not None:
+                return self._task_factory(self, coro, **kwargs)
+            return _new_task(self, coro, kwargs)
+        name = kwargs.pop("name", None)
+        context = kwargs.pop("context", None)
+        if kwargs and not _CREATE_TASK_KWARGS:  # before 3.13.3: none
+            raise TypeError(
+                "BaseEventLoop.create_task() got an unexpected keyword "
+                f"argument {next(iter(kwargs))!r}"
             )
+        if self._task_factory is None:
+            return _new_task(self, coro, dict(kwargs, name=name, context=context))
+        if context is not None:  # the older factories take no context
+            kwargs["context"] = context
+        task = self._task_factory(self, coro, **kwargs)
+        if name is not None:
+            task.set_name(name)
+        return task
 
+    # %% book/06_event_loop.ipynb cell 139
     def run_forever(self) -> None:
         """Run iterations until stop() is called."""
         self._check_closed()
@@ -405,6 +280,7 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
             self._set_coroutine_origin_tracking(False)
             sys.set_asyncgen_hooks(*old_hooks)
 
+    # %% book/06_event_loop.ipynb cell 54
     def run_until_complete(self, future: Awaitable[Any]) -> Any:
         """Run until future (a coroutine or awaitable) is done; return its result."""
         self._check_closed()
@@ -430,9 +306,46 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         return future.result()
 
     def stop(self) -> None:
-        """Stop after the current iteration; callbacks already queued still run."""
+        """Stop after this iteration; what it schedules waits for the next run."""
         self._stopping = True
 
+    # %% book/06_event_loop.ipynb cell 50
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} running={self.is_running()} "
+            f"closed={self.is_closed()} debug={self.get_debug()}>"
+        )
+
+    def get_clock(self) -> VirtualClock | None:
+        """Return the VirtualClock the loop runs on, or None for real time."""
+        return self._clock
+
+    def _timer_handle_cancelled(self, handle: TimerHandle) -> None:
+        """Called by TimerHandle.cancel() for a timer still in the heap."""
+        self._timer_cancelled_count += 1
+
+    # %% book/06_event_loop.ipynb cell 52
+    def is_running(self) -> bool:
+        """Return True while run_forever() runs."""
+        return self._thread_id is not None
+
+    def is_closed(self) -> bool:
+        """Return True once close() was called."""
+        return self._closed
+
+    def _check_closed(self) -> None:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+
+    def _check_running(self) -> None:
+        if self.is_running():
+            raise RuntimeError("This event loop is already running")
+        if _aio_events._get_running_loop() is not None:
+            raise RuntimeError(
+                "Cannot run the event loop while another loop is running"
+            )
+
+    # %% book/06_event_loop.ipynb cell 58
     def close(self) -> None:
         """Drop pending callbacks, close the wake-up socket and the executor."""
         if self.is_running():
@@ -455,263 +368,30 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
             if not self.is_running():
                 self.close()
 
-    # ------------------------------------------------------------------
-    # One iteration
-    # ------------------------------------------------------------------
+    # %% book/06_event_loop.ipynb cell 61
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> TimerHandle:
+        """Run callback(*args) when loop.time() reaches when."""
+        if when is None:
+            raise TypeError("when cannot be None")
+        self._check_closed()
+        timer = TimerHandle(when, callback, args, self, context)
+        if self._debug:
+            self._check_debug(timer, "call_at")
+        # Why: asyncio runs a NaN deadline at once (every comparison with NaN
+        # is false). We keep that behaviour but make it explicit, so that NaN
+        # never sits inside the heap and breaks its order.
+        key = when if when == when else _NEGATIVE_INFINITY
+        heapq.heappush(self._scheduled, (key, next(self._timer_sequence), timer))
+        timer._scheduled = True
+        return timer
 
-    def _poll(self, timeout: float | None) -> list[tuple[Any, int]]:
-        """Wait up to timeout seconds (None: forever) for I/O; return the events.
-
-        The seam between the loop and the operating system: selector_events.py
-        implements it with a selector, and the epoll chapter replaces it.
-        """
-        raise NotImplementedError
-
-    def _process_events(self, events: list[tuple[Any, int]]) -> None:
-        """Turn the events _poll() returned into ready callbacks."""
-        raise NotImplementedError
-
-    def _io_can_arrive(self) -> bool:
-        """Return True if a poll could report anything but the wake-up socket.
-
-        The loop skips its zero-timeout poll while this is False. The I/O
-        layer overrides it: True while a reader, a writer or a signal handler
-        is registered. This default knows of no I/O: True, poll every time.
-        """
-        return True
-
-    def _run_once(self) -> None:
-        """Run one iteration: poll, move due timers, run the ready snapshot."""
-        ready = self._ready
-        scheduled = self._scheduled
-
-        # ---- 1. How long may we block? ----------------------------------
-        if self._timer_cancelled_count:
-            self._drop_cancelled_timers()
-            scheduled = self._scheduled  # it may have been rebuilt
-        if ready or self._stopping:
-            timeout: float | None = 0.0
-        elif scheduled:
-            timeout = min(
-                max(0.0, scheduled[0][0] - self._now()), _MAXIMUM_POLL_TIMEOUT
-            )
-        else:
-            timeout = None
-
-        # ---- 2. Poll for I/O and wake-ups ---------------------------------
-        # Why skip: a zero-timeout poll returns at once, and returns nothing
-        # when no fd or signal is watched and no wake-up byte is unread:
-        # skipping it then changes nothing and saves a system call.
-        if timeout != 0.0 or self._wakeup_pending or self._io_can_arrive():
-            # Why clear first: a byte written from now on is drained by this
-            # poll or flagged for the next one, so the socket never fills.
-            self._wakeup_pending = False
-            observer = self._observer
-            if observer is None:
-                self._poll_and_wait(timeout)
-            else:
-                start = self._now()
-                queued = len(ready)
-                nevents = self._poll_and_wait(timeout)
-                for index in range(queued, len(ready)):
-                    observer.on_schedule(self, ready[index], "io")
-                observer.on_poll(self, timeout, start, self._now(), nevents)
-
-        # ---- 3. Timers that are due become ready --------------------------
-        if scheduled:
-            now = self._now()
-            end_time = now + self._clock_resolution
-            observer = self._observer
-            while scheduled:
-                if scheduled[0][0] >= end_time:
-                    break
-                timer = heapq.heappop(scheduled)[2]
-                timer._scheduled = False
-                if timer._cancelled:
-                    self._timer_cancelled_count -= 1
-                    continue
-                ready.append(timer)
-                if observer is not None:
-                    observer.on_timer_fired(self, timer, now)
-                    observer.on_schedule(self, timer, "timer")
-
-        # ---- 4. Run what was ready at this point, and nothing else -------
-        # Invariant: callbacks scheduled by these callbacks wait for the next
-        # iteration. This is the only place where callbacks are called.
-        if self._observer is not None or self._debug:
-            self._run_ready_instrumented(len(ready))
-            return
-        popleft = ready.popleft
-        while True:
-            for _ in range(len(ready)):
-                handle = popleft()
-                if handle._cancelled:
-                    continue
-                try:
-                    handle._context.run(handle._callback, *handle._args)
-                except (SystemExit, KeyboardInterrupt):
-                    raise
-                except BaseException as exc:
-                    self._callback_failed(handle, exc)
-            handle = None  # Why: don't keep the last callback's arguments alive.
-            # Why loop: if only callbacks are pending (no timer, no stop, and
-            # nothing that a poll could bring), sections 1-3 of the next
-            # iteration would do nothing, so we start its section 4 right
-            # here. Same order, same snapshot per iteration, one method call
-            # less per iteration: about 10% of benchmark (a).
-            if (
-                not ready
-                or scheduled
-                or self._stopping
-                or self._wakeup_pending
-                or self._observer is not None  # set by one of these callbacks
-                or self._io_can_arrive()
-            ):
-                return
-
-    def _poll_and_wait(self, timeout: float | None) -> int:
-        """Poll with timeout; under a virtual clock jump instead of sleeping."""
-        clock = self._clock
-        if clock is None or timeout is None or timeout == 0.0:
-            events = self._poll(timeout)
-            self._process_events(events)
-            return len(events)
-        # Virtual time: nothing is ready, a timer is pending. Look for I/O
-        # without blocking; if there is none, the next timer is due "now".
-        # Exception: while executor jobs run, wait for them for real.
-        events = self._poll(timeout if self._external_work else 0.0)
-        if events:
-            self._process_events(events)
-        else:
-            clock.advance_to(self._scheduled[0][0])
-        return len(events)
-
-    def _drop_cancelled_timers(self) -> None:
-        scheduled = self._scheduled
-        if (
-            len(scheduled) > _MIN_SCHEDULED_TIMER_HANDLES
-            and self._timer_cancelled_count / len(scheduled)
-            > _MIN_CANCELLED_TIMER_HANDLES_FRACTION
-        ):
-            alive = []
-            for entry in scheduled:
-                if entry[2]._cancelled:
-                    entry[2]._scheduled = False
-                else:
-                    alive.append(entry)
-            heapq.heapify(alive)
-            self._scheduled = scheduled = alive
-            self._timer_cancelled_count = 0
-        else:
-            while scheduled and scheduled[0][2]._cancelled:
-                self._timer_cancelled_count -= 1
-                heapq.heappop(scheduled)[2]._scheduled = False
-
-    def _run_ready_instrumented(self, ntodo: int) -> None:
-        """Run ntodo ready handles, telling the observer and timing slow ones."""
-        ready = self._ready
-        observer = self._observer
-        debug = self._debug
-        for _ in range(ntodo):
-            handle = ready.popleft()
-            if handle._cancelled:
-                continue
-            self._current_handle = handle
-            start = self._now() if observer is not None else 0.0
-            wall_start = time.perf_counter() if debug else 0.0
-            try:
-                handle._context.run(handle._callback, *handle._args)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._callback_failed(handle, exc)
-            finally:
-                # Why here: a step interrupted by KeyboardInterrupt is reported
-                # too. One clock reading each side, one report per handle.
-                stepped, self._stepped = self._stepped, None
-                if observer is not None:
-                    if stepped is None:  # not our Task: perhaps asyncio's
-                        stepped = _asyncio_task_step(handle)
-                    if stepped is None:
-                        observer.on_callback(self, handle, start, self._now())
-                    else:
-                        task, woken_by = stepped
-                        end = self._now()
-                        observer.on_task_step(self, task, woken_by, start, end)
-                self._current_handle = None
-            if debug:
-                duration = time.perf_counter() - wall_start
-                if duration >= self.slow_callback_duration:
-                    logger.warning(
-                        "Executing %s took %.3f seconds",
-                        _format_handle(handle),
-                        duration,
-                    )
-        # Why: a traceback may hold this frame; its locals must not keep the
-        # last handle, or the task it stepped, alive (as in _run_once).
-        handle = stepped = task = woken_by = None
-
-    def _callback_failed(self, handle: Handle, exc: BaseException) -> None:
-        self.call_exception_handler(_error_context(handle, exc))
-
-    # ------------------------------------------------------------------
-    # Observer, debug mode
-    # ------------------------------------------------------------------
-
-    def set_observer(self, observer: LoopObserver | None) -> None:
-        """Install observer (or None to remove it); see events.LoopObserver."""
-        self._observer = observer
-
-    def get_observer(self) -> LoopObserver | None:
-        """Return the installed observer, or None."""
-        return self._observer
-
-    def current_handle(self) -> Handle | None:
-        """Return the handle running now, while an observer (or debug) is set."""
-        return self._current_handle
-
-    def _task_stepped(self, task: Any, woken_by: Any) -> bool:
-        """Called by our Task's step: report the running handle as that step.
-
-        Return False if no handle is being reported (the observer was set
-        during this batch of callbacks): the Task reports the step itself.
-        """
-        # Why not report here: the loop times the handle anyway, and one
-        # report per handle, with one clock reading each side, halves the
-        # observer's cost per step (benchmarks/bench_trace.py).
-        if self._current_handle is None:
-            return False
-        self._stepped = (task, woken_by)
-        return True
-
-    def get_debug(self) -> bool:
-        """Return True if debug mode is on."""
-        return self._debug
-
-    def set_debug(self, enabled: bool) -> None:
-        """Turn debug mode on or off: slow callbacks logged, thread checks."""
-        self._debug = enabled
-        if self.is_running():
-            self.call_soon_threadsafe(self._set_coroutine_origin_tracking, enabled)
-
-    def _set_coroutine_origin_tracking(self, enabled: bool) -> None:
-        if bool(enabled) == (self._coroutine_origin_tracking_saved_depth is not None):
-            return
-        if enabled:
-            self._coroutine_origin_tracking_saved_depth = (
-                sys.get_coroutine_origin_tracking_depth()
-            )
-            sys.set_coroutine_origin_tracking_depth(10)
-        else:
-            sys.set_coroutine_origin_tracking_depth(
-                self._coroutine_origin_tracking_saved_depth
-            )
-            self._coroutine_origin_tracking_saved_depth = None
-
-    # ------------------------------------------------------------------
-    # Errors
-    # ------------------------------------------------------------------
-
+    # %% book/06_event_loop.ipynb cell 70
     def get_exception_handler(self) -> Callable[..., object] | None:
         """Return the custom exception handler, or None."""
         return self._exception_handler
@@ -740,6 +420,10 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
             lines.append(f"{key}: {_format_context_value(key, context[key])}")
         logger.error("\n".join(lines), exc_info=exc_info)
 
+    def _callback_failed(self, handle: Handle, exc: BaseException) -> None:
+        self.call_exception_handler(_error_context(handle, exc))
+
+    # %% book/06_event_loop.ipynb cell 72
     def call_exception_handler(self, context: dict[str, Any]) -> None:
         """Hand an error context to the custom handler, or to the default one."""
         if self._exception_handler is None:
@@ -780,10 +464,67 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
                     exc_info=True,
                 )
 
-    # ------------------------------------------------------------------
-    # Async generators
-    # ------------------------------------------------------------------
+    # %% book/06_event_loop.ipynb cell 78
+    def call_soon_threadsafe(
+        self,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> Handle:
+        """Like call_soon(), callable from any thread; wakes a sleeping loop."""
+        self._check_closed()
+        if _ThreadSafeHandle is None:  # before 3.14: a plain handle
+            handle = queued = Handle(callback, args, self, context)
+        else:  # 3.14+: asyncio's, run under its lock by a _ThreadSafeCall
+            handle = _ThreadSafeHandle(callback, args, self, context)
+            queued = _ThreadSafeCall(handle)
+        if self._debug:
+            self._check_debug(handle, "call_soon_threadsafe", thread=False)
+        # Why this is safe: deque.append is atomic, and the loop only pops
+        # from the left the number of handles it counted beforehand.
+        self._ready.append(queued)
+        self._wakeup_pending = True
+        self._write_to_self()
+        return handle
 
+    def _write_to_self(self) -> None:
+        """Wake the loop if it is blocked in _poll(); see selector_events.py."""
+        raise NotImplementedError
+
+    # %% book/06_event_loop.ipynb cell 98
+    def _drop_cancelled_timers(self) -> list[tuple[float, int, TimerHandle]]:
+        """Drop cancelled timers: all if most are dead, else those on top."""
+        scheduled = self._scheduled
+        if (
+            len(scheduled) > _MIN_SCHEDULED_TIMER_HANDLES
+            and self._timer_cancelled_count / len(scheduled)
+            > _MIN_CANCELLED_TIMER_HANDLES_FRACTION
+        ):
+            alive = []
+            for entry in scheduled:
+                if entry[2]._cancelled:
+                    entry[2]._scheduled = False
+                else:
+                    alive.append(entry)
+            heapq.heapify(alive)
+            self._scheduled = scheduled = alive
+            self._timer_cancelled_count = 0
+        else:
+            while scheduled and scheduled[0][2]._cancelled:
+                self._timer_cancelled_count -= 1
+                heapq.heappop(scheduled)[2]._scheduled = False
+        return scheduled
+
+    # %% book/06_event_loop.ipynb cell 102
+    def _io_can_arrive(self) -> bool:
+        """Return True if a poll could report anything but the wake-up socket.
+
+        The loop skips its zero-timeout poll while this is False. This default
+        cannot tell, so it says True; the I/O layers override it.
+        """
+        return True
+
+    # %% book/06_event_loop.ipynb cell 137
     def _asyncgen_firstiter_hook(self, agen: Any) -> None:
         if self._asyncgens_shutdown_called:
             warnings.warn(
@@ -800,32 +541,31 @@ class BaseEventLoop(asyncio.AbstractEventLoop):
         if not self.is_closed():
             self.call_soon_threadsafe(self.create_task, agen.aclose())
 
+    # %% book/06_event_loop.ipynb cell 143
+    def set_task_factory(self, factory: Callable[..., Any] | None) -> None:
+        """Use factory(loop, coro, **kwargs) in create_task(); None resets."""
+        if factory is not None and not callable(factory):
+            raise TypeError("task factory must be a callable or None")
+        self._task_factory = factory
 
-# %% book/06_event_loop.ipynb cell 23
-_HANDLER_RUNS_IN_CONTEXT = sys.version_info >= (3, 12)
-
-
-def _new_task(loop: BaseEventLoop, coro: Any, kwargs: dict[str, Any]) -> Any:
-    """create_task() without a task factory: a Task of loop._task_class."""
-    task = loop._task_class(coro, loop=loop, **kwargs)
-    if getattr(task, "_source_traceback", None):
-        # Why two: this frame and create_task's; asyncio drops its one.
-        del task._source_traceback[-2:]
-    return task
+    def get_task_factory(self) -> Callable[..., Any] | None:
+        """Return the task factory, or None for the default one."""
+        return self._task_factory
 
 
-def _format_handle(handle: Handle) -> str:
-    """Name what a handle runs for the slow-callback warning: its task, if any."""
-    # Why __self__: a task's step is a bound method of the task, ours (_step,
-    # _wakeup) and asyncio's C Task's (TaskStepMethWrapper, task_wakeup) alike.
-    owner = getattr(handle._callback, "__self__", None)
-    if isinstance(owner, asyncio.Task) or (
-        isfuture(owner) and callable(getattr(owner, "get_coro", None))
-    ):
-        return repr(owner)
-    return str(handle)
+# %% book/06_event_loop.ipynb cell 54
+def _run_until_complete_cb(fut: Any) -> None:
+    """Done callback of run_until_complete(): stop the future's loop."""
+    if not fut.cancelled():
+        exc = fut.exception()
+        if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+            # Why: the exception is already propagating out of the loop; a
+            # stop() now would leak into the next run of the loop.
+            return
+    fut.get_loop().stop()
 
 
+# %% book/06_event_loop.ipynb cell 70
 def _format_context_value(key: str, value: Any) -> str:
     """One value of an exception context, as asyncio's default handler logs it."""
     if key == "source_traceback":
@@ -837,8 +577,22 @@ def _format_context_value(key: str, value: Any) -> str:
     return title + "".join(traceback.format_list(value)).rstrip()
 
 
-def _debug_from_environment() -> bool:
-    """Debug mode as asyncio decides it: -X dev or PYTHONASYNCIODEBUG."""
-    return sys.flags.dev_mode or (
-        not sys.flags.ignore_environment and bool(os.environ.get("PYTHONASYNCIODEBUG"))
-    )
+# %% book/06_event_loop.ipynb cell 72
+_HANDLER_RUNS_IN_CONTEXT = sys.version_info >= (3, 12)
+
+
+# %% book/06_event_loop.ipynb cell 142
+_VERSION = sys.version_info[:3]
+# create_task(coro, **kwargs) hands its keywords on (eager_start=...) from
+# 3.13.3; 3.13.3 and 3.14+ hand on everything, name and context too.
+_CREATE_TASK_KWARGS = _VERSION >= (3, 13, 3)
+_CREATE_TASK_ALL_KWARGS = _VERSION >= (3, 14, 0) or _VERSION == (3, 13, 3)
+
+
+def _new_task(loop: BaseEventLoop, coro: Any, kwargs: dict[str, Any]) -> Any:
+    """create_task() without a task factory: a Task of loop._task_class."""
+    task = loop._task_class(coro, loop=loop, **kwargs)
+    if getattr(task, "_source_traceback", None):
+        # Why two: this frame and create_task's; asyncio drops its one.
+        del task._source_traceback[-2:]
+    return task

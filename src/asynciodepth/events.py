@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/06_event_loop.ipynb cell 3
+# %% book/06_event_loop.ipynb cell 4
 """Handles, the virtual clock and the observer hook: chapter "The event loop".
 
 Builds on nothing of ours: these are the small objects the loop of
@@ -36,7 +36,7 @@ def _format_callback(callback: Callable[..., object], args: tuple) -> str:
     return f"{name}({shown})"
 
 
-# %% book/06_event_loop.ipynb cell 4
+# %% book/06_event_loop.ipynb cell 6
 class Handle:
     """A callback scheduled on the loop, with its arguments and context."""
 
@@ -65,10 +65,21 @@ class Handle:
         # (set by the loop, see extract_stack()); otherwise None.
         self._source_traceback: traceback.StackSummary | None = None
 
+    def _run(self) -> None:
+        """Run the callback in its context, reporting any exception to the loop."""
+        try:
+            self._context.run(self._callback, *self._args)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop.call_exception_handler(_error_context(self, exc))
+
+    # %% book/06_event_loop.ipynb cell 115
     def __repr__(self) -> str:
         state = " cancelled" if self._cancelled else ""
         return f"<{type(self).__name__}{state} {self._describe()}{_created_at(self)}>"
 
+    # %% book/06_event_loop.ipynb cell 8
     def _describe(self) -> str:
         if self._callback is None:
             return "(cleared)"
@@ -91,17 +102,8 @@ class Handle:
         """Return True if the handle was cancelled."""
         return self._cancelled
 
-    def _run(self) -> None:
-        """Run the callback in its context, reporting any exception to the loop."""
-        try:
-            self._context.run(self._callback, *self._args)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler(_error_context(self, exc))
 
-
-# %% book/06_event_loop.ipynb cell 6
+# %% book/06_event_loop.ipynb cell 12
 class TimerHandle(Handle):
     """A callback scheduled for a moment of ``loop.time()``."""
 
@@ -127,11 +129,13 @@ class TimerHandle(Handle):
         # loop's timer heap.
         self._scheduled = False
 
+    # %% book/06_event_loop.ipynb cell 115
     def __repr__(self) -> str:
         state = " cancelled" if self._cancelled else ""
         created = _created_at(self)
         return f"<TimerHandle{state} when={self._when} {self._describe()}{created}>"
 
+    # %% book/06_event_loop.ipynb cell 12
     def when(self) -> float:
         """Return the loop time at which the callback is due."""
         return self._when
@@ -145,7 +149,7 @@ class TimerHandle(Handle):
             self._callback = None
             self._args = None
 
-    # Timers compare by deadline, as asyncio's do.
+    # %% book/06_event_loop.ipynb cell 14
     def __lt__(self, other: TimerHandle) -> bool:
         return self._when < other._when
 
@@ -171,29 +175,34 @@ class TimerHandle(Handle):
     __hash__ = Handle.__hash__
 
 
-# %% book/06_event_loop.ipynb cell 8
-DEBUG_STACK_DEPTH = 10  # asyncio's constants.DEBUG_STACK_DEPTH
+# %% book/06_event_loop.ipynb cell 17
+class VirtualClock:
+    """A clock that only moves when the loop has nothing else to do.
+
+    Give one to the loop (``EventLoop(clock=VirtualClock())``). When no
+    callback is ready and no I/O or thread has anything for the loop, the loop
+    does not sleep until the next timer: it moves this clock forward to the
+    timer's deadline and goes on. Programs whose waiting is all timers then
+    run in no wall time and give the same timeline on every run.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = float(start)
+
+    def __repr__(self) -> str:
+        return f"VirtualClock(now={self._now})"
+
+    def time(self) -> float:
+        """Return the current virtual time in seconds."""
+        return self._now
+
+    def advance_to(self, when: float) -> None:
+        """Move the clock forward to when; it never goes backwards."""
+        if when > self._now:
+            self._now = when
 
 
-def extract_stack(frame: FrameType | None = None) -> traceback.StackSummary:
-    """Return the stack ending at frame (the caller's by default), oldest first."""
-    if frame is None:
-        frame = sys._getframe(1)
-    stack = traceback.StackSummary.extract(
-        traceback.walk_stack(frame), limit=DEBUG_STACK_DEPTH, lookup_lines=False
-    )
-    stack.reverse()
-    return stack
-
-
-def _created_at(handle: Handle) -> str:
-    """The end of a debug-mode repr: where the handle was made, or nothing."""
-    if not handle._source_traceback:
-        return ""
-    frame = handle._source_traceback[-1]
-    return f" created at {frame.filename}:{frame.lineno}"
-
-
+# %% book/06_event_loop.ipynb cell 68
 def _error_context(handle: Handle, exc: BaseException) -> dict[str, Any]:
     """The exception handler's context for a callback that raised exc."""
     context = {
@@ -206,7 +215,7 @@ def _error_context(handle: Handle, exc: BaseException) -> dict[str, Any]:
     return context
 
 
-# %% book/06_event_loop.ipynb cell 10
+# %% book/06_event_loop.ipynb cell 76
 # Why asyncio's class: 3.14+ returns it, and callers (CPython's tests among
 # them) check isinstance(handle, asyncio.events._ThreadSafeHandle).
 _ThreadSafeHandle: Any = (
@@ -240,44 +249,41 @@ class _ThreadSafeCall(Handle):
         return _format_callback(handle._callback, handle._args)
 
 
-# %% book/06_event_loop.ipynb cell 12
-class VirtualClock:
-    """A clock that only moves when the loop has nothing else to do.
-
-    Give one to the loop (``EventLoop(clock=VirtualClock())``). When no
-    callback is ready and no I/O or thread has anything for the loop, the loop
-    does not sleep until the next timer: it moves this clock forward to the
-    timer's deadline and goes on. Programs whose waiting is all timers then
-    run in no wall time and give the same timeline on every run.
-    """
-
-    def __init__(self, start: float = 0.0) -> None:
-        self._now = float(start)
-
-    def __repr__(self) -> str:
-        return f"VirtualClock(now={self._now})"
-
-    def time(self) -> float:
-        """Return the current virtual time in seconds."""
-        return self._now
-
-    def advance_to(self, when: float) -> None:
-        """Move the clock forward to when; it never goes backwards."""
-        if when > self._now:
-            self._now = when
+# %% book/06_event_loop.ipynb cell 115
+DEBUG_STACK_DEPTH = 10  # asyncio's constants.DEBUG_STACK_DEPTH
 
 
-# %% book/06_event_loop.ipynb cell 14
+def extract_stack(frame: FrameType | None = None) -> traceback.StackSummary:
+    """Return the stack ending at frame (the caller's by default), oldest first."""
+    if frame is None:
+        frame = sys._getframe(1)
+    stack = traceback.StackSummary.extract(
+        traceback.walk_stack(frame), limit=DEBUG_STACK_DEPTH, lookup_lines=False
+    )
+    stack.reverse()
+    return stack
+
+
+def _created_at(handle: Handle) -> str:
+    """The end of a debug-mode repr: where the handle was made, or nothing."""
+    if not handle._source_traceback:
+        return ""
+    frame = handle._source_traceback[-1]
+    return f" created at {frame.filename}:{frame.lineno}"
+
+
+# %% book/06_event_loop.ipynb cell 122
 class LoopObserver:
     """What the loop tells an observer; subclass and override what you need.
 
     Set one with ``EventLoop(observer=...)`` or ``loop.set_observer(...)``.
     All times are ``loop.time()`` values (virtual time under a VirtualClock).
-    With no observer the loop pays one ``is None`` test per iteration, and
-    ``call_soon`` one more. Each handle that runs is reported exactly once:
-    to ``on_task_step`` if it ran a step of a Task (ours or asyncio's), otherwise
-    to ``on_callback``. While either hook runs, ``loop.current_handle()`` is the
-    handle that ran.
+    With no observer the loop pays an ``is None`` test where it would call a
+    hook: per ``call_soon``, per poll, per timer that fires, per batch of
+    callbacks. Each handle that runs is reported exactly once: to
+    ``on_task_step`` if it ran a step of a Task (ours or asyncio's), otherwise
+    to ``on_callback``. While either hook runs, ``loop.current_handle()`` is
+    the handle that ran.
 
     Hooks are called synchronously from the loop's thread; an observer must
     not raise and should not schedule work of its own.
@@ -301,6 +307,7 @@ class LoopObserver:
     ) -> None:
         """A ready handle that was not a task step ran from start to end."""
 
+    # %% book/06_event_loop.ipynb cell 123
     def on_task_step(
         self,
         loop: asyncio.AbstractEventLoop,

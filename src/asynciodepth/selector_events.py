@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/06_event_loop.ipynb cell 25
+# %% book/06_event_loop.ipynb cell 80
 """Waiting for the outside world: chapter "The event loop".
 
 Builds on ``base_events.py``: ``BaseSelectorEventLoop`` gives the loop core
@@ -26,13 +26,7 @@ from asynciodepth.events import LoopObserver, VirtualClock
 __all__ = ["BaseSelectorEventLoop"]
 
 
-def _io_not_implemented(name: str) -> NotImplementedError:
-    return NotImplementedError(
-        f"asynciodepth's loop has no I/O yet: {name}() arrives in chapter 'epoll'"
-    )
-
-
-# %% book/06_event_loop.ipynb cell 26
+# %% book/06_event_loop.ipynb cell 81
 class BaseSelectorEventLoop(BaseEventLoop):
     """The loop core plus a selector: it can block in a poll and be woken."""
 
@@ -74,15 +68,10 @@ class BaseSelectorEventLoop(BaseEventLoop):
             self._ssock.close()
             self._csock.close()
 
+    # %% book/06_event_loop.ipynb cell 83
     def _poll(self, timeout: float | None) -> list[tuple[Any, int]]:
         """Block in the selector for up to timeout seconds (None: until woken)."""
         return self._selector.select(timeout)
-
-    def _io_can_arrive(self) -> bool:
-        """Return True if the selector watches an fd besides the wake-up socket."""
-        # Why True without a selector: a subclass that polls by other means
-        # knows its own fds, and must override this to skip polls.
-        return self._selector is None or len(self._selector.get_map()) > 1
 
     def _process_events(self, events: list[tuple[Any, int]]) -> None:
         """Turn the poll's events into callbacks (today: drain the wake-ups)."""
@@ -108,10 +97,7 @@ class BaseSelectorEventLoop(BaseEventLoop):
         except OSError:
             pass
 
-    # ------------------------------------------------------------------
-    # Not yet: I/O, which arrives in chapter "epoll"
-    # ------------------------------------------------------------------
-
+    # %% book/06_event_loop.ipynb cell 91
     def add_reader(self, fd: Any, callback: Any, *args: Any) -> None:
         raise _io_not_implemented("add_reader")
 
@@ -154,6 +140,7 @@ class BaseSelectorEventLoop(BaseEventLoop):
     async def sock_accept(self, sock: Any) -> Any:
         raise _io_not_implemented("sock_accept")
 
+    # %% book/06_event_loop.ipynb cell 92
     async def sock_sendfile(
         self, sock: Any, file: Any, *args: Any, **kwargs: Any
     ) -> Any:
@@ -198,3 +185,17 @@ class BaseSelectorEventLoop(BaseEventLoop):
 
     async def subprocess_shell(self, *args: Any, **kwargs: Any) -> Any:
         raise _io_not_implemented("subprocess_shell")
+
+    # %% book/06_event_loop.ipynb cell 103
+    def _io_can_arrive(self) -> bool:
+        """Return True if the selector watches an fd besides the wake-up socket."""
+        # Why True without a selector: a subclass that polls by other means
+        # knows its own fds, and must override this to skip polls.
+        return self._selector is None or len(self._selector.get_map()) > 1
+
+
+# %% book/06_event_loop.ipynb cell 91
+def _io_not_implemented(name: str) -> NotImplementedError:
+    return NotImplementedError(
+        f"asynciodepth's loop has no I/O yet: {name}() arrives in chapter 'epoll'"
+    )
