@@ -373,7 +373,9 @@ def test_a_task_started_in_one_cell_finishes_in_the_next(shell):
         "t = asyncio.create_task(asyncio.sleep(0.01, result='kept'))\n"
         "first_loop = asyncio.get_running_loop()",
     )
-    ns = run_cell(shell, "got = await t\nsame = asyncio.get_running_loop() is first_loop")
+    ns = run_cell(
+        shell, "got = await t\nsame = asyncio.get_running_loop() is first_loop"
+    )
     assert ns["got"] == "kept" and ns["same"]
 
 
@@ -387,7 +389,9 @@ def test_each_cell_runs_in_the_callers_context(shell):
     shell.user_ns["seen"] = seen
     for value in ["first", "second"]:
         var.set(value)
-        run_cell(shell, "import asyncio\nawait asyncio.sleep(0)\nseen.append(var.get())")
+        run_cell(
+            shell, "import asyncio\nawait asyncio.sleep(0)\nseen.append(var.get())"
+        )
     assert seen == ["first", "second"]
 
 
