@@ -1,4 +1,4 @@
-"""Benchmark: what tracing costs (issue 7, chapter "Tracing").
+"""Benchmark: what tracing costs (chapter "Tracing").
 
 Workload: 200 tasks, each 50 times ``fib(8)`` then ``await asyncio.sleep(0)``.
 Each configuration runs in a subprocess of its own:
@@ -20,7 +20,17 @@ against the untraced stdlib loop. Medians, and best, of --repeat interleaved
 runs (the slow tools run once). Usage::
 
     PYTHONPATH=src python benchmarks/bench_trace.py [--repeat 3]
-        [--python /tmp/t312/bin/python ...] [--skip-slow]
+        [--python OTHER_PYTHON ...] [--skip-slow]
+
+With ``--hooks FILE`` it measures instead, in one process per Python, what the
+interpreter's hooks cost on the same workload: ``sys.settrace`` and
+``sys.setprofile`` with a hook that does nothing and with one that looks at
+each frame's code, and our two tracers (writing a file, through the writer
+process). It writes the best of --repeat interleaved runs of each, in seconds,
+as JSON to FILE; chapter "Tracing" draws its first figure from that file::
+
+    PYTHONPATH=src python benchmarks/bench_trace.py --hooks \
+        benchmarks/trace_hooks.json --repeat 7 --python OTHER_PYTHON ...
 """
 
 from __future__ import annotations
@@ -100,6 +110,85 @@ def child(config: str, out: str) -> None:
     print(json.dumps(result))
 
 
+def ignore_all(frame, event, arg):  # noqa: ANN001, ANN201
+    """A hook that does nothing."""
+    return None
+
+
+def look_at_code(frame, event, arg):  # noqa: ANN001, ANN201
+    """A hook that does what a tracer does first: look at the frame's code."""
+    if frame.f_code.co_flags & 0x80:  # CO_COROUTINE
+        return None
+    return None
+
+
+HOOKS = [
+    ("stdlib loop, untraced", "stdlib", None, None),
+    ("settrace, hook does nothing", "stdlib", sys.settrace, ignore_all),
+    ("setprofile, hook does nothing", "stdlib", sys.setprofile, ignore_all),
+    ("settrace, hook looks at the code", "stdlib", sys.settrace, look_at_code),
+    ("setprofile, hook looks at the code", "stdlib", sys.setprofile, look_at_code),
+    ("coroutine tracer", "stdlib+coroutine-tracer", None, None),
+    ("our loop, untraced", "ours", None, None),
+    ("our loop + loop-level tracer", "ours+loop-tracer", None, None),
+]
+
+
+def hooks_child(repeat: int) -> None:
+    """Time each of HOOKS, best of repeat interleaved runs; print JSON."""
+    from asynciodepth.runners import TaskEventLoop
+    from asynciodepth.trace import tracing
+
+    best = {label: float("inf") for label, *_ in HOOKS}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "trace.json")
+        for _ in range(repeat):
+            for label, config, install, hook in HOOKS:
+                start = time.perf_counter()
+                if config == "ours":
+                    with asyncio.Runner(loop_factory=TaskEventLoop) as runner:
+                        runner.run(main())
+                elif config == "ours+loop-tracer":
+                    with asyncio.Runner(loop_factory=TaskEventLoop) as runner:
+                        with tracing(out, loop=runner.get_loop()):
+                            runner.run(main())
+                elif config == "stdlib+coroutine-tracer":
+                    with tracing(out):
+                        asyncio.run(main())
+                else:
+                    if install is not None:
+                        install(hook)
+                    try:
+                        asyncio.run(main())
+                    finally:
+                        if install is not None:
+                            install(None)
+                best[label] = min(best[label], time.perf_counter() - start)
+    print(json.dumps(best))
+
+
+def main_hooks(path: str, pythons: list[str], repeat: int) -> None:
+    results = {}
+    for python in pythons:
+        done = subprocess.run(
+            [python, os.path.abspath(__file__), "--hooks-child", str(repeat)],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=SRC),
+            check=True,
+        )
+        results[version(python)] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(version(python), results[version(python)], file=sys.stderr)
+    data = {
+        "workload": f"{TASKS} tasks x {ROUNDS} x (fib({FIB}), sleep(0))",
+        "best_of": repeat,
+        "seconds": results,
+    }
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(data, file, indent=1)
+        file.write("\n")
+
+
 def run_config(python: str, config: str, tool: str | None) -> dict:
     """Run one configuration in a subprocess; return its times and file size."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -167,8 +256,14 @@ def main_bench() -> None:
     parser.add_argument(
         "--skip-slow", action="store_true", help="skip viztracer and Panopticon"
     )
+    parser.add_argument(
+        "--hooks", metavar="FILE", help="measure the hooks; write JSON to FILE"
+    )
     args = parser.parse_args()
     here = sys.executable
+    if args.hooks:
+        main_hooks(args.hooks, [here, *args.python], args.repeat)
+        return
     plan = []
     for python in [here, *args.python]:
         plan += [
@@ -239,5 +334,7 @@ def main_bench() -> None:
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "--child":
         child(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) >= 2 and sys.argv[1] == "--hooks-child":
+        hooks_child(int(sys.argv[2]))
     else:
         main_bench()

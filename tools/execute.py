@@ -21,9 +21,28 @@ import nbformat
 from nbclient import NotebookClient
 
 
+def merge_streams(outputs: list[dict]) -> list[dict]:
+    merged: list[dict] = []
+    for output in outputs:
+        last = merged[-1] if merged else None
+        if (output.get("output_type") == "stream" and last is not None
+                and last.get("output_type") == "stream"
+                and last["name"] == output["name"]):
+            text = "".join(last["text"]) + "".join(output["text"])
+            last["text"] = text.splitlines(keepends=True)
+        else:
+            merged.append(copy.deepcopy(output))
+    for output in merged:
+        if output.get("output_type") == "stream" and isinstance(output["text"], str):
+            output["text"] = output["text"].splitlines(keepends=True)
+    return merged
+
+
 def strip(nb: dict) -> dict:
     for cell in nb["cells"]:
         cell.get("metadata", {}).pop("execution", None)
+        if "outputs" in cell:
+            cell["outputs"] = merge_streams(cell["outputs"])
     return nb
 
 
@@ -45,7 +64,7 @@ def main(argv: list[str]) -> int:
         after = execute(path)
         if args.check:
             bad = [i for i, (a, b) in enumerate(zip(before["cells"], after["cells"]))
-                   if a.get("outputs") != b.get("outputs")]
+                   if merge_streams(a.get("outputs", [])) != b.get("outputs", [])]
             meta = [i for i, c in enumerate(before["cells"])
                     if "execution" in c.get("metadata", {})]
             if bad or meta:

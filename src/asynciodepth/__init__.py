@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/01_hello_world.ipynb cell 21
+# %% book/01_hello_world.ipynb cell 24
 """AsyncIO In Depth: a pure-Python asyncio event loop, built layer by layer in the book.
 
 Each module is tangled from one chapter of the book; see the module docstrings.
@@ -11,7 +11,7 @@ Each module is tangled from one chapter of the book; see the module docstrings.
 from asynciodepth.hello import typist, typist_sync
 
 
-# %% book/04_await.ipynb cell 49
+# %% book/04_await.ipynb cell 62
 from asynciodepth.coroutines import Driver, await_chain, trap
 
 

@@ -25,14 +25,14 @@ from dataclasses import dataclass
 from typing import Any
 
 
-# %% book/04_await.ipynb cell 12
+# %% book/04_await.ipynb cell 14
 @types.coroutine
 def trap(request):
     """Suspend the whole await chain, hand `request` to the driver, return what it sends back."""
     return (yield request)
 
 
-# %% book/04_await.ipynb cell 16
+# %% book/04_await.ipynb cell 18
 def await_chain(awaitable: Any) -> list[Any]:
     """List `awaitable` and everything below it in its await chain, top first."""
     chain = []
@@ -47,7 +47,7 @@ def await_chain(awaitable: Any) -> list[Any]:
     return chain
 
 
-# %% book/04_await.ipynb cell 20
+# %% book/04_await.ipynb cell 26
 @dataclass(frozen=True)
 class Sleep:
     """A request to the driver: wake me up after `delay` seconds."""
@@ -66,7 +66,7 @@ async def sleep(delay: float, result: Any = None) -> Any:
     return result
 
 
-# %% book/04_await.ipynb cell 26
+# %% book/04_await.ipynb cell 33
 @dataclass(eq=False)
 class Job:
     """One coroutine being driven, with its outcome once it is done."""
@@ -76,7 +76,7 @@ class Job:
     result: Any = None  # the coroutine's return value, once `done`
 
 
-# %% book/04_await.ipynb cell 28
+# %% book/04_await.ipynb cell 35
 def _not_a_coroutine(obj: object) -> Exception:
     """The error for `Driver.run(obj)`: what `asyncio.run(obj)` raises, where it does."""
     if sys.version_info < (3, 14):
@@ -87,7 +87,7 @@ def _not_a_coroutine(obj: object) -> Exception:
     return TypeError("An asyncio.Future, a coroutine or an awaitable is required")
 
 
-# %% book/04_await.ipynb cell 31
+# %% book/04_await.ipynb cell 38
 class Driver:
     """Run coroutines round-robin, waking sleepers from a timer heap."""
 
@@ -114,6 +114,34 @@ class Driver:
         """Return the driver's clock: virtual seconds, or `clock()` seconds."""
         return self._now if self.virtual else self._clock()
 
+    # %% book/04_await.ipynb cell 40
+    def _step(self, job: Job, value: Any, exc: BaseException | None) -> None:
+        """Advance `job` to its next trap, then act on the request it makes."""
+        self.current = job
+        try:
+            if exc is None:
+                request = job.coro.send(value)
+            else:
+                request = job.coro.throw(exc)
+        except StopIteration as stop:
+            job.done, job.result = True, stop.value
+            return
+        except BaseException:
+            job.done = True
+            raise
+        finally:
+            self.current = None
+        match request:
+            case None:
+                self._ready.append((job, None, None))
+            case Sleep(delay):
+                deadline = self.time() + delay
+                heapq.heappush(self._timers, (deadline, next(self._seq), job))
+            case _:
+                bad = RuntimeError(f"Driver got bad request: {request!r}")
+                self._ready.append((job, None, bad))
+
+    # %% book/04_await.ipynb cell 44
     def run(self, *coros: Coroutine[Any, Any, Any]) -> list[Any]:
         """Run `coros` concurrently until all finish; return their results in order."""
         for coro in coros:
@@ -153,29 +181,3 @@ class Driver:
                 if not job.done:
                     job.coro.close()
         return [job.result for job in jobs]
-
-    def _step(self, job: Job, value: Any, exc: BaseException | None) -> None:
-        """Advance `job` to its next trap, then act on the request it makes."""
-        self.current = job
-        try:
-            if exc is None:
-                request = job.coro.send(value)
-            else:
-                request = job.coro.throw(exc)
-        except StopIteration as stop:
-            job.done, job.result = True, stop.value
-            return
-        except BaseException:
-            job.done = True
-            raise
-        finally:
-            self.current = None
-        match request:
-            case None:
-                self._ready.append((job, None, None))
-            case Sleep(delay):
-                deadline = self.time() + delay
-                heapq.heappush(self._timers, (deadline, next(self._seq), job))
-            case _:
-                bad = RuntimeError(f"Driver got bad request: {request!r}")
-                self._ready.append((job, None, bad))

@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/01_hello_world.ipynb cell 17
+# %% book/01_hello_world.ipynb cell 18
 """The typist: the book's running example, with its dependencies made parameters.
 
 Chapter: "Hello, world!". Builds on nothing but the standard library.
@@ -28,7 +28,7 @@ class Gauss(Protocol):
     def gauss(self, mu: float, sigma: float) -> float: ...
 
 
-# %% book/01_hello_world.ipynb cell 18
+# %% book/01_hello_world.ipynb cell 19
 def keystroke_pause(rng: Gauss = random) -> float:
     """Draw the pause before one keystroke: about 80 ms, never negative."""
     return max(0, rng.gauss(MEAN_PAUSE, PAUSE_STDEV))
@@ -39,7 +39,7 @@ def keystroke_pauses(text: str = TEXT, rng: Gauss = random) -> list[float]:
     return [keystroke_pause(rng) for _ in text]
 
 
-# %% book/01_hello_world.ipynb cell 20
+# %% book/01_hello_world.ipynb cell 21
 async def typist(
     text: str = TEXT,
     *,
@@ -64,6 +64,7 @@ async def typist(
     return waited
 
 
+# %% book/01_hello_world.ipynb cell 23
 def typist_sync(
     text: str = TEXT,
     *,

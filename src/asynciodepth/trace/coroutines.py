@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/13_tracing.ipynb cell 32
+# %% book/13_tracing.ipynb cell 68
 """A tracer for any asyncio program on any loop: chapter "Tracing".
 
 Builds on ``trace.formatter`` (the record kinds) and ``trace.recorder`` and on the
@@ -28,6 +28,8 @@ from asynciodepth.trace.recorder import Recorder
 
 __all__ = ["MONITORING", "CoroutineTracer", "TracingError"]
 
+
+# %% book/13_tracing.ipynb cell 70
 # True where sys.monitoring exists (3.12+); the 3.11 path uses sys.settrace.
 MONITORING = hasattr(sys, "monitoring")
 _CO_COROUTINE = 0x80  # inspect.CO_COROUTINE: code of an `async def` function
@@ -52,7 +54,7 @@ _Task = asyncio.Task
 _DISABLE = sys.monitoring.DISABLE if MONITORING else None
 
 
-# %% book/13_tracing.ipynb cell 33
+# %% book/13_tracing.ipynb cell 72
 class TracingError(RuntimeError):
     """Tracing could not start: it is already running, or the hook is taken."""
 
@@ -78,21 +80,14 @@ class CoroutineTracer:
         self._flushed = 0  # when records were last handed on (perf_counter_ns)
         self._unwinding: type = BaseException  # 3.11: the last exception seen
 
-    # -- switching on and off -------------------------------------------------
-
+    # %% book/13_tracing.ipynb cell 74
     def start(self) -> None:
         """Install the hook; raise TracingError if it is in use."""
         self._thread = threading.get_ident()
         self._flushed = time.perf_counter_ns()
         self._record((CLOCK, self._flushed))  # the trace's time zero
-        self.recorder.emit(
-            {
-                "ph": "M",
-                "name": "process_name",
-                "pid": PID,
-                "args": {"name": "asyncio tasks"},
-            }
-        )
+        process = {"ph": "M", "name": "process_name", "pid": PID}
+        self.recorder.emit({**process, "args": {"name": "asyncio tasks"}})
         if MONITORING:
             self._start_monitoring()
         else:
@@ -101,37 +96,6 @@ class CoroutineTracer:
                     "sys.settrace() is already in use (a debugger or coverage?)"
                 )
             sys.settrace(self._trace)
-
-    def stop(self) -> None:
-        """Remove the hook; record the steps that were running as interrupted."""
-        if MONITORING:
-            mon = sys.monitoring
-            if self.tool_id is not None:
-                mon.set_events(self.tool_id, 0)
-                for event in self._callbacks():
-                    mon.register_callback(self.tool_id, event, None)
-                mon.free_tool_id(self.tool_id)
-                self.tool_id = None
-        elif sys.gettrace() == self._trace:
-            sys.settrace(None)
-        now = time.perf_counter_ns()
-        for frame_id, start, _code in reversed(self._stack):
-            self._record((FRAME_STEP, frame_id, start, now, "interrupted", 0))
-        self._stack.clear()
-        self._top_code = None
-        # Tasks still pending keep their tracks open: the Recorder ends them.
-        self._frames.clear()
-
-    def _callbacks(self) -> dict[int, Any]:
-        events = sys.monitoring.events
-        return {
-            events.PY_START: self._on_start,
-            events.PY_RESUME: self._on_resume,
-            events.PY_THROW: self._on_resume,
-            events.PY_YIELD: self._on_yield,
-            events.PY_RETURN: self._on_return,
-            events.PY_UNWIND: self._on_unwind,
-        }
 
     def _start_monitoring(self) -> None:
         mon = sys.monitoring
@@ -153,8 +117,39 @@ class CoroutineTracer:
         mon.restart_events()
         mon.set_events(tool_id, events)
 
-    # -- the 3.12+ hook: sys.monitoring ---------------------------------------
+    # %% book/13_tracing.ipynb cell 76
+    def _callbacks(self) -> dict[int, Any]:
+        events = sys.monitoring.events
+        return {
+            events.PY_START: self._on_start,
+            events.PY_RESUME: self._on_resume,
+            events.PY_THROW: self._on_resume,
+            events.PY_YIELD: self._on_yield,
+            events.PY_RETURN: self._on_return,
+            events.PY_UNWIND: self._on_unwind,
+        }
 
+    def stop(self) -> None:
+        """Remove the hook; record the steps that were running as interrupted."""
+        if MONITORING:
+            mon = sys.monitoring
+            if self.tool_id is not None:
+                mon.set_events(self.tool_id, 0)
+                for event in self._callbacks():
+                    mon.register_callback(self.tool_id, event, None)
+                mon.free_tool_id(self.tool_id)
+                self.tool_id = None
+        elif sys.gettrace() == self._trace:
+            sys.settrace(None)
+        now = time.perf_counter_ns()
+        for frame_id, start, _code in reversed(self._stack):
+            self._record((FRAME_STEP, frame_id, start, now, "interrupted", 0))
+        self._stack.clear()
+        self._top_code = None
+        # Tasks still pending keep their tracks open: the Recorder ends them.
+        self._frames.clear()
+
+    # %% book/13_tracing.ipynb cell 78
     def _on_start(self, code: Any, offset: int) -> Any:
         if not code.co_flags & _CO_COROUTINE:
             # Plain functions and generators: never call us here again.
@@ -175,6 +170,7 @@ class CoroutineTracer:
         self._top_code = code
         return None
 
+    # %% book/13_tracing.ipynb cell 80
     def _on_resume(self, code: Any, offset: int, exc: Any = None) -> Any:
         # PY_RESUME passes (code, offset); PY_THROW adds the exception thrown in.
         if not code.co_flags & _CO_COROUTINE:
@@ -195,9 +191,8 @@ class CoroutineTracer:
         self._top_code = code
         return None
 
+    # %% book/13_tracing.ipynb cell 82
     def _on_yield(self, code: Any, offset: int, value: Any) -> Any:
-        # Why compare code objects first: most yields are of awaited, inner
-        # coroutines (asyncio.sleep's, say); this skips _getframe for them.
         if code is self._top_code:
             if self._stack[-1][0] == id(_getframe(1)):
                 self._leave("suspended", value)
@@ -219,15 +214,15 @@ class CoroutineTracer:
             cancelled = isinstance(exc, asyncio.CancelledError)
             self._leave("cancelled" if cancelled else "raised", None)
 
-    # -- the 3.11 hook: sys.settrace -----------------------------------------
-
+    # %% book/13_tracing.ipynb cell 84
     def _trace(self, frame: Any, event: str, arg: Any) -> Any:
         # Why settrace and not setprofile: the global trace function is called
         # for "call" events only (a start or a resume of a Python frame), and
         # returning None keeps the frame's other events away from us. A profile
         # function is also called for every return and every call of a C
-        # function; on the benchmark it cost twice as much. There is still no
-        # way to switch a location off: every Python call pays one call here.
+        # function: a hook that looks at each frame's code cost 8.1x under
+        # setprofile, 7.2x under settrace (benchmarks/trace_hooks.json, 3.11).
+        # There is still no way to switch a location off.
         code = frame.f_code
         if not code.co_flags & _CO_COROUTINE:
             return None
@@ -243,6 +238,7 @@ class CoroutineTracer:
         frame.f_trace_lines = False  # a "return" event, not one per line
         return self._trace_frame
 
+    # %% book/13_tracing.ipynb cell 86
     def _trace_frame(self, frame: Any, event: str, arg: Any) -> Any:
         if event == "exception":
             # An exception raised in, or passing through, this frame: if the
@@ -266,8 +262,7 @@ class CoroutineTracer:
                 self._leave("raised", None)
         return self._trace_frame
 
-    # -- recording -------------------------------------------------------------
-
+    # %% book/13_tracing.ipynb cell 88
     def _new_track(self, frame: Any) -> None:
         """Note a new track for a task's outermost frame, at its first step."""
         self._frames.add(id(frame))
@@ -302,7 +297,7 @@ class CoroutineTracer:
             self.recorder.flush()
 
 
-# %% book/13_tracing.ipynb cell 35
+# %% book/13_tracing.ipynb cell 90
 def _is_task(value: Any) -> bool:
     """Tell whether a value a task waits on is a Task: asyncio's, ours, or alike."""
     # Why isinstance first: it is the common case, asyncio's own Task.

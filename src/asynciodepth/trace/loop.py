@@ -2,14 +2,14 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/13_tracing.ipynb cell 25
+# %% book/13_tracing.ipynb cell 29
 """The loop-level tracer: chapter "Tracing".
 
-Builds on ``events.py`` (the ``LoopObserver`` hook of our loop) and on
-``trace.formatter`` (the record kinds) and ``trace.recorder``. A ``LoopTracer`` is an
-observer: our loop tells it about every task step, callback, poll and timer,
-and it notes each as a record; the Formatter makes them Chrome Trace Events,
-one track per task, with arrows for wake-ups.
+Builds on ``events.py`` (the ``LoopObserver`` hook of our loop), on
+``trace.formatter`` (the record kinds) and on ``trace.recorder``. A
+``LoopTracer`` is an observer: our loop tells it about every task step,
+callback, poll and timer, and it notes each as a record; the Formatter makes
+them Chrome Trace Events, one track per task, with arrows for wake-ups.
 """
 
 from __future__ import annotations
@@ -31,20 +31,6 @@ from asynciodepth.trace.recorder import Recorder
 __all__ = ["LoopTracer"]
 
 
-# %% book/13_tracing.ipynb cell 26
-def _callback_name(handle: Any) -> str:
-    callback = getattr(handle, "_callback", None)
-    if callback is None:
-        return "callback"
-    return getattr(callback, "__qualname__", None) or type(callback).__name__
-
-
-def _is_done_future(obj: Any) -> bool:
-    if getattr(type(obj), "_asyncio_future_blocking", None) is None:
-        return False
-    return obj.done()
-
-
 def _outcome(task: Any) -> str:
     """Say how a finished task ended."""
     if task.cancelled():
@@ -52,7 +38,7 @@ def _outcome(task: Any) -> str:
     return "raised" if task.exception() is not None else "returned"
 
 
-# %% book/13_tracing.ipynb cell 27
+# %% book/13_tracing.ipynb cell 31
 class LoopTracer(LoopObserver):
     """Record what our loop does, for the Formatter to draw.
 
@@ -67,15 +53,6 @@ class LoopTracer(LoopObserver):
         self._record = recorder.records.append
         # Invariant: _tasks holds id() of the tasks with a track open.
         self._tasks: set[int] = set()
-
-    def on_schedule(self, loop: Any, handle: Any, scheduled_by: Any) -> None:
-        """Note a handle queued now, if it may draw an arrow when it runs."""
-        # Why these: a step woken by a future and a future's done callback
-        # have the future in their arguments; an I/O callback comes from the
-        # poll. A timer's source is its deadline, and a bare call_soon(step)
-        # (sleep(0)) wakes nobody else: no record.
-        if scheduled_by != "timer" and (handle._args or scheduled_by == "io"):
-            self._record((SCHEDULED, id(handle)))
 
     def on_task_step(
         self, loop: Any, task: Any, woken_by: Any, start: float, end: float
@@ -93,60 +70,14 @@ class LoopTracer(LoopObserver):
             outcome = _outcome(task)
         else:
             outcome = None
-        self._record(
-            (
-                STEP,
-                key,
-                start,
-                end,
-                outcome,
-                0 if woken_by is None else id(loop.current_handle()),
-            )
-        )
-        # Why here and in on_callback: every handle that runs ends in one of
-        # the two, and a busy loop with nothing watched may never poll.
+        woken = 0 if woken_by is None else id(loop.current_handle())
+        self._record((STEP, key, start, end, outcome, woken))
+        # Why here (and in on_callback, below): every handle that runs ends
+        # in one of the two, and a busy loop with nothing watched may never poll.
         if len(self._records) >= FLUSH_EVERY:
             self.recorder.flush()
 
-    def on_callback(self, loop: Any, handle: Any, start: float, end: float) -> None:
-        """Note a plain callback (or a timer's), drawn on the loop's track."""
-        args = handle._args
-        self._record(
-            (
-                CALLBACK,
-                _callback_name(handle),
-                "timer" if isinstance(handle, TimerHandle) else "callback",
-                start,
-                end,
-                id(handle),
-                bool(args) and _is_done_future(args[0]),
-            )
-        )
-        if len(self._records) >= FLUSH_EVERY:
-            self.recorder.flush()
-
-    def on_poll(
-        self,
-        loop: Any,
-        timeout: float | None,
-        start: float,
-        end: float,
-        nevents: int,
-    ) -> None:
-        """Note a wait in the poll: how long the loop was blocked."""
-        if end > start or nevents:
-            self._record((POLL, timeout, start, end, nevents))
-        # Why here: a poll that could wait finds the loop idle, a good time to
-        # hand records on, so that a slow program's trace is on its way while
-        # it runs. (The bound, FLUSH_EVERY, is checked after each handle.)
-        if self._records and timeout != 0:
-            self.recorder.flush()
-
-    def on_timer_fired(self, loop: Any, handle: Any, now: float) -> None:
-        """Nothing to note: the timer's callback is noted when it runs."""
-
-    # -- the beginning and the end ------------------------------------------
-
+    # %% book/13_tracing.ipynb cell 49
     def begin(self) -> None:
         """Note the metadata that names the process and the loop's track."""
         emit = self.recorder.emit
@@ -180,3 +111,62 @@ class LoopTracer(LoopObserver):
     def finish(self) -> None:
         """Forget the tasks still pending; the Recorder ends their tracks."""
         self._tasks.clear()
+
+    # %% book/13_tracing.ipynb cell 59
+    def on_schedule(self, loop: Any, handle: Any, scheduled_by: Any) -> None:
+        """Note a handle queued now, if it may draw an arrow when it runs."""
+        # Why these: a step woken by a future and a future's done callback
+        # have the future in their arguments; an I/O callback comes from the
+        # poll. A timer's source is its deadline, and a bare call_soon(step)
+        # (sleep(0)) wakes nobody else: no record.
+        if scheduled_by != "timer" and (handle._args or scheduled_by == "io"):
+            self._record((SCHEDULED, id(handle)))
+
+    def on_callback(self, loop: Any, handle: Any, start: float, end: float) -> None:
+        """Note a plain callback (or a timer's), drawn on the loop's track."""
+        args = handle._args
+        self._record(
+            (
+                CALLBACK,
+                _callback_name(handle),
+                "timer" if isinstance(handle, TimerHandle) else "callback",
+                start,
+                end,
+                id(handle),
+                bool(args) and _is_done_future(args[0]),
+            )
+        )
+        if len(self._records) >= FLUSH_EVERY:
+            self.recorder.flush()
+
+    # %% book/13_tracing.ipynb cell 61
+    def on_poll(
+        self,
+        loop: Any,
+        timeout: float | None,
+        start: float,
+        end: float,
+        nevents: int,
+    ) -> None:
+        """Note a wait in the poll: how long the loop was blocked."""
+        if end > start or nevents:
+            self._record((POLL, timeout, start, end, nevents))
+        if self._records and timeout != 0:
+            self.recorder.flush()
+
+    def on_timer_fired(self, loop: Any, handle: Any, now: float) -> None:
+        """Nothing to note: the timer's callback is noted when it runs."""
+
+
+# %% book/13_tracing.ipynb cell 57
+def _callback_name(handle: Any) -> str:
+    callback = getattr(handle, "_callback", None)
+    if callback is None:
+        return "callback"
+    return getattr(callback, "__qualname__", None) or type(callback).__name__
+
+
+def _is_done_future(obj: Any) -> bool:
+    if getattr(type(obj), "_asyncio_future_blocking", None) is None:
+        return False
+    return obj.done()

@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/13_tracing.ipynb cell 41
+# %% book/13_tracing.ipynb cell 98
 """Summaries and timeline figures of traces: chapter "Tracing".
 
 Builds on ``trace.format``: everything here reads the Chrome Trace Events the
@@ -27,7 +27,7 @@ _COLOURS = {
 }
 
 
-# %% book/13_tracing.ipynb cell 42
+# %% book/13_tracing.ipynb cell 100
 @dataclass
 class TaskStats:
     """What one task did: its steps, and its time running against waiting."""
@@ -45,7 +45,7 @@ class TaskStats:
         return max(self.lifetime - self.running, 0.0)
 
 
-# %% book/13_tracing.ipynb cell 43
+# %% book/13_tracing.ipynb cell 102
 @dataclass
 class Summary:
     """Per-task statistics and the longest steps of a trace."""
@@ -78,7 +78,7 @@ class Summary:
         return "\n".join(lines)
 
 
-# %% book/13_tracing.ipynb cell 44
+# %% book/13_tracing.ipynb cell 104
 def _tracks(events: list[dict[str, Any]]) -> dict[int, str]:
     names = {}
     for event in events:
@@ -117,7 +117,68 @@ def summarize(events: list[dict[str, Any]], *, top: int = 3) -> Summary:
     return Summary([stats[tid] for tid in sorted(stats)], steps[:top], polls, polled)
 
 
-# %% book/13_tracing.ipynb cell 45
+# %% book/13_tracing.ipynb cell 106
+def _draw_slice(ax: Any, event: dict[str, Any], x: float, y: int, width: float) -> None:
+    """Draw one X event at x (ms) on row y: a step, a life, a poll or a callback."""
+    category = event.get("cat")
+    if category == "task":  # the task's life: a thin line under its steps
+        end = x + event["dur"] / 1000
+        ax.plot([x, end], [y, y], color="0.75", lw=1, zorder=1)
+    elif category == "poll":
+        ax.broken_barh(
+            [(x, width)],
+            (y - 0.15, 0.3),
+            color="0.85",
+            hatch="///",
+            edgecolor="0.6",
+            zorder=2,
+        )
+    elif category == "step":
+        outcome = event.get("args", {}).get("outcome", "suspended")
+        colour = _COLOURS.get(outcome, "tab:gray")
+        ax.broken_barh([(x, width)], (y - 0.3, 0.6), color=colour, zorder=3)
+    else:
+        ax.broken_barh([(x, width)], (y - 0.2, 0.4), color="tab:gray", zorder=3)
+
+
+# %% book/13_tracing.ipynb cell 108
+def _draw_flows(ax: Any, timed: list[dict[str, Any]], rows: dict, t0: float) -> None:
+    """Draw each flow of the trace as an arrow between its two tracks."""
+    starts = {e["id"]: e for e in timed if e["ph"] == "s"}
+    for end in (e for e in timed if e["ph"] == "f"):
+        start = starts.get(end["id"])
+        if start is None or start["tid"] not in rows or end["tid"] not in rows:
+            continue
+        ax.annotate(
+            "",
+            xy=((end["ts"] - t0) / 1000, rows[end["tid"]]),
+            xytext=((start["ts"] - t0) / 1000, rows[start["tid"]]),
+            arrowprops={
+                "arrowstyle": "->",
+                "color": "0.35",
+                "lw": 0.7,
+                "shrinkA": 2,
+                "shrinkB": 6,
+            },
+            zorder=4,
+        )
+
+
+def _legend(ax: Any) -> None:
+    import matplotlib.pyplot as plt
+
+    kinds = {
+        "suspended": "step, then suspended",
+        "returned": "last step: returned",
+        "raised": "last step: raised",
+        "cancelled": "last step: cancelled",
+    }
+    handles = [plt.Rectangle((0, 0), 1, 1, color=_COLOURS[k]) for k in kinds]
+    ax.legend(handles, list(kinds.values()), loc="upper left",
+              bbox_to_anchor=(1.01, 1), fontsize="small", frameon=False)
+
+
+# %% book/13_tracing.ipynb cell 110
 def plot_timeline(
     events: list[dict[str, Any]],
     *,
@@ -134,11 +195,7 @@ def plot_timeline(
     if not timed:
         raise ValueError("the trace has no timed events to draw")
     t0 = min(e["ts"] for e in timed)
-    t1 = max(e["ts"] + e.get("dur", 0) for e in timed)
-    span = max(t1 - t0, 1.0)
-    # Why a minimum width: a step may take a microsecond in a second-long
-    # trace (under the virtual clock, exactly one); it must still show.
-    minimum = span / 400
+    span = max(max(e["ts"] + e.get("dur", 0) for e in timed) - t0, 1.0)
     order = sorted(names)
     has_loop = any(e.get("tid") == LOOP_TID and e.get("ph") == "X" for e in timed)
     if not has_loop and LOOP_TID in order:
@@ -149,78 +206,18 @@ def plot_timeline(
         fig, ax = plt.subplots(figsize=figsize or (9, height), layout="constrained")
     else:
         fig = ax.figure
-    ms = 1000.0
     for event in timed:
-        phase, tid = event["ph"], event.get("tid")
-        if tid not in rows:
-            continue
-        y = rows[tid]
-        x = (event["ts"] - t0) / ms
-        if phase == "X":
-            width = max(event.get("dur", 0), minimum) / ms
-            category = event.get("cat")
-            if category == "task":  # the task's life: a thin line under its steps
-                end = x + event["dur"] / ms
-                ax.plot([x, end], [y, y], color="0.75", lw=1, zorder=1)
-            elif category == "poll":
-                ax.broken_barh(
-                    [(x, width)],
-                    (y - 0.15, 0.3),
-                    color="0.85",
-                    hatch="///",
-                    edgecolor="0.6",
-                    zorder=2,
-                )
-            elif category == "step":
-                outcome = event.get("args", {}).get("outcome", "suspended")
-                ax.broken_barh(
-                    [(x, width)],
-                    (y - 0.3, 0.6),
-                    color=_COLOURS.get(outcome, "tab:gray"),
-                    zorder=3,
-                )
-            else:
-                ax.broken_barh([(x, width)], (y - 0.2, 0.4), color="tab:gray", zorder=3)
+        if event["ph"] == "X" and event.get("tid") in rows:
+            width = max(event.get("dur", 0), span / 400) / 1000
+            x = (event["ts"] - t0) / 1000
+            _draw_slice(ax, event, x, rows[event["tid"]], width)
     if flows:
-        starts = {e["id"]: e for e in timed if e["ph"] == "s"}
-        for end in (e for e in timed if e["ph"] == "f"):
-            start = starts.get(end["id"])
-            if start is None or start["tid"] not in rows or end["tid"] not in rows:
-                continue
-            ax.annotate(
-                "",
-                xy=((end["ts"] - t0) / ms, rows[end["tid"]]),
-                xytext=((start["ts"] - t0) / ms, rows[start["tid"]]),
-                arrowprops={
-                    "arrowstyle": "->",
-                    "color": "0.35",
-                    "lw": 0.7,
-                    "shrinkA": 2,
-                    "shrinkB": 6,
-                },
-                zorder=4,
-            )
+        _draw_flows(ax, timed, rows, t0)
     ax.set_yticks(range(len(order)), [names[tid] for tid in order])
     ax.set_ylim(len(order) - 0.4, -0.6)
-    ax.set_xlim(-span / ms * 0.01, span / ms * 1.01)
+    ax.set_xlim(-span / 1000 * 0.01, span / 1000 * 1.01)
     ax.set_xlabel("time (ms)")
-    handles = [
-        plt.Rectangle((0, 0), 1, 1, color=_COLOURS[k])
-        for k in ("suspended", "returned", "raised", "cancelled")
-    ]
-    ax.legend(
-        handles,
-        [
-            "step, then suspended",
-            "last step: returned",
-            "last step: raised",
-            "last step: cancelled",
-        ],
-        loc="upper left",
-        bbox_to_anchor=(1.01, 1),
-        fontsize="small",
-        frameon=False,
-    )
+    _legend(ax)
     if title:
         ax.set_title(title)
     return fig
