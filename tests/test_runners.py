@@ -276,3 +276,145 @@ def test_an_observed_loop_still_makes_asyncios_future_and_task():
         loop.run_until_complete(task)
     finally:
         loop.close()
+
+
+# -- Chapter 7's own loop and runners (runners.TaskEventLoop, runners.run).
+
+
+def test_runners_run_uses_the_task_event_loop():
+    from asynciodepth import runners
+
+    assert runners.run(which_loop()) == (runners.TaskEventLoop, asyncio.Task)
+
+
+def test_task_event_loop_python_tasks():
+    from asynciodepth import runners
+
+    loop = runners.TaskEventLoop(python_tasks=True)
+    try:
+        assert loop.run_until_complete(which_loop()) == (
+            runners.TaskEventLoop,
+            asynciodepth.Task,
+        )
+    finally:
+        loop.close()
+
+
+def test_runners_policy_makes_task_event_loops():
+    from asynciodepth import runners
+
+    loop = runners.EventLoopPolicy().new_event_loop()
+    try:
+        assert type(loop) is runners.TaskEventLoop
+    finally:
+        loop.close()
+
+
+# -- The IPython %autoawait runner (runners.ipython_runner).
+
+
+
+def ipython_shell_module():
+    """IPython's interactiveshell module; the test skips where IPython is missing."""
+    return pytest.importorskip("IPython.core.interactiveshell")
+
+
+@pytest.fixture
+def shell():
+    """A fresh IPython shell whose top-level awaits run on asynciodepth's runner."""
+    interactiveshell = ipython_shell_module()
+    from asynciodepth import runners
+
+    shell = interactiveshell.InteractiveShell.instance()
+    runner = runners.IPythonRunner()
+    shell.user_ns["our_runner"] = runner
+    shell.run_line_magic("autoawait", "our_runner")
+    yield shell
+    runner.close()
+    shell.run_line_magic("autoawait", "asyncio")
+    interactiveshell.InteractiveShell.clear_instance()
+
+
+def run_cell(shell, source):
+    result = shell.run_cell(source, silent=True)
+    if result.error_before_exec or result.error_in_exec:
+        raise result.error_before_exec or result.error_in_exec
+    return shell.user_ns
+
+
+def test_autoawait_accepts_the_runner_by_its_dotted_name():
+    interactiveshell = ipython_shell_module()
+    from asynciodepth import runners
+
+    shell = interactiveshell.InteractiveShell.instance()
+    try:
+        shell.run_line_magic("autoawait", "asynciodepth.runners.ipython_runner")
+        assert shell.loop_runner is runners.ipython_runner and shell.autoawait
+    finally:
+        shell.run_line_magic("autoawait", "asyncio")
+        interactiveshell.InteractiveShell.clear_instance()
+
+
+def test_top_level_await_runs_on_our_loop(shell):
+    ns = run_cell(
+        shell,
+        "import asyncio\n"
+        "await asyncio.sleep(0)\n"
+        "name = type(asyncio.get_running_loop()).__name__",
+    )
+    assert ns["name"] == "TaskEventLoop"
+
+
+def test_a_task_started_in_one_cell_finishes_in_the_next(shell):
+    run_cell(
+        shell,
+        "import asyncio\n"
+        "await asyncio.sleep(0)\n"
+        "t = asyncio.create_task(asyncio.sleep(0.01, result='kept'))\n"
+        "first_loop = asyncio.get_running_loop()",
+    )
+    ns = run_cell(
+        shell, "got = await t\nsame = asyncio.get_running_loop() is first_loop"
+    )
+    assert ns["got"] == "kept" and ns["same"]
+
+
+def test_each_cell_runs_in_the_callers_context(shell):
+    """ipykernel keeps a cell's output stream in a ContextVar: it must be current."""
+    import contextvars
+
+    var = contextvars.ContextVar("cell")
+    shell.user_ns["var"] = var
+    seen = []
+    shell.user_ns["seen"] = seen
+    for value in ["first", "second"]:
+        var.set(value)
+        run_cell(
+            shell, "import asyncio\nawait asyncio.sleep(0)\nseen.append(var.get())"
+        )
+    assert seen == ["first", "second"]
+
+
+def test_the_runner_works_inside_a_running_loop_as_in_ipykernel(shell):
+    async def kernel():
+        outer = asyncio.get_running_loop()
+        ns = run_cell(
+            shell,
+            "import asyncio\n"
+            "await asyncio.sleep(0)\n"
+            "name = type(asyncio.get_running_loop()).__name__",
+        )
+        return ns["name"], asyncio.get_running_loop() is outer
+
+    assert asyncio.run(kernel()) == ("TaskEventLoop", True)
+
+
+def test_close_cancels_the_tasks_left_running(shell):
+    run_cell(
+        shell,
+        "import asyncio\n"
+        "await asyncio.sleep(0)\n"
+        "left = asyncio.create_task(asyncio.sleep(3600))",
+    )
+    shell.user_ns["our_runner"].close()
+    assert shell.user_ns["left"].cancelled()

@@ -785,3 +785,69 @@ def test_a_future_without_get_loop_is_asked_for_its_loop(setup):
         assert task.done() and task.result() == "spam"
     finally:
         loop.close()
+
+
+# -- Making it drop-in: the checks chapter "The scheduler" shows ----------------
+
+
+def test_keyboard_interrupt_in_a_task_comes_out_of_the_loop(setup):
+    tasks = []
+
+    async def interrupted():
+        raise KeyboardInterrupt
+
+    async def main():
+        tasks.append(asyncio.create_task(interrupted()))
+        await asyncio.sleep(1)
+
+    with pytest.raises(KeyboardInterrupt):
+        setup.run(main())
+    assert tasks[0].done()
+    assert isinstance(tasks[0].exception(), KeyboardInterrupt)
+
+
+def test_tasks_accept_attributes_of_any_name(setup):
+    """asyncio's C Task has an instance dict; ours keeps __dict__ among its slots."""
+
+    async def main():
+        task = asyncio.current_task()
+        task.request_id = "req-7"
+        return task.request_id
+
+    assert setup.run(main()) == "req-7"
+
+
+def test_a_pending_task_collected_is_reported(setup):
+    messages = []
+
+    async def wait_forever():
+        await asyncio.get_running_loop().create_future()  # nobody else holds it
+
+    async def main():
+        asyncio.get_running_loop().set_exception_handler(
+            lambda loop, context: messages.append(context["message"])
+        )
+        asyncio.create_task(wait_forever())
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        gc.collect()
+
+    setup.run(main())
+    assert messages == ["Task was destroyed but it is pending!"]
+
+
+def test_a_done_task_refuses_another_step():
+    """A stray second wakeup must not resume a finished coroutine (as _PyTask)."""
+
+    async def main():
+        task = asyncio.create_task(asyncio.sleep(0))
+        await task
+        already_done = r"^_step\(\): already done"
+        with pytest.raises(asyncio.InvalidStateError, match=already_done):
+            task._step()
+
+    loop = asynciodepth.EventLoop(python_tasks=True)
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()

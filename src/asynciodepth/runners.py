@@ -2,16 +2,17 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/07_scheduler.ipynb cell 24
-"""The finished loop and the ways to run it: chapter "The scheduler".
+# %% book/07_scheduler.ipynb cell 73
+"""The loop of chapter "The scheduler" and the ways to run it.
 
 Builds on ``selector_events.py`` (the loop core with its poll) and
 ``tasks.py`` (our Task). ``TaskEventLoop`` adds what a runner needs to finish a
 program cleanly: the default thread pool behind ``run_in_executor`` and
 ``asyncio.to_thread``, and the shutdown of executor and async generators.
-Around it: ``new_event_loop``, an event loop policy, and ``run``, which,
-unlike ``asyncio.run``, also works from a Jupyter cell, where ipykernel's own
-loop is already running.
+Around it: ``new_event_loop``, an event loop policy, ``run``, which, unlike
+``asyncio.run``, also works from a Jupyter cell, where ipykernel's own loop is
+already running, and ``ipython_runner``, which runs a notebook's top-level
+``await`` on our loop (``%autoawait asynciodepth.runners.ipython_runner``).
 """
 
 from __future__ import annotations
@@ -19,45 +20,57 @@ from __future__ import annotations
 import asyncio
 import asyncio.futures as _aio_futures
 import asyncio.tasks as _aio_tasks
+import atexit
 import concurrent.futures
+import contextvars
 import socket
 import sys
 import threading
 import warnings
 from asyncio import events as _aio_events
 from asyncio import unix_events as _aio_unix_events
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from asynciodepth.futures import Future
 from asynciodepth.selector_events import BaseSelectorEventLoop
 from asynciodepth.tasks import Task
 
-__all__ = ["TaskEventLoop", "EventLoopPolicy", "new_event_loop", "run"]
+__all__ = [
+    "TaskEventLoop",
+    "EventLoopPolicy",
+    "IPythonRunner",
+    "ipython_runner",
+    "new_event_loop",
+    "run",
+]
 
 
-# %% book/07_scheduler.ipynb cell 25
+def _set_result_if_pending(future: Any, result: Any) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+# %% book/07_scheduler.ipynb cell 75
 class TaskEventLoop(BaseSelectorEventLoop):
-    """asynciodepth's event loop: pure Python, with asyncio's Future and Task.
+    """asynciodepth's loop with tasks: pure Python, with asyncio's Future and Task.
 
     ``TaskEventLoop(python_tasks=True)`` makes create_future() and create_task()
     return this book's Future and Task instead.
     """
 
-    # Why asyncio's classes by default: libraries test isinstance(x,
-    # asyncio.Future) and isinstance(task, asyncio.Task); only asyncio's own
-    # Task is in the task list that 3.14's `python -m asyncio ps` reads; and
-    # they are faster (bench_loop.py (b) x 1.69 against x 1.40 with ours).
     def __init__(self, *, python_tasks: bool = False, **options: Any) -> None:
         """Make the loop; options are the base loop's (clock=, observer=)."""
         super().__init__(**options)
         # Invariant: create_future() and create_task() make asyncio's Future
         # and Task, or (python_tasks) both ours, observed or not.
+        # Why asyncio's by default: see "Whose Future and Task?" in the book.
         self._python_tasks = python_tasks
 
-    # Why properties, and asyncio's classes looked up at each call: asyncio's
-    # loop does so, and code that swaps asyncio.tasks.Task for the pure-Python
-    # one (CPython's test_graph does) gets what it asked for.
+    # Why properties, asyncio's classes looked up at each call: asyncio's loop
+    # does so, and code that swaps asyncio.tasks.Task (CPython's test_graph)
+    # gets what it asked for.
     @property
     def _task_class(self) -> Any:
         return Task if self._python_tasks else _aio_tasks.Task
@@ -66,6 +79,7 @@ class TaskEventLoop(BaseSelectorEventLoop):
     def _future_class(self) -> Any:  # what the base loop's create_future() makes
         return Future if self._python_tasks else _aio_futures.Future
 
+    # %% book/07_scheduler.ipynb cell 79
     def run_in_executor(
         self,
         executor: concurrent.futures.Executor | None,
@@ -101,6 +115,7 @@ class TaskEventLoop(BaseSelectorEventLoop):
             raise TypeError("executor must be ThreadPoolExecutor instance")
         self._default_executor = executor
 
+    # %% book/07_scheduler.ipynb cell 83
     async def shutdown_default_executor(self, timeout: float | None = None) -> None:
         """Wait (in a helper thread) until the default executor's threads end."""
         self._executor_shutdown_called = True
@@ -134,6 +149,7 @@ class TaskEventLoop(BaseSelectorEventLoop):
             if not self.is_closed():
                 self.call_soon_threadsafe(future.set_exception, exc)
 
+    # %% book/07_scheduler.ipynb cell 84
     async def shutdown_asyncgens(self) -> None:
         """Close every async generator that is still suspended."""
         self._asyncgens_shutdown_called = True
@@ -155,6 +171,7 @@ class TaskEventLoop(BaseSelectorEventLoop):
                     }
                 )
 
+    # %% book/07_scheduler.ipynb cell 86
     async def getaddrinfo(
         self,
         host: Any,
@@ -175,12 +192,7 @@ class TaskEventLoop(BaseSelectorEventLoop):
         return await self.run_in_executor(None, socket.getnameinfo, sockaddr, flags)
 
 
-# %% book/07_scheduler.ipynb cell 29
-def _set_result_if_pending(future: Any, result: Any) -> None:
-    if not future.done():
-        future.set_result(result)
-
-
+# %% book/07_scheduler.ipynb cell 90
 def new_event_loop(**options: Any) -> TaskEventLoop:
     """Return a new TaskEventLoop; options are TaskEventLoop's (clock=, observer=)."""
     return TaskEventLoop(**options)
@@ -195,20 +207,38 @@ _BasePolicy = _aio_unix_events._UnixDefaultEventLoopPolicy
 
 
 class EventLoopPolicy(_BasePolicy):
-    """Event loop policy whose loops are EventLoops.
+    """Event loop policy whose loops are TaskEventLoops.
 
-    ``asyncio.set_event_loop_policy(asynciodepth.EventLoopPolicy())`` makes
-    ``asyncio.run()`` and ``asyncio.new_event_loop()`` use our loop.
+    ``asyncio.set_event_loop_policy(asynciodepth.runners.EventLoopPolicy())``
+    makes ``asyncio.run()`` and ``asyncio.new_event_loop()`` use our loop.
     """
 
     _loop_factory = TaskEventLoop
 
 
-# %% book/07_scheduler.ipynb cell 31
+# %% book/07_scheduler.ipynb cell 92
 # Why: from 3.14 the running task is kept per thread, not per loop, and no
 # task may start while another one runs; the kernel's cell task (if any) is
 # set aside with its loop.
 _CURRENT_TASK_PER_THREAD = sys.version_info >= (3, 14)
+
+
+@contextmanager
+def _outer_loop_set_aside() -> Iterator[None]:
+    """Let this thread run our loop while an outer one (Jupyter's) is running."""
+    outer = _aio_events._get_running_loop()
+    outer_task = None
+    if outer is not None:
+        if _CURRENT_TASK_PER_THREAD:
+            outer_task = _aio_tasks._swap_current_task(outer, None)
+        _aio_events._set_running_loop(None)
+    try:
+        yield
+    finally:
+        if outer is not None:
+            _aio_events._set_running_loop(outer)
+            if _CURRENT_TASK_PER_THREAD:
+                _aio_tasks._swap_current_task(outer, outer_task)
 
 
 def run(
@@ -223,18 +253,44 @@ def run(
     kernel's loop is set aside while ours runs (it is frozen meanwhile, as it
     is during any cell) and restored afterwards.
     """
-    outer = _aio_events._get_running_loop()
-    outer_task = None
-    if outer is not None:
-        if _CURRENT_TASK_PER_THREAD:
-            outer_task = _aio_tasks._swap_current_task(outer, None)
-        _aio_events._set_running_loop(None)
-    try:
+    with _outer_loop_set_aside():
         factory = loop_factory or TaskEventLoop
         with asyncio.Runner(debug=debug, loop_factory=factory) as runner:
             return runner.run(main)
-    finally:
-        if outer is not None:
-            _aio_events._set_running_loop(outer)
-            if _CURRENT_TASK_PER_THREAD:
-                _aio_tasks._swap_current_task(outer, outer_task)
+
+
+# %% book/07_scheduler.ipynb cell 94
+class IPythonRunner:
+    """An IPython ``%autoawait`` runner: top-level awaits run on one loop of ours.
+
+    ``%autoawait asynciodepth.runners.ipython_runner`` uses a TaskEventLoop;
+    ``runner = IPythonRunner(loop_factory)`` then ``%autoawait runner`` another
+    loop; ``%autoawait asyncio`` switches back.
+    """
+
+    def __init__(self, loop_factory: Callable[[], Any] | None = None) -> None:
+        self._loop_factory = loop_factory or TaskEventLoop
+        # Invariant: _runner is None or an open asyncio.Runner on our loop,
+        # kept from the first cell that awaits until close().
+        self._runner: asyncio.Runner | None = None
+
+    def __call__(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run one cell's coroutine to completion on our loop (IPython calls this)."""
+        with _outer_loop_set_aside():
+            if self._runner is None:
+                self._runner = asyncio.Runner(loop_factory=self._loop_factory)
+                atexit.register(self.close)
+            # Why the caller's context: ipykernel keeps the cell's output
+            # stream in a ContextVar; in the Runner's own context, copied at
+            # the first cell, later cells would print into that first cell.
+            return self._runner.run(coro, context=contextvars.copy_context())
+
+    def close(self) -> None:
+        """Close the loop, cancelling the tasks that earlier cells left running."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            with _outer_loop_set_aside():
+                runner.close()
+
+
+ipython_runner = IPythonRunner()

@@ -60,6 +60,7 @@ class Task(Future):
         "_wakeup_callback",
     )
 
+    # %% book/07_scheduler.ipynb cell 41
     def __init__(
         self,
         coro: Coroutine[Any, Any, Any],
@@ -91,10 +92,8 @@ class Task(Future):
         # Invariant: _wakeup_callback is None or the bound method self._wakeup,
         # made at the first wait and dropped once the coroutine has ended.
         # Why: `self._wakeup` makes a new bound method on every access, and it
-        # lives as long as the wait: one more object per sleep to allocate and
-        # for the garbage collector to traverse. One per task took workload
-        # (c) of benchmarks/bench_loop.py from x 0.90-0.95 to x 1.00-1.04
-        # (CPU medians of 5 runs, ours+ours; see benchmarks/RESULTS.md).
+        # lives as long as the wait. One per task took bench_loop.py (c) from
+        # x 0.90-0.95 to x 1.00-1.04 (ours+ours; benchmarks/RESULTS.md).
         self._wakeup_callback: Any = None
         if eager_start and self._loop.is_running():
             self._eager_start()
@@ -102,6 +101,130 @@ class Task(Future):
             self._loop.call_soon(self._step, context=self._context)
             _register_task(self)
 
+    # %% book/07_scheduler.ipynb cell 53
+    def _step(self, exc: BaseException | None = None, woken_by: Any = None) -> None:
+        """Run the coroutine until its next trap, as the loop's current task."""
+        if self._state != _PENDING:
+            raise asyncio.InvalidStateError(f"_step(): already done: {self!r}, {exc!r}")
+        if self._must_cancel:
+            if not isinstance(exc, asyncio.CancelledError):
+                exc = self._make_cancelled_error()
+            self._must_cancel = False
+        self._fut_waiter = None
+        loop = self._loop
+        _enter_task(loop, self)
+        try:
+            observer = getattr(loop, "_observer", None)
+            # With an observer, the loop reports the handle that runs us as
+            # this step; outside such a handle we time and report it here.
+            if observer is None or loop._task_stepped(self, woken_by):
+                self._run_coroutine(exc)
+            else:
+                start = loop.time()
+                try:
+                    self._run_coroutine(exc)
+                finally:
+                    observer.on_task_step(loop, self, woken_by, start, loop.time())
+        finally:
+            _leave_task(loop, self)
+            # Why: a traceback may hold this frame; its locals must not lead
+            # back to a task holding the exception (us, or woken_by).
+            self = exc = woken_by = None
+
+    # %% book/07_scheduler.ipynb cell 47
+    def _run_coroutine(self, exc: BaseException | None) -> None:
+        """Send into (or throw into) the coroutine and obey what it yields."""
+        try:
+            if exc is None:
+                request = self._coro.send(None)
+            else:
+                request = self._coro.throw(exc)
+        except StopIteration as stop:
+            self._wakeup_callback = None  # Why: break the task -> method cycle.
+            if self._must_cancel:  # cancel() arrived during this very step
+                self._must_cancel = False
+                Future.cancel(self, msg=self._cancel_message)
+            else:
+                Future.set_result(self, stop.value)
+        except asyncio.CancelledError as cancelled:
+            self._wakeup_callback = None
+            self._cancelled_exc = cancelled  # keeps message and traceback
+            Future.cancel(self)
+        except (KeyboardInterrupt, SystemExit) as fatal:
+            self._wakeup_callback = None
+            Future.set_exception(self, fatal)
+            raise  # Why: Ctrl-C stops the program, not just this task.
+        except BaseException as error:
+            self._wakeup_callback = None
+            Future.set_exception(self, error)
+        else:
+            # The two common requests are handled inline: a separate method
+            # costs ~3% on benchmarks/bench_loop.py (b).
+            if request is None:
+                self._loop.call_soon(self._step, context=self._context)
+            elif (
+                getattr(request, "_asyncio_future_blocking", None)
+                and _get_loop(request) is self._loop
+                and request is not self
+            ):
+                # A future of this loop, fresh from its trap: wait for it.
+                request._asyncio_future_blocking = False
+                wakeup = self._wakeup_callback  # Why cached: see __init__.
+                if wakeup is None:
+                    wakeup = self._wakeup_callback = self._wakeup
+                request.add_done_callback(wakeup, context=self._context)
+                self._fut_waiter = request
+                if self._must_cancel and request.cancel(msg=self._cancel_message):
+                    self._must_cancel = False
+            else:
+                self._refuse(request)
+        finally:
+            # Why: an exception the coroutine raised has this frame in its
+            # traceback; its locals must not lead back to the task (which
+            # holds the exception), or the exception lives in a cycle.
+            self = exc = None
+
+    # %% book/07_scheduler.ipynb cell 53
+    def _wakeup(self, future: Any) -> None:
+        """Done callback of the awaited future: take the next step now."""
+        try:
+            future.result()
+        except BaseException as exc:
+            self._step(exc, future)
+        else:
+            self._step(None, future)
+        # Why: a traceback through result() holds this frame; the future in
+        # it holds the exception: a cycle, unless the locals are cleared.
+        self = future = None
+
+    # %% book/07_scheduler.ipynb cell 18
+    def cancel(self, msg: Any = None) -> bool:
+        """Ask the coroutine to stop: throw CancelledError in at its next step."""
+        self._log_traceback = False
+        if self._state != _PENDING:
+            return False
+        self._num_cancels_requested += 1
+        # Why: cancelling what we wait for wakes us with a CancelledError, so
+        # the coroutine sees the cancellation where it is suspended.
+        if self._fut_waiter is not None and self._fut_waiter.cancel(msg=msg):
+            return True
+        self._must_cancel = True
+        self._cancel_message = msg
+        return True
+
+    def cancelling(self) -> int:
+        """Return how many cancellation requests are pending."""
+        return self._num_cancels_requested
+
+    def uncancel(self) -> int:
+        """Withdraw one cancellation request; return how many remain."""
+        if self._num_cancels_requested > 0:
+            self._num_cancels_requested -= 1
+            if _UNCANCEL_RESETS_MUST_CANCEL and self._num_cancels_requested == 0:
+                self._must_cancel = False
+        return self._num_cancels_requested
+
+    # %% book/07_scheduler.ipynb cell 28
     @reprlib.recursive_repr()
     def __repr__(self) -> str:
         coro = getattr(self._coro, "__qualname__", None) or "?"
@@ -109,16 +232,6 @@ class Task(Future):
             f"<{type(self).__name__} {self._repr_info()} "
             f"name={self._name!r} coro=<{coro}()>>"
         )
-
-    def __del__(self) -> None:
-        if self._state == _PENDING and self._log_destroy_pending:
-            context = {"task": self, "message": "Task was destroyed but it is pending!"}
-            if self._source_traceback:
-                context["source_traceback"] = self._source_traceback
-            self._loop.call_exception_handler(context)
-        super().__del__()
-
-    # -- introspection -------------------------------------------------------
 
     def get_coro(self) -> Coroutine[Any, Any, Any] | None:
         """Return the wrapped coroutine."""
@@ -152,119 +265,16 @@ class Task(Future):
         """Refuse: a task's exception is what its coroutine raises."""
         raise RuntimeError("Task does not support set_exception operation")
 
-    # -- cancellation --------------------------------------------------------
+    # %% book/07_scheduler.ipynb cell 39
+    def __del__(self) -> None:
+        if self._state == _PENDING and self._log_destroy_pending:
+            context = {"task": self, "message": "Task was destroyed but it is pending!"}
+            if self._source_traceback:
+                context["source_traceback"] = self._source_traceback
+            self._loop.call_exception_handler(context)
+        super().__del__()
 
-    def cancel(self, msg: Any = None) -> bool:
-        """Ask the coroutine to stop: throw CancelledError in at its next step."""
-        self._log_traceback = False
-        if self._state != _PENDING:
-            return False
-        self._num_cancels_requested += 1
-        # Why: cancelling what we wait for wakes us with a CancelledError, so
-        # the coroutine sees the cancellation where it is suspended.
-        if self._fut_waiter is not None and self._fut_waiter.cancel(msg=msg):
-            return True
-        self._must_cancel = True
-        self._cancel_message = msg
-        return True
-
-    def cancelling(self) -> int:
-        """Return how many cancellation requests are pending."""
-        return self._num_cancels_requested
-
-    def uncancel(self) -> int:
-        """Withdraw one cancellation request; return how many remain."""
-        if self._num_cancels_requested > 0:
-            self._num_cancels_requested -= 1
-            if _UNCANCEL_RESETS_MUST_CANCEL and self._num_cancels_requested == 0:
-                self._must_cancel = False
-        return self._num_cancels_requested
-
-    # -- driving the coroutine: step and wakeup ---------------------------
-
-    def _step(self, exc: BaseException | None = None, woken_by: Any = None) -> None:
-        """Run the coroutine until its next trap, as the loop's current task."""
-        if self._state != _PENDING:
-            raise asyncio.InvalidStateError(f"_step(): already done: {self!r}, {exc!r}")
-        if self._must_cancel:
-            if not isinstance(exc, asyncio.CancelledError):
-                exc = self._make_cancelled_error()
-            self._must_cancel = False
-        self._fut_waiter = None
-        loop = self._loop
-        _enter_task(loop, self)
-        try:
-            observer = getattr(loop, "_observer", None)
-            # With an observer, the loop reports the handle that runs us as
-            # this step; outside such a handle we time and report it here.
-            if observer is None or loop._task_stepped(self, woken_by):
-                self._run_coroutine(exc)
-            else:
-                start = loop.time()
-                try:
-                    self._run_coroutine(exc)
-                finally:
-                    observer.on_task_step(loop, self, woken_by, start, loop.time())
-        finally:
-            _leave_task(loop, self)
-            # Why: a traceback may hold this frame; its locals must not lead
-            # back to a task holding the exception (us, or woken_by).
-            self = exc = woken_by = None
-
-    def _run_coroutine(self, exc: BaseException | None) -> None:
-        """Send into (or throw into) the coroutine and act on what it yields."""
-        try:
-            if exc is None:
-                request = self._coro.send(None)
-            else:
-                request = self._coro.throw(exc)
-        except StopIteration as stop:
-            self._wakeup_callback = None  # Why: break the task -> method cycle.
-            if self._must_cancel:
-                # cancel() arrived during this very step: honour it.
-                self._must_cancel = False
-                Future.cancel(self, msg=self._cancel_message)
-            else:
-                Future.set_result(self, stop.value)
-        except asyncio.CancelledError as cancelled:
-            self._wakeup_callback = None
-            self._cancelled_exc = cancelled  # keeps message and traceback
-            Future.cancel(self)
-        except (KeyboardInterrupt, SystemExit) as fatal:
-            self._wakeup_callback = None
-            Future.set_exception(self, fatal)
-            raise
-        except BaseException as error:
-            self._wakeup_callback = None
-            Future.set_exception(self, error)
-        else:
-            # The two common requests are handled inline; measured on
-            # benchmarks/bench_loop.py, a separate method costs ~3% on (b).
-            if request is None:
-                # A bare yield (sleep(0)): run again soon, after the others.
-                self._loop.call_soon(self._step, context=self._context)
-            elif (
-                getattr(request, "_asyncio_future_blocking", None)
-                and _get_loop(request) is self._loop
-                and request is not self
-            ):
-                # A future of this loop, fresh from its trap: wait for it.
-                request._asyncio_future_blocking = False
-                wakeup = self._wakeup_callback
-                if wakeup is None:
-                    wakeup = self._wakeup_callback = self._wakeup
-                request.add_done_callback(wakeup, context=self._context)
-                self._fut_waiter = request
-                if self._must_cancel and request.cancel(msg=self._cancel_message):
-                    self._must_cancel = False
-            else:
-                self._refuse(request)
-        finally:
-            # Why: an exception the coroutine raised has this frame in its
-            # traceback; its locals must not lead back to the task (which
-            # holds the exception), or a raised exception lives in a cycle.
-            self = exc = None
-
+    # %% book/07_scheduler.ipynb cell 45
     def _refuse(self, request: Any) -> None:
         """Throw a RuntimeError into the coroutine for a request we cannot obey."""
         blocking = getattr(request, "_asyncio_future_blocking", None)
@@ -289,20 +299,7 @@ class Task(Future):
             message = f"Task cannot await on itself: {self!r}"
         self._loop.call_soon(self._step, RuntimeError(message), context=self._context)
 
-    def _wakeup(self, future: Any) -> None:
-        """Done callback of the awaited future: take the next step now."""
-        try:
-            future.result()
-        except BaseException as exc:
-            self._step(exc, future)
-        else:
-            # Why not pass the result: the coroutine's own await (the trap in
-            # Future.__await__) reads it from the future.
-            self._step(None, future)
-        # Why: a traceback through result() holds this frame; the future in
-        # it holds the exception: a cycle, unless the locals are cleared.
-        self = future = None
-
+    # %% book/07_scheduler.ipynb cell 59
     def _eager_start(self) -> None:
         """Run the first step right now, inside the creator's step (3.12 style)."""
         loop = self._loop
@@ -332,7 +329,7 @@ class Task(Future):
                 _register_task(self)
 
 
-# %% book/07_scheduler.ipynb cell 6
+# %% book/07_scheduler.ipynb cell 61
 def create_eager_task_factory(
     custom_task_constructor: Callable[..., Any],
 ) -> Callable[..., Any]:
