@@ -418,3 +418,29 @@ def test_close_cancels_the_tasks_left_running(shell):
     )
     shell.user_ns["our_runner"].close()
     assert shell.user_ns["left"].cancelled()
+
+
+def test_the_packages_runner_uses_the_loop_with_io():
+    """``%autoawait asynciodepth.ipython_runner``: the final loop, with sockets."""
+    interactiveshell = ipython_shell_module()
+    import asynciodepth
+    from asynciodepth.unix_events import EventLoop
+
+    assert isinstance(asynciodepth.ipython_runner, asynciodepth.runners.IPythonRunner)
+    shell = interactiveshell.InteractiveShell.instance()
+    try:
+        shell.run_line_magic("autoawait", "asynciodepth.ipython_runner")
+        ns = run_cell(
+            shell,
+            "import asyncio, socket\n"
+            "a, b = socket.socketpair()\n"
+            "loop = asyncio.get_running_loop()\n"
+            "await loop.sock_sendall(a, b'ping')\n"
+            "got = await loop.sock_recv(b, 4)\n"
+            "a.close(); b.close()",
+        )
+        assert ns["got"] == b"ping" and type(ns["loop"]) is EventLoop
+    finally:
+        asynciodepth.ipython_runner.close()
+        shell.run_line_magic("autoawait", "asyncio")
+        interactiveshell.InteractiveShell.clear_instance()

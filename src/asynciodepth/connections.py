@@ -306,7 +306,7 @@ class ConnectionEventLoop(SocketEventLoop):
         _check_ssl_options(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         return await self._make_transport(sock, protocol_factory)
 
-    # %% book/08b_transports.ipynb cell 131
+    # %% book/08b_transports.ipynb cell 138
     # ---- out of scope, each with a clear message --------------------------
     async def start_tls(self, *args: Any, **kwargs: Any) -> Any:
         """Out of scope (SSL): raises NotImplementedError."""
@@ -453,7 +453,7 @@ class Server(asyncio.AbstractServer):
             sock.listen(self._backlog)
             self._loop._add_reader(sock.fileno(), self._accept_ready, sock)
 
-    # %% book/08b_transports.ipynb cell 126
+    # %% book/08b_transports.ipynb cell 133
     def _accept_ready(self, sock: socket.socket) -> None:
         # Why a loop: one readiness event may stand for many waiting clients;
         # accepting them all now saves an iteration per client.
@@ -575,7 +575,7 @@ class Server(asyncio.AbstractServer):
         self.close()
         await self.wait_closed()
 
-    # %% book/08b_transports.ipynb cell 127
+    # %% book/08b_transports.ipynb cell 134
     def _out_of_resources(self, sock: socket.socket, exc: OSError) -> None:
         # Out of file descriptors: stop accepting for a while, or the
         # level-triggered socket would spin the loop.
@@ -604,6 +604,6 @@ def _unlink_if_same(path: str, inode: int) -> None:
         pass
 
 
-# %% book/08b_transports.ipynb cell 126
+# %% book/08b_transports.ipynb cell 133
 # After running out of file descriptors, try accepting again this much later.
 ACCEPT_RETRY_DELAY = 1.0

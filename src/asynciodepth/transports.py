@@ -165,7 +165,7 @@ class SocketTransport(asyncio.Transport):
         else:
             self.close()
 
-    # %% book/08b_transports.ipynb cell 118
+    # %% book/08b_transports.ipynb cell 125
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send data, now or as soon as the socket can take it; never blocks."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -398,7 +398,7 @@ class SocketTransport(asyncio.Transport):
         )
         return f"<SocketTransport {state} buffer={len(self._buffer)}>"
 
-    # %% book/08b_transports.ipynb cell 122
+    # %% book/08b_transports.ipynb cell 129
     def __del__(self, _warn: Any = warnings.warn) -> None:
         if getattr(self, "_sock", None) is not None:
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
@@ -407,7 +407,7 @@ class SocketTransport(asyncio.Transport):
                 self._server._detach(self)
 
 
-# %% book/08b_transports.ipynb cell 116
+# %% book/08b_transports.ipynb cell 123
 # As asyncio: after this many writes to a lost connection, say so in the log.
 _LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
 # asyncio's message for write() of something else than bytes; 3.14 names the types.

@@ -35,7 +35,14 @@ from asynciodepth.connections import (
 )
 from asynciodepth.events import Handle
 
-__all__ = ["EventLoop", "SelectorEventLoop", "EventLoopPolicy", "new_event_loop", "run"]
+__all__ = [
+    "EventLoop",
+    "SelectorEventLoop",
+    "EventLoopPolicy",
+    "new_event_loop",
+    "run",
+    "ipython_runner",
+]
 
 logger = logging.getLogger("asyncio")
 
@@ -280,3 +287,8 @@ def run(
 ) -> Any:
     """Run main on a new EventLoop with I/O, like asyncio.run(); also in Jupyter."""
     return runners.run(main, debug=debug, loop_factory=loop_factory or EventLoop)
+
+
+# %% book/08b_transports.ipynb cell 97
+# In Jupyter, `%autoawait asynciodepth.ipython_runner` runs top-level awaits here.
+ipython_runner = runners.IPythonRunner(EventLoop)
