@@ -22,7 +22,7 @@ def code_lines(source: str) -> int:
 
 def stats(path: Path) -> dict:
     nb = json.loads(path.read_text(encoding="utf-8"))
-    out = dict(name=path.stem, largest=0, largest_visible=0, exported=0,
+    out = dict(name=path.stem, largest=0, largest_visible=0, largest_export=0, exported=0,
                words=0, over60_export=[], over60_visible=[], fig_open=[],
                cells_over_100=0)
     for i, cell in enumerate(nb["cells"]):
@@ -46,6 +46,7 @@ def stats(path: Path) -> dict:
                 out["over60_visible"].append((i, n))
         if exported:
             out["exported"] += n
+            out["largest_export"] = max(out["largest_export"], n)
             if n > 60:
                 out["over60_export"].append((i, n))
         outputs = cell.get("outputs", [])
@@ -61,14 +62,14 @@ def main(argv: list[str]) -> int:
     paths = [Path(a) for a in argv if not a.startswith("--")] or sorted(Path("book").glob("*.ipynb"))
     bad = False
     if md:
-        print("| notebook | largest cell | largest visible | cells > 100 | prose words | exported lines |")
-        print("|---|---:|---:|---:|---:|---:|")
+        print("| notebook | largest cell | largest visible | largest exported | cells > 100 | prose words | exported lines |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
     for p in paths:
         s = stats(p)
         broken = s["over60_export"] or s["over60_visible"] or s["fig_open"]
         bad = bad or bool(broken)
         if md:
-            print(f"| {s['name']} | {s['largest']} | {s['largest_visible']} | {s['cells_over_100']} | {s['words']} | {s['exported']} |")
+            print(f"| {s['name']} | {s['largest']} | {s['largest_visible']} | {s['largest_export']} | {s['cells_over_100']} | {s['words']} | {s['exported']} |")
         else:
             print(f"{s['name']:28} largest {s['largest']:4} visible {s['largest_visible']:4} "
                   f">100 {s['cells_over_100']:2} words {s['words']:6} exported {s['exported']:5}")
