@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/09_generators.ipynb cell 31
+# %% book/09_generators.ipynb cell 33
 """A scheduler built from generators alone, in the style of the years before `await`.
 
 Chapter 9, "Generators" (book/09_generators.ipynb). Builds on the trap of chapter 4,
@@ -43,7 +43,7 @@ class Join:
     task: Task
 
 
-# %% book/09_generators.ipynb cell 33
+# %% book/09_generators.ipynb cell 35
 # -- The traps. These are the only places where a task talks to the scheduler.
 # Each is a types.coroutine generator, so generator tasks `yield from` it and
 # `async def` tasks `await` it.
