@@ -431,3 +431,73 @@ def test_our_hooks_on_the_generator_scheduler():
         "finally starts",
         "finally done",
     ]
+
+
+# -- Closing it yourself, and what the hooks cost ---------------------------------------
+
+
+def test_aclosing_finishes_the_finally_before_the_reader_goes_on_without_hooks():
+    async def closing_reader(log):
+        typed = ""
+        async with contextlib.aclosing(_typed_keys(log, scheduler_sleep)) as keys:
+            async for key in keys:
+                typed += key
+                if typed == "Hello":
+                    break
+        log.append(f"reader goes on after {typed!r}")
+
+    def experiment():
+        log = []
+        Scheduler().run(closing_reader(log))  # no hooks in this thread
+        return log
+
+    assert in_fresh_thread(experiment) == [
+        "finally starts",
+        "finally done",
+        "reader goes on after 'Hello'",
+    ]
+
+
+@pytest.mark.parametrize("close", [False, True], ids=["abandoned", "aclosing"])
+def test_where_an_abandoned_generators_finally_runs_and_who_sees_its_error(setup, close):
+    def experiment():
+        log = []
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            loop.set_exception_handler(
+                lambda loop, context: log.append(f"handler: {context['message']}")
+            )
+            reader = asyncio.current_task()
+
+            async def stream():
+                try:
+                    yield "key"
+                    yield "never"
+                finally:
+                    log.append(f"in the reader's task: {asyncio.current_task() is reader}")
+                    await asyncio.sleep(0)
+                    raise KeyError("flush failed")
+
+            try:
+                if close:
+                    async with contextlib.aclosing(stream()) as keys:
+                        async for _ in keys:
+                            break
+                else:
+                    async for _ in stream():
+                        break
+            except KeyError as error:
+                log.append(f"reader sees {error!r}")
+            for _ in range(3):
+                await asyncio.sleep(0)  # a moment for the aclose() task
+
+        run_like_asyncio_run(setup.new_loop, main)
+        return log
+
+    expected = (
+        ["in the reader's task: True", "reader sees KeyError('flush failed')"]
+        if close
+        else ["in the reader's task: False", "handler: Task exception was never retrieved"]
+    )
+    assert in_fresh_thread(experiment) == expected

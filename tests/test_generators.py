@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import io
 import random
 import types
@@ -513,3 +514,58 @@ def test_types_coroutine_generator_may_yield_from_a_native_coroutine():
     c = awaits_bridge()
     assert c.send(None) == "bridge got 42"
     c.close()
+
+
+def test_a_generator_keeps_one_frame_across_resumptions():
+    def steps():
+        yield "first"
+        yield "second"
+
+    gen = steps()
+    next(gen)
+    frame, offset = gen.gi_frame, gen.gi_frame.f_lasti
+    next(gen)
+    assert gen.gi_frame is frame
+    assert frame.f_lasti > offset  # the frame moved on, it was not rebuilt
+    assert list(gen) == [] and gen.gi_frame is None
+
+
+def _delegating(log):
+    def inner():
+        try:
+            yield "inner paused"
+        except BaseException as exc:  # noqa: BLE001 - catches even GeneratorExit
+            log.append(f"inner caught {type(exc).__name__}")
+            return "inner's result"
+
+    def outer():
+        try:
+            result = yield from inner()
+            log.append(f"outer goes on with {result!r}")
+            yield "outer paused"
+        finally:
+            log.append("outer's finally")
+
+    gen = outer()
+    next(gen)
+    return gen
+
+
+def test_throw_caught_by_the_delegate_lets_the_caller_go_on():
+    log = []
+    gen = _delegating(log)
+    assert gen.throw(ValueError()) == "outer paused"
+    gen.close()
+    assert log == [
+        "inner caught ValueError",
+        "outer goes on with \"inner's result\"",
+        "outer's finally",
+    ]
+
+
+def test_close_reaches_the_caller_even_if_the_delegate_returns():
+    log = []
+    gen = _delegating(log)
+    gen.close()  # PEP 380: close the delegate, then GeneratorExit in the caller
+    assert log == ["inner caught GeneratorExit", "outer's finally"]
+    assert inspect.getgeneratorstate(gen) == inspect.GEN_CLOSED

@@ -43,7 +43,7 @@ from asynciodepth.unix_events import (
 )
 
 
-# %% book/09_generators.ipynb cell 89
+# %% book/09_generators.ipynb cell 80
 from asynciodepth.generators import Scheduler, typist_generator
 
 

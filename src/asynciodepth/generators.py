@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/09_generators.ipynb cell 40
+# %% book/09_generators.ipynb cell 33
 """A scheduler built from generators alone, in the style of the years before `await`.
 
 Chapter 9, "Generators" (book/09_generators.ipynb). Builds on the trap of chapter 4,
@@ -43,7 +43,7 @@ class Join:
     task: Task
 
 
-# %% book/09_generators.ipynb cell 42
+# %% book/09_generators.ipynb cell 35
 # -- The traps. These are the only places where a task talks to the scheduler.
 # Each is a types.coroutine generator, so generator tasks `yield from` it and
 # `async def` tasks `await` it.
@@ -69,7 +69,7 @@ def join(task: Task) -> Generator[Any, Any, Any]:
     return (yield from trap(Join(task)))
 
 
-# %% book/09_generators.ipynb cell 47
+# %% book/09_generators.ipynb cell 39
 @dataclass(eq=False, repr=False)
 class Task:
     """A generator or coroutine run by a Scheduler, with its outcome once done."""
@@ -92,7 +92,7 @@ class Task:
         return f"<Task {self.name} {state}>"
 
 
-# %% book/09_generators.ipynb cell 49
+# %% book/09_generators.ipynb cell 41
 class Scheduler:
     """Run generator tasks round-robin, waking sleepers from a heap of deadlines."""
 
@@ -135,7 +135,7 @@ class Scheduler:
         self._ready.append((task, None, None))
         return task
 
-    # %% book/09_generators.ipynb cell 51
+    # %% book/09_generators.ipynb cell 43
     def _run_until_idle(self) -> None:
         """The main loop: run until no task is ready and none is asleep."""
         while self._ready or self._sleeping:
@@ -155,7 +155,7 @@ class Scheduler:
                 task, value, exc = self._ready.popleft()
                 self._step(task, value, exc)
 
-    # %% book/09_generators.ipynb cell 53
+    # %% book/09_generators.ipynb cell 45
     def run(self, *coros: Any) -> list[Any]:
         """Run `coros`, and every task they spawn, to the end; return `coros`' results.
 
@@ -192,7 +192,7 @@ class Scheduler:
                 raise task.exception
         return [task.result for task in tasks]
 
-    # %% book/09_generators.ipynb cell 55
+    # %% book/09_generators.ipynb cell 47
     def _step(self, task: Task, value: Any, exc: BaseException | None) -> None:
         """Run `task` to its next trap, then file it where its request says."""
         # This is the only place where the code of a task runs.
@@ -218,7 +218,7 @@ class Scheduler:
             self._ready.append((joiner, result, exception))
         task.joiners.clear()
 
-    # %% book/09_generators.ipynb cell 61
+    # %% book/09_generators.ipynb cell 53
     def _file(self, task: Task, request: Any) -> None:
         """Put `task` where `request`, the value its trap yielded, says it belongs."""
         match request:
@@ -245,7 +245,7 @@ class Scheduler:
                 self._ready.append((task, None, error))
 
 
-# %% book/09_generators.ipynb cell 73
+# %% book/09_generators.ipynb cell 65
 def typist_generator(
     text: str = TEXT,
     *,
