@@ -33,6 +33,7 @@ from asynciodepth.trace import (
     TraceSizeWarning,
     TracingError,
     load_trace,
+    plot_timeline,
     traced,
     tracing,
 )
@@ -1087,6 +1088,39 @@ def test_plot_draws_tracks_and_arrows(task_kind: str) -> None:
     ]
     assert len(arrows) == check_flows(trace.events)
     assert trace._repr_png_().startswith(b"\x89PNG")
+    plt.close("all")
+
+
+def test_plot_legend_names_only_what_the_figure_shows() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    loop = virtual_loop("python")
+    with tracing(loop=loop) as trace:
+        loop.run_until_complete(gather_with_failure())
+    loop.close()
+    legend = trace.plot().axes[0].get_legend()
+    shown = [text.get_text() for text in legend.get_texts()]
+    # The loop-level trace has callbacks, polls, lives and arrows, and steps
+    # that suspended, returned and raised; nothing was cancelled or cut off.
+    assert shown == [
+        "step, then suspended",
+        "last step: returned",
+        "last step: raised",
+        "callback",
+        "wait in the poll",
+        "task alive",
+        "wake-up",
+    ]
+    # A trace without a loop track or arrows names neither.
+    steps_only = [
+        e for e in trace.events if e.get("tid") != 1 and e["ph"] not in ("s", "f")
+    ]
+    legend = plot_timeline(steps_only, flows=False).axes[0].get_legend()
+    assert "wait in the poll" not in [t.get_text() for t in legend.get_texts()]
+    assert "wake-up" not in [t.get_text() for t in legend.get_texts()]
     plt.close("all")
 
 

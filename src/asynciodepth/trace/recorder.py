@@ -42,12 +42,9 @@ class Recorder:
     """Collect the records of one trace and hand them on in batches.
 
     Tracers append record tuples to ``records`` and call ``flush()`` once it
-    holds ``FLUSH_EVERY``. Without a path the records are formatted here, at
-    each flush, and kept in memory. With a path they go to a writer process,
-    which formats them and writes the file; the traced process then spends
-    nothing on JSON, and the file is finished even if the process is killed.
-    ``process=False``, or an interpreter that cannot start a writer, formats
-    and writes in this process instead.
+    holds ``FLUSH_EVERY``. At each flush a Formatter turns the batch into
+    events: here, kept in memory (and written to path, if given), or, for a
+    trace with a path, in a writer process (appendix "The trace tool").
     """
 
     # %% book/a2_trace_tool.ipynb cell 23
@@ -59,6 +56,15 @@ class Recorder:
         virtual: bool = False,
         process: bool = True,
     ) -> None:
+        """Record into memory, or into path with a writer process.
+
+        With a path the records go to a writer process, which formats them
+        and writes the file: the traced process then spends nothing on JSON,
+        and the file is finished even if the process is killed.
+        ``process=False``, or an interpreter that cannot start a writer,
+        formats and writes in this process instead. The trace stops, with a
+        TraceSizeWarning, at max_bytes.
+        """
         check_max_bytes(max_bytes)  # here too: a writer process checks too late
         self.path = None if path is None else os.fspath(path)
         self.max_bytes = max_bytes

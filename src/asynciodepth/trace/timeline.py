@@ -141,10 +141,19 @@ def _draw_slice(ax: Any, event: dict[str, Any], x: float, y: int, width: float) 
         ax.broken_barh([(x, width)], (y - 0.2, 0.4), color="tab:gray", zorder=3)
 
 
+def _shown_as(event: dict[str, Any]) -> str:
+    """Name an X event as the legend does: a step's outcome, or its kind."""
+    category = event.get("cat")
+    if category == "step":
+        return event.get("args", {}).get("outcome", "suspended")
+    return category if category in ("task", "poll") else "callback"
+
+
 # %% book/13_tracing.ipynb cell 108
-def _draw_flows(ax: Any, timed: list[dict[str, Any]], rows: dict, t0: float) -> None:
-    """Draw each flow of the trace as an arrow between its two tracks."""
+def _draw_flows(ax: Any, timed: list[dict[str, Any]], rows: dict, t0: float) -> int:
+    """Draw each flow of the trace as an arrow between its two tracks; count them."""
     starts = {e["id"]: e for e in timed if e["ph"] == "s"}
+    drawn = 0
     for end in (e for e in timed if e["ph"] == "f"):
         start = starts.get(end["id"])
         if start is None or start["tid"] not in rows or end["tid"] not in rows:
@@ -162,20 +171,33 @@ def _draw_flows(ax: Any, timed: list[dict[str, Any]], rows: dict, t0: float) -> 
             },
             zorder=4,
         )
+        drawn += 1
+    return drawn
 
 
-def _legend(ax: Any) -> None:
+def _legend(ax: Any, shown: set[str]) -> None:
+    """Name what the figure shows: step outcomes, the loop's slices, lives, arrows."""
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    def box(**style: Any) -> Any:
+        return plt.Rectangle((0, 0), 1, 1, **style)
 
     kinds = {
-        "suspended": "step, then suspended",
-        "returned": "last step: returned",
-        "raised": "last step: raised",
-        "cancelled": "last step: cancelled",
+        "suspended": ("step, then suspended", box(color=_COLOURS["suspended"])),
+        "returned": ("last step: returned", box(color=_COLOURS["returned"])),
+        "raised": ("last step: raised", box(color=_COLOURS["raised"])),
+        "cancelled": ("last step: cancelled", box(color=_COLOURS["cancelled"])),
+        "interrupted": ("step cut off by the end", box(color=_COLOURS["interrupted"])),
+        "callback": ("callback", box(color="tab:gray")),
+        "poll": ("wait in the poll", box(fc="0.85", hatch="///", ec="0.6")),
+        "task": ("task alive", Line2D([], [], color="0.75", lw=1)),
+        "flow": ("wake-up", Line2D([], [], color="0.35", lw=0.7, marker=">", ms=4)),
     }
-    handles = [plt.Rectangle((0, 0), 1, 1, color=_COLOURS[k]) for k in kinds]
-    ax.legend(handles, list(kinds.values()), loc="upper left",
-              bbox_to_anchor=(1.01, 1), fontsize="small", frameon=False)
+    names = [name for name in kinds if name in shown]
+    ax.legend([kinds[name][1] for name in names], [kinds[name][0] for name in names],
+              loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small",
+              frameon=False)
 
 
 # %% book/13_tracing.ipynb cell 110
@@ -206,18 +228,20 @@ def plot_timeline(
         fig, ax = plt.subplots(figsize=figsize or (9, height), layout="constrained")
     else:
         fig = ax.figure
+    shown = set()  # what the legend names
     for event in timed:
         if event["ph"] == "X" and event.get("tid") in rows:
             width = max(event.get("dur", 0), span / 400) / 1000
             x = (event["ts"] - t0) / 1000
             _draw_slice(ax, event, x, rows[event["tid"]], width)
-    if flows:
-        _draw_flows(ax, timed, rows, t0)
+            shown.add(_shown_as(event))
+    if flows and _draw_flows(ax, timed, rows, t0):
+        shown.add("flow")
     ax.set_yticks(range(len(order)), [names[tid] for tid in order])
     ax.set_ylim(len(order) - 0.4, -0.6)
     ax.set_xlim(-span / 1000 * 0.01, span / 1000 * 1.01)
     ax.set_xlabel("time (ms)")
-    _legend(ax)
+    _legend(ax, shown)
     if title:
         ax.set_title(title)
     return fig
