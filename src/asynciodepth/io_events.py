@@ -205,7 +205,7 @@ class ReadinessEventLoop(TaskEventLoop):
         fd = self._ensure_fd_no_transport(fd)
         return self._remove_writer(fd)
 
-    # %% book/08_epoll.ipynb cell 91
+    # %% book/08_epoll.ipynb cell 94
     def _ensure_fd_no_transport(self, fileobj: Any) -> int:
         """Return fileobj's fd, once sure that no open transport owns it."""
         fd = _fileobj_lookup(fileobj, self._fileobjs)
@@ -216,14 +216,14 @@ class ReadinessEventLoop(TaskEventLoop):
             )
         return fd
 
-    # %% book/08_epoll.ipynb cell 63
+    # %% book/08_epoll.ipynb cell 66
     def _io_can_arrive(self) -> bool:
         """Return True while a reader or a writer is registered (the loop's hook)."""
         # Why: every registration goes through _add()/_remove(), so the two
         # tables are exactly what the poller watches besides the wake-up socket.
         return bool(self._readers or self._writers)
 
-    # %% book/08_epoll.ipynb cell 72
+    # %% book/08_epoll.ipynb cell 75
     def _read_from_self(self) -> None:
         """Drain the wake-up socket; what it carried goes to _process_self_data."""
         while True:
@@ -243,7 +243,8 @@ class ReadinessEventLoop(TaskEventLoop):
 
 # %% book/08_epoll.ipynb cell 43
 def _nonblocking_check(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
-    # As asyncio: only debug mode checks, the check costs a system call.
+    # As asyncio: only debug mode checks. Without the check, a blocking sock
+    # would make the first recv() or send() block the whole loop.
     if loop.get_debug() and sock.gettimeout() != 0:
         raise ValueError("the socket must be non-blocking")
 
@@ -358,7 +359,7 @@ class SocketEventLoop(ReadinessEventLoop):
         else:
             future.set_result((conn, address))
 
-    # %% book/08_epoll.ipynb cell 108
+    # %% book/08_epoll.ipynb cell 109
     async def sock_connect(self, sock: socket.socket, address: Any) -> None:
         """Connect sock to address; raise OSError (e.g. ConnectionRefusedError)."""
         _nonblocking_check(self, sock)
@@ -388,7 +389,7 @@ class SocketEventLoop(ReadinessEventLoop):
             # ConnectionRefusedError, as asyncio's error does.
             future.set_exception(OSError(err, f"Connect call failed {address}"))
 
-    # %% book/08_epoll.ipynb cell 109
+    # %% book/08_epoll.ipynb cell 110
     async def _ensure_resolved(
         self,
         address: Any,
@@ -448,7 +449,7 @@ def _drop_registration(
         remove(fd)
 
 
-# %% book/08_epoll.ipynb cell 89
+# %% book/08_epoll.ipynb cell 92
 def _fileobj_lookup(fileobj: Any, registered: dict[int, Any]) -> int:
     """Return fileobj's fd; a closed one is found by what it was registered as.
 
