@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import os
 import signal
 import socket
@@ -707,3 +708,100 @@ def test_rebuilt_poller_still_wakes_from_a_thread():
         return result
 
     assert run("epoll", main()) == 1
+
+
+# ---- the chapter's own layers, as the chapter builds them --------------------
+# The tests above run on the final loop (unix_events). These run the two
+# classes of io_events.py themselves, which later modules subclass, so that a
+# layer that only works once a later one overrides it is caught here.
+
+
+def run_on_layer(layer, impl, main, timeout=10.0):
+    """Run main on io_events.<layer>(poller=impl), failing after timeout s."""
+    from asynciodepth import io_events
+
+    async def bounded():
+        async with asyncio.timeout(timeout):
+            return await main
+
+    factory = functools.partial(getattr(io_events, layer), poller=impl)
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(bounded())
+
+
+def test_socket_layer_runs_an_echo_and_leaves_nothing_watched(impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        assert type(loop).__name__ == "SocketEventLoop"
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.setblocking(False)
+
+        async def serve():
+            conn, _ = await loop.sock_accept(listener)
+            with conn:
+                while data := await loop.sock_recv(conn, 100):
+                    await loop.sock_sendall(conn, data.upper())
+
+        server = asyncio.create_task(serve())
+        client = socket.socket()
+        client.setblocking(False)
+        await loop.sock_connect(client, listener.getsockname())
+        answers = []
+        for word in [b"a", b"bc"]:
+            await loop.sock_sendall(client, word)
+            answers.append(await loop.sock_recv(client, 100))
+        client.close()
+        await server
+        listener.close()
+        # Only the wake-up socket is left; no reader or writer is registered.
+        return answers, repr(loop.get_poller()), loop._io_can_arrive()
+
+    answers, poller, can_arrive = run_on_layer("SocketEventLoop", impl, main())
+    assert answers == [b"A", b"BC"]
+    assert poller.endswith("watching 1 fds>")
+    assert can_arrive is False
+
+
+def test_socket_layer_resolves_only_host_names_in_a_thread(impl):
+    # A numeric address is resolved on the spot; a host name goes to
+    # loop.getaddrinfo() (a thread), as asyncio's _ensure_resolved does.
+    from asynciodepth import io_events
+
+    asked = []
+
+    class Logged(io_events.SocketEventLoop):
+        async def getaddrinfo(self, host, port, **options):
+            asked.append(host)
+            return await super().getaddrinfo(host, port, **options)
+
+    async def connect(host):
+        loop = asyncio.get_running_loop()
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            with socket.socket() as client:
+                client.setblocking(False)
+                await loop.sock_connect(client, (host, listener.getsockname()[1]))
+                return client.getpeername()[0]
+
+    for host in ["127.0.0.1", "localhost"]:
+        with asyncio.Runner(loop_factory=lambda: Logged(poller=impl)) as runner:
+            assert runner.run(connect(host)) == "127.0.0.1"
+    assert asked == ["localhost"]
+
+
+def test_readiness_layer_cancels_a_writer_removed_after_it_was_queued(impl):
+    # The writer is queued by every poll behind the task's step; in the last
+    # iteration the task removes it first, and the queued handle must not run.
+    async def main():
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        calls = []
+        loop.add_writer(a, calls.append, "writable")
+        for _ in range(5):
+            await asyncio.sleep(0)
+        loop.remove_writer(a)
+        await asyncio.sleep(0)
+        a.close()
+        b.close()
+        return len(calls)
+
+    assert run_on_layer("ReadinessEventLoop", impl, main()) == 4

@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/08_epoll.ipynb cell 24
+# %% book/08_epoll.ipynb cell 25
 """Readiness callbacks and socket futures: chapter "epoll".
 
 Builds on ``runners.py`` (``TaskEventLoop``: the loop core with our Task, whose
@@ -48,7 +48,7 @@ def _fileobj_to_fd(fileobj: Any) -> int:
     return fd
 
 
-# %% book/08_epoll.ipynb cell 26
+# %% book/08_epoll.ipynb cell 27
 class ReadinessEventLoop(TaskEventLoop):
     """TaskEventLoop that also runs callbacks when file descriptors become ready."""
 
@@ -85,7 +85,7 @@ class ReadinessEventLoop(TaskEventLoop):
         """Open no selector: the poller watches the wake-up socket itself."""
         return None
 
-    # %% book/08_epoll.ipynb cell 28
+    # %% book/08_epoll.ipynb cell 29
     # ---- the seam: poll, then turn events into ready handles ------------
     def _poll(self, timeout: float | None) -> list[tuple[int, int]]:
         return self._poller.poll(timeout)
@@ -106,7 +106,7 @@ class ReadinessEventLoop(TaskEventLoop):
                 if handle is not None:
                     ready.append(handle)
 
-    # %% book/08_epoll.ipynb cell 30
+    # %% book/08_epoll.ipynb cell 31
     def _add_reader(
         self,
         fd: int,
@@ -141,7 +141,7 @@ class ReadinessEventLoop(TaskEventLoop):
             old.cancel()
         return handle
 
-    # %% book/08_epoll.ipynb cell 32
+    # %% book/08_epoll.ipynb cell 33
     def _remove_reader(self, fd: int) -> bool:
         return self._remove(self._readers, EVENT_READ, fd)
 
@@ -176,7 +176,7 @@ class ReadinessEventLoop(TaskEventLoop):
         self._fileobjs.clear()
         self._poller.close()
 
-    # %% book/08_epoll.ipynb cell 36
+    # %% book/08_epoll.ipynb cell 37
     def add_reader(
         self, fd: Any, callback: Callable[..., object], *args: Any
     ) -> Handle:
@@ -205,7 +205,7 @@ class ReadinessEventLoop(TaskEventLoop):
         fd = self._ensure_fd_no_transport(fd)
         return self._remove_writer(fd)
 
-    # %% book/08_epoll.ipynb cell 91
+    # %% book/08_epoll.ipynb cell 95
     def _ensure_fd_no_transport(self, fileobj: Any) -> int:
         """Return fileobj's fd, once sure that no open transport owns it."""
         fd = _fileobj_lookup(fileobj, self._fileobjs)
@@ -216,14 +216,14 @@ class ReadinessEventLoop(TaskEventLoop):
             )
         return fd
 
-    # %% book/08_epoll.ipynb cell 63
+    # %% book/08_epoll.ipynb cell 67
     def _io_can_arrive(self) -> bool:
         """Return True while a reader or a writer is registered (the loop's hook)."""
         # Why: every registration goes through _add()/_remove(), so the two
         # tables are exactly what the poller watches besides the wake-up socket.
         return bool(self._readers or self._writers)
 
-    # %% book/08_epoll.ipynb cell 72
+    # %% book/08_epoll.ipynb cell 76
     def _read_from_self(self) -> None:
         """Drain the wake-up socket; what it carried goes to _process_self_data."""
         while True:
@@ -241,9 +241,10 @@ class ReadinessEventLoop(TaskEventLoop):
         """Bytes from the wake-up socket; signals arrive this way (unix_events)."""
 
 
-# %% book/08_epoll.ipynb cell 43
+# %% book/08_epoll.ipynb cell 44
 def _nonblocking_check(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
-    # As asyncio: only debug mode checks, the check costs a system call.
+    # As asyncio: only debug mode checks. Without the check, a blocking sock
+    # would make the first recv() or send() block the whole loop.
     if loop.get_debug() and sock.gettimeout() != 0:
         raise ValueError("the socket must be non-blocking")
 
@@ -285,7 +286,7 @@ class SocketEventLoop(ReadinessEventLoop):
         if not future.done():
             _settle(future, sock.recv, n)
 
-    # %% book/08_epoll.ipynb cell 49
+    # %% book/08_epoll.ipynb cell 50
     async def sock_recv_into(self, sock: socket.socket, buf: Any) -> int:
         """Receive into buf from sock; return how many bytes arrived."""
         _nonblocking_check(self, sock)
@@ -332,7 +333,7 @@ class SocketEventLoop(ReadinessEventLoop):
         if position[0] == len(view):
             future.set_result(None)
 
-    # %% book/08_epoll.ipynb cell 53
+    # %% book/08_epoll.ipynb cell 54
     async def sock_accept(self, sock: socket.socket) -> tuple[socket.socket, Any]:
         """Accept a connection on the listening sock; return (conn, address)."""
         _nonblocking_check(self, sock)
@@ -358,7 +359,7 @@ class SocketEventLoop(ReadinessEventLoop):
         else:
             future.set_result((conn, address))
 
-    # %% book/08_epoll.ipynb cell 108
+    # %% book/08_epoll.ipynb cell 110
     async def sock_connect(self, sock: socket.socket, address: Any) -> None:
         """Connect sock to address; raise OSError (e.g. ConnectionRefusedError)."""
         _nonblocking_check(self, sock)
@@ -374,7 +375,7 @@ class SocketEventLoop(ReadinessEventLoop):
             pass
         await self._wait_for(EVENT_WRITE, sock, self._sock_connect, sock, address)
 
-    # %% book/08_epoll.ipynb cell 53
+    # %% book/08_epoll.ipynb cell 54
     def _sock_connect(self, future: Any, sock: socket.socket, address: Any) -> None:
         if future.done():
             return
@@ -388,7 +389,7 @@ class SocketEventLoop(ReadinessEventLoop):
             # ConnectionRefusedError, as asyncio's error does.
             future.set_exception(OSError(err, f"Connect call failed {address}"))
 
-    # %% book/08_epoll.ipynb cell 109
+    # %% book/08_epoll.ipynb cell 112
     async def _ensure_resolved(
         self,
         address: Any,
@@ -423,7 +424,7 @@ class SocketEventLoop(ReadinessEventLoop):
         return infos
 
 
-# %% book/08_epoll.ipynb cell 45
+# %% book/08_epoll.ipynb cell 46
 def _settle(future: Any, call: Callable[..., Any], *args: Any) -> None:
     """Resolve future with call(*args), unless the socket says "not now"."""
     try:
@@ -448,7 +449,7 @@ def _drop_registration(
         remove(fd)
 
 
-# %% book/08_epoll.ipynb cell 89
+# %% book/08_epoll.ipynb cell 93
 def _fileobj_lookup(fileobj: Any, registered: dict[int, Any]) -> int:
     """Return fileobj's fd; a closed one is found by what it was registered as.
 

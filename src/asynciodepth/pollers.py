@@ -30,7 +30,7 @@ EVENT_READ = selectors.EVENT_READ
 EVENT_WRITE = selectors.EVENT_WRITE
 
 
-# %% book/08_epoll.ipynb cell 16
+# %% book/08_epoll.ipynb cell 17
 class Poller:
     """Interest bookkeeping shared by the pollers; subclasses do the system calls.
 
@@ -55,7 +55,7 @@ class Poller:
         """Return the mask fd is watched for, 0 if it is not watched."""
         return self._interest.get(fd, 0)
 
-    # %% book/08_epoll.ipynb cell 85
+    # %% book/08_epoll.ipynb cell 89
     def set_interest(self, fd: int, mask: int) -> None:
         """Watch fd for mask (EVENT_READ | EVENT_WRITE); a mask of 0 stops watching.
 
@@ -83,13 +83,13 @@ class Poller:
             self._register(fd, mask)
         self._interest[fd] = mask
 
-    # %% book/08_epoll.ipynb cell 16
+    # %% book/08_epoll.ipynb cell 17
     def close(self) -> None:
         """Release the kernel object."""
         self._interest.clear()
 
 
-# %% book/08_epoll.ipynb cell 18
+# %% book/08_epoll.ipynb cell 19
 class EpollPoller(Poller):
     """Readiness from ``select.epoll``, level-triggered."""
 
@@ -113,7 +113,7 @@ class EpollPoller(Poller):
             select.EPOLLOUT if mask & EVENT_WRITE else 0
         )
 
-    # %% book/08_epoll.ipynb cell 81
+    # %% book/08_epoll.ipynb cell 85
     def _register(self, fd: int, mask: int) -> None:
         try:
             self._epoll.register(fd, self._bits(mask))
@@ -137,7 +137,7 @@ class EpollPoller(Poller):
             # EBADF or ENOENT: fd was closed while watched (see _modify).
             self._stale = True
 
-    # %% book/08_epoll.ipynb cell 83
+    # %% book/08_epoll.ipynb cell 87
     def poll(self, timeout: float | None) -> list[tuple[int, int]]:
         """Wait up to timeout seconds (None: forever) and return the ready fds."""
         if self._stale:
@@ -148,13 +148,13 @@ class EpollPoller(Poller):
             -1 if timeout is None else timeout, len(self._interest) or 1
         )
 
-    # %% book/08_epoll.ipynb cell 18
+    # %% book/08_epoll.ipynb cell 19
     def close(self) -> None:
         """Close the epoll object."""
         super().close()
         self._epoll.close()
 
-    # %% book/08_epoll.ipynb cell 83
+    # %% book/08_epoll.ipynb cell 87
     # Invariant: _stale is True when the kernel's set may hold an entry that
     # we cannot remove any more (see "A socket closed while it is watched").
     _stale = False
@@ -171,7 +171,7 @@ class EpollPoller(Poller):
                 pass  # closed since: there is nothing left to watch
 
 
-# %% book/08_epoll.ipynb cell 102
+# %% book/08_epoll.ipynb cell 106
 def make_poller(kind: str | selectors.BaseSelector | Poller | None = None) -> Poller:
     """Return a poller: "epoll", "selectors", a selector to wrap, or None for the best.
 
@@ -193,7 +193,7 @@ def make_poller(kind: str | selectors.BaseSelector | Poller | None = None) -> Po
     )
 
 
-# %% book/08_epoll.ipynb cell 100
+# %% book/08_epoll.ipynb cell 104
 class SelectorsPoller(Poller):
     """Readiness from a ``selectors`` selector: kqueue, epoll, poll or select."""
 
