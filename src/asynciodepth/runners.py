@@ -151,7 +151,7 @@ class TaskEventLoop(BaseSelectorEventLoop):
             if not self.is_closed() and not future.cancelled():
                 self.call_soon_threadsafe(future.set_exception, exc)
 
-    # %% book/07_scheduler.ipynb cell 86
+    # %% book/07_scheduler.ipynb cell 87
     async def shutdown_asyncgens(self) -> None:
         """Close every async generator that is still suspended."""
         self._asyncgens_shutdown_called = True
@@ -173,7 +173,7 @@ class TaskEventLoop(BaseSelectorEventLoop):
                     }
                 )
 
-    # %% book/07_scheduler.ipynb cell 88
+    # %% book/07_scheduler.ipynb cell 89
     async def getaddrinfo(
         self,
         host: Any,
@@ -194,7 +194,7 @@ class TaskEventLoop(BaseSelectorEventLoop):
         return await self.run_in_executor(None, socket.getnameinfo, sockaddr, flags)
 
 
-# %% book/07_scheduler.ipynb cell 92
+# %% book/07_scheduler.ipynb cell 93
 def new_event_loop(**options: Any) -> TaskEventLoop:
     """Return a new TaskEventLoop; options are TaskEventLoop's (clock=, observer=)."""
     return TaskEventLoop(**options)
@@ -218,7 +218,7 @@ class EventLoopPolicy(_BasePolicy):
     _loop_factory = TaskEventLoop
 
 
-# %% book/07_scheduler.ipynb cell 94
+# %% book/07_scheduler.ipynb cell 95
 # Why: from 3.14 the running task is kept per thread, not per loop, and no
 # task may start while another one runs; the kernel's cell task (if any) is
 # set aside with its loop.
@@ -261,7 +261,7 @@ def run(
             return runner.run(main)
 
 
-# %% book/07_scheduler.ipynb cell 96
+# %% book/07_scheduler.ipynb cell 97
 class IPythonRunner:
     """An IPython ``%autoawait`` runner: top-level awaits run on one loop of ours.
 
