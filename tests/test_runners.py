@@ -6,7 +6,7 @@ import asyncio
 import concurrent.futures
 import signal
 import sys
-import time
+import threading
 
 import pytest
 
@@ -209,11 +209,17 @@ def test_a_pool_failing_after_the_shutdown_timeout_is_not_reported(setup):
     if setup.name == "stdlib" and sys.version_info < (3, 13):
         pytest.skip("asyncio 3.12 reports the late error (3.13 dropped it)")
 
-    class SlowFailingPool(concurrent.futures.ThreadPoolExecutor):
+    class FailingPool(concurrent.futures.ThreadPoolExecutor):
+        """A pool whose shutdown(wait=True) blocks until released, then fails."""
+
+        release = threading.Event()
+        helper: threading.Thread | None = None
+
         def shutdown(self, wait=True, **kwargs):
             super().shutdown(wait=wait, **kwargs)
-            if wait:  # only in the helper thread; the loop's own call does not wait
-                time.sleep(0.2)
+            if wait:  # in the loop's helper thread; the loop's own call does not wait
+                FailingPool.helper = threading.current_thread()
+                FailingPool.release.wait(5)
                 raise OSError("the pool shut down badly")
 
     reports = []
@@ -221,15 +227,18 @@ def test_a_pool_failing_after_the_shutdown_timeout_is_not_reported(setup):
     async def main():
         loop = asyncio.get_running_loop()
         loop.set_exception_handler(lambda loop, context: reports.append(context))
-        loop.set_default_executor(SlowFailingPool())
+        loop.set_default_executor(FailingPool())
         await loop.run_in_executor(None, int)
         with pytest.warns(RuntimeWarning, match="did not finishing joining"):
             await loop.shutdown_default_executor(timeout=0.05)
-        await asyncio.sleep(0.5)  # the helper thread's error arrives meanwhile
+        FailingPool.release.set()
+        while FailingPool.helper.is_alive():  # until its error has been posted
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0)  # the posted callback, if any, runs before this step
 
     loop = setup.new_loop()
     try:
-        loop.run_until_complete(main())
+        loop.run_until_complete(asyncio.wait_for(main(), 10))
     finally:
         loop.close()
     assert reports == []
