@@ -54,7 +54,7 @@ def _set_result_if_pending(future: Any, result: Any) -> None:
 
 # %% book/07_scheduler.ipynb cell 77
 class TaskEventLoop(BaseSelectorEventLoop):
-    """asynciodepth's loop with tasks: pure Python, with asyncio's Future and Task.
+    """Our pure-Python loop, handing out asyncio's Future and Task by default.
 
     ``TaskEventLoop(python_tasks=True)`` makes create_future() and create_task()
     return this book's Future and Task instead.
