@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import signal
 import sys
+import threading
 
 import pytest
 
@@ -196,6 +198,50 @@ def test_runner_shuts_down_asyncgens_and_executor(setup):
 
     setup.run(main())
     assert events == ["thread ran", "agen closed"]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="the timeout is 3.12+")
+def test_a_pool_failing_after_the_shutdown_timeout_is_not_reported(setup):
+    """After the timeout the shutdown's future is cancelled: a late error is dropped.
+
+    As asyncio does from 3.13; asyncio 3.12 reports it as an error in a callback.
+    """
+    if setup.name == "stdlib" and sys.version_info < (3, 13):
+        pytest.skip("asyncio 3.12 reports the late error (3.13 dropped it)")
+
+    class FailingPool(concurrent.futures.ThreadPoolExecutor):
+        """A pool whose shutdown(wait=True) blocks until released, then fails."""
+
+        release = threading.Event()
+        helper: threading.Thread | None = None
+
+        def shutdown(self, wait=True, **kwargs):
+            super().shutdown(wait=wait, **kwargs)
+            if wait:  # in the loop's helper thread; the loop's own call does not wait
+                FailingPool.helper = threading.current_thread()
+                FailingPool.release.wait(5)
+                raise OSError("the pool shut down badly")
+
+    reports = []
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda loop, context: reports.append(context))
+        loop.set_default_executor(FailingPool())
+        await loop.run_in_executor(None, int)
+        with pytest.warns(RuntimeWarning, match="did not finishing joining"):
+            await loop.shutdown_default_executor(timeout=0.05)
+        FailingPool.release.set()
+        while FailingPool.helper.is_alive():  # until its error has been posted
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0)  # the posted callback, if any, runs before this step
+
+    loop = setup.new_loop()
+    try:
+        loop.run_until_complete(asyncio.wait_for(main(), 10))
+    finally:
+        loop.close()
+    assert reports == []
 
 
 # -- the policy, per Python version ------------------------------------------------

@@ -25,7 +25,7 @@ from asynciodepth.base_events import BaseEventLoop
 from asynciodepth.selector_events import BaseSelectorEventLoop
 
 
-# %% book/07_scheduler.ipynb cell 101
+# %% book/07_scheduler.ipynb cell 105
 from asynciodepth.tasks import Task, create_eager_task_factory, eager_task_factory
 from asynciodepth.runners import TaskEventLoop, EventLoopPolicy, new_event_loop, run
 

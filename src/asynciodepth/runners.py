@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/07_scheduler.ipynb cell 73
+# %% book/07_scheduler.ipynb cell 75
 """The loop of chapter "The scheduler" and the ways to run it.
 
 Builds on ``selector_events.py`` (the loop core with its poll) and
@@ -52,9 +52,9 @@ def _set_result_if_pending(future: Any, result: Any) -> None:
         future.set_result(result)
 
 
-# %% book/07_scheduler.ipynb cell 75
+# %% book/07_scheduler.ipynb cell 77
 class TaskEventLoop(BaseSelectorEventLoop):
-    """asynciodepth's loop with tasks: pure Python, with asyncio's Future and Task.
+    """Our pure-Python loop, handing out asyncio's Future and Task by default.
 
     ``TaskEventLoop(python_tasks=True)`` makes create_future() and create_task()
     return this book's Future and Task instead.
@@ -79,7 +79,7 @@ class TaskEventLoop(BaseSelectorEventLoop):
     def _future_class(self) -> Any:  # what the base loop's create_future() makes
         return Future if self._python_tasks else _aio_futures.Future
 
-    # %% book/07_scheduler.ipynb cell 79
+    # %% book/07_scheduler.ipynb cell 81
     def run_in_executor(
         self,
         executor: concurrent.futures.Executor | None,
@@ -115,7 +115,7 @@ class TaskEventLoop(BaseSelectorEventLoop):
             raise TypeError("executor must be ThreadPoolExecutor instance")
         self._default_executor = executor
 
-    # %% book/07_scheduler.ipynb cell 83
+    # %% book/07_scheduler.ipynb cell 85
     async def shutdown_default_executor(self, timeout: float | None = None) -> None:
         """Wait (in a helper thread) until the default executor's threads end."""
         self._executor_shutdown_called = True
@@ -146,10 +146,12 @@ class TaskEventLoop(BaseSelectorEventLoop):
             if not self.is_closed():
                 self.call_soon_threadsafe(_set_result_if_pending, future, None)
         except Exception as exc:
-            if not self.is_closed():
+            # Why "not cancelled": after the timeout nobody waits for it (as
+            # in asyncio 3.13; 3.12 reports the error as a callback's).
+            if not self.is_closed() and not future.cancelled():
                 self.call_soon_threadsafe(future.set_exception, exc)
 
-    # %% book/07_scheduler.ipynb cell 84
+    # %% book/07_scheduler.ipynb cell 87
     async def shutdown_asyncgens(self) -> None:
         """Close every async generator that is still suspended."""
         self._asyncgens_shutdown_called = True
@@ -171,7 +173,7 @@ class TaskEventLoop(BaseSelectorEventLoop):
                     }
                 )
 
-    # %% book/07_scheduler.ipynb cell 86
+    # %% book/07_scheduler.ipynb cell 89
     async def getaddrinfo(
         self,
         host: Any,
@@ -192,7 +194,7 @@ class TaskEventLoop(BaseSelectorEventLoop):
         return await self.run_in_executor(None, socket.getnameinfo, sockaddr, flags)
 
 
-# %% book/07_scheduler.ipynb cell 90
+# %% book/07_scheduler.ipynb cell 93
 def new_event_loop(**options: Any) -> TaskEventLoop:
     """Return a new TaskEventLoop; options are TaskEventLoop's (clock=, observer=)."""
     return TaskEventLoop(**options)
@@ -216,7 +218,7 @@ class EventLoopPolicy(_BasePolicy):
     _loop_factory = TaskEventLoop
 
 
-# %% book/07_scheduler.ipynb cell 92
+# %% book/07_scheduler.ipynb cell 95
 # Why: from 3.14 the running task is kept per thread, not per loop, and no
 # task may start while another one runs; the kernel's cell task (if any) is
 # set aside with its loop.
@@ -259,7 +261,7 @@ def run(
             return runner.run(main)
 
 
-# %% book/07_scheduler.ipynb cell 94
+# %% book/07_scheduler.ipynb cell 97
 class IPythonRunner:
     """An IPython ``%autoawait`` runner: top-level awaits run on one loop of ours.
 

