@@ -1,4 +1,7 @@
-"""asyncio's own streams and servers, unchanged, on our loop (chapter "epoll")."""
+"""asyncio's own streams and servers, unchanged, on our loop.
+
+Chapter "Transports, protocols and streams".
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The socket transport and the protocols it drives (chapter "epoll").
+"""The socket transport and the protocols it drives.
+
+Chapter "Transports, protocols and streams".
 
 Tests that pin down asyncio's behaviour run on the stdlib loop too, so a
 difference between the loops shows up as a failure on one of them.
@@ -150,6 +152,29 @@ def test_write_bad_input(any_impl):
     else:
         kinds = "a bytes-like object"
     assert run(any_impl, main()) == f"data argument must be {kinds}, not 'str'"
+
+
+def test_writelines_after_write_eof(any_impl):
+    async def main():
+        transport, protocol, theirs = await connected_pair()
+        transport.writelines([b"one ", bytearray(b"two"), memoryview(b"!")])
+        transport.write_eof()
+        with pytest.raises(RuntimeError) as info:
+            transport.writelines([b"late"])
+        transport.close()
+        await protocol.lost
+        received = b""
+        while chunk := theirs.recv(100):
+            received += chunk
+        theirs.close()
+        return received, str(info.value)
+
+    # From 3.12 on, asyncio's writelines() checks write_eof() in its own words.
+    method = "writelines" if sys.version_info >= (3, 12) else "write"
+    assert run(any_impl, main()) == (
+        b"one two!",
+        f"Cannot call {method}() after write_eof()",
+    )
 
 
 def test_half_close_with_write_eof(any_impl):
@@ -397,6 +422,44 @@ def test_failing_protocol_factory_closes_the_socket(impl):
 
     with resource_warnings() as caught:
         assert run(impl, main()) == -1
+    assert caught.messages == []
+
+
+def test_server_protocol_factory_that_raises(impl):
+    # Ours closes the accepted socket, reports the error and goes on serving.
+    # (asyncio reports it in debug mode only, and leaves the socket to the
+    # garbage collector: "unclosed socket".)
+    async def main():
+        loop = asyncio.get_running_loop()
+        said = []
+        loop.set_exception_handler(lambda loop, context: said.append(context))
+        made = []
+
+        def factory():
+            made.append(None)
+            if len(made) == 1:
+                raise ZeroDivisionError
+            return Recorder()
+
+        server = await loop.create_server(factory, "127.0.0.1", 0)
+        address = server.sockets[0].getsockname()
+        refused = socket.socket()
+        refused.setblocking(False)
+        await loop.sock_connect(refused, address)
+        first = await loop.sock_recv(refused, 10)  # b"": the server closed it
+        refused.close()
+        transport, _ = await loop.create_connection(Quiet, *address)
+        while len(made) < 2:
+            await asyncio.sleep(0)
+        transport.close()
+        server.close()
+        await server.wait_closed()
+        return first, [(c["message"], type(c["exception"])) for c in said]
+
+    with resource_warnings() as caught:
+        first, reports = run(impl, main())
+    assert first == b""
+    assert reports == [("Error in protocol factory", ZeroDivisionError)]
     assert caught.messages == []
 
 
