@@ -177,6 +177,54 @@ def test_writelines_after_write_eof(any_impl):
     )
 
 
+@pytest.mark.parametrize(
+    "fails, message",
+    [
+        ("data_received", "Fatal error: protocol.data_received() call failed."),
+        ("eof_received", "Fatal error: protocol.eof_received() call failed."),
+        ("get_buffer", "Fatal error: protocol.get_buffer() call failed."),
+        ("empty_buffer", "Fatal error: protocol.get_buffer() call failed."),
+        ("buffer_updated", "Fatal error: protocol.buffer_updated() call failed."),
+    ],
+)
+def test_protocol_errors_have_asyncio_messages(any_impl, fails, message):
+    class Plain(asyncio.Protocol):
+        def data_received(self, data):
+            raise ValueError(fails)
+
+        def eof_received(self):
+            raise ValueError(fails)
+
+    class Buffered(asyncio.BufferedProtocol):
+        def get_buffer(self, sizehint):
+            if fails == "get_buffer":
+                raise ValueError(fails)
+            return bytearray(0 if fails == "empty_buffer" else 100)
+
+        def buffer_updated(self, nbytes):
+            raise ValueError(fails)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        said = []
+        loop.set_exception_handler(lambda loop, context: said.append(context))
+        lost = loop.create_future()
+        protocol = Plain() if fails.endswith("_received") else Buffered()
+        protocol.connection_lost = lost.set_result
+        ours, theirs = socket.socketpair()
+        await loop.create_connection(lambda: protocol, sock=ours)
+        if fails == "eof_received":
+            theirs.shutdown(socket.SHUT_WR)
+        else:
+            theirs.send(b"data")
+        exc = await lost
+        theirs.close()
+        return [(c["message"], type(c["exception"])) for c in said], type(exc)
+
+    kind = RuntimeError if fails == "empty_buffer" else ValueError
+    assert run(any_impl, main()) == ([(message, kind)], kind)
+
+
 def test_half_close_with_write_eof(any_impl):
     async def main():
         loop = asyncio.get_running_loop()

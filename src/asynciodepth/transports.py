@@ -42,7 +42,7 @@ class SocketTransport(asyncio.Transport):
 
     max_size = 256 * 1024  # the most one recv() asks for
 
-    # %% book/08b_transports.ipynb cell 39
+    # %% book/08b_transports.ipynb cell 41
     def __init__(
         self,
         loop: Any,
@@ -119,37 +119,12 @@ class SocketTransport(asyncio.Transport):
     def _read_ready(self) -> None:
         if self._conn_lost:
             return
-        try:
-            if self._buffered:
-                buf = self._protocol.get_buffer(-1)
-                if not len(buf):
-                    raise RuntimeError("get_buffer() returned an empty buffer")
-                nbytes = self._sock.recv_into(buf)
-                data = None
-            else:
-                data = self._sock.recv(self.max_size)
-                nbytes = len(data)
-        except (BlockingIOError, InterruptedError):
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal read error on socket transport")
-            return
-        if not nbytes:
-            self._read_eof()
-            return
-        try:
-            if data is None:
-                self._protocol.buffer_updated(nbytes)
-            else:
-                self._protocol.data_received(data)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: protocol failed to receive data.")
+        if self._buffered:
+            self._read_into_buffer()
+        else:
+            self._read_data()
 
-    # %% book/08b_transports.ipynb cell 32
+    # %% book/08b_transports.ipynb cell 34
     def _read_eof(self) -> None:
         try:
             keep_open = self._protocol.eof_received()
@@ -165,7 +140,7 @@ class SocketTransport(asyncio.Transport):
         else:
             self.close()
 
-    # %% book/08b_transports.ipynb cell 128
+    # %% book/08b_transports.ipynb cell 130
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send data, now or as soon as the socket can take it; never blocks."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -254,7 +229,7 @@ class SocketTransport(asyncio.Transport):
                 self._call_connection_lost, None, context=self._context
             )
 
-    # %% book/08b_transports.ipynb cell 43
+    # %% book/08b_transports.ipynb cell 45
     def _call_connection_lost(self, exc: BaseException | None) -> None:
         # Invariant: runs exactly once per transport, and last.
         if self._sock is None:
@@ -366,7 +341,60 @@ class SocketTransport(asyncio.Transport):
         self._conn_lost += 1
         self._loop.call_soon(self._call_connection_lost, exc, context=self._context)
 
-    # %% book/08b_transports.ipynb cell 41
+    # %% book/08b_transports.ipynb cell 31
+    def _read_data(self) -> None:
+        try:
+            data = self._sock.recv(self.max_size)
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        if not data:
+            self._read_eof()
+            return
+        try:
+            self._protocol.data_received(data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+
+    # %% book/08b_transports.ipynb cell 33
+    def _read_into_buffer(self) -> None:
+        try:
+            buf = self._protocol.get_buffer(-1)
+            if not len(buf):
+                raise RuntimeError("get_buffer() returned an empty buffer")
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+            return
+        try:
+            nbytes = self._sock.recv_into(buf)
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        if not nbytes:
+            self._read_eof()
+            return
+        try:
+            self._protocol.buffer_updated(nbytes)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(
+                exc, "Fatal error: protocol.buffer_updated() call failed."
+            )
+
+    # %% book/08b_transports.ipynb cell 43
     def _fill_extra(self, sock: socket.socket) -> None:
         # As asyncio: users get a TransportSocket, a view of sock without the
         # calls that would upset the transport (recv, close...; 3.11: warnings).
@@ -388,21 +416,21 @@ class SocketTransport(asyncio.Transport):
             # (Nagle's algorithm); request/response traffic needs that.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    # %% book/08b_transports.ipynb cell 43
+    # %% book/08b_transports.ipynb cell 45
     def __repr__(self) -> str:
         state = (
             "closed" if self._sock is None else "closing" if self._closing else "open"
         )
         return f"<SocketTransport {state} buffer={len(self._buffer)}>"
 
-    # %% book/08b_transports.ipynb cell 130
+    # %% book/08b_transports.ipynb cell 132
     def writelines(self, list_of_data: Any) -> None:
         """Write each buffer of list_of_data, in order (joined, in one write)."""
         if self._eof and _WRITELINES_CHECKS_EOF:
             raise RuntimeError("Cannot call writelines() after write_eof()")
         self.write(b"".join(list_of_data))
 
-    # %% book/08b_transports.ipynb cell 134
+    # %% book/08b_transports.ipynb cell 136
     def __del__(self, _warn: Any = warnings.warn) -> None:
         if getattr(self, "_sock", None) is not None:
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
@@ -411,7 +439,7 @@ class SocketTransport(asyncio.Transport):
                 self._server._detach(self)
 
 
-# %% book/08b_transports.ipynb cell 126
+# %% book/08b_transports.ipynb cell 128
 # As asyncio: after this many writes to a lost connection, say so in the log.
 _LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
 # asyncio's message for write() of something else than bytes; 3.14 names the types.
