@@ -280,6 +280,27 @@ def test_eof_received_true_keeps_the_transport_open(any_impl):
     assert run(any_impl, main()) == (b"still writing", ["made", "eof", ("lost", None)])
 
 
+def test_eof_kept_open_is_delivered_once(any_impl):
+    # After eof_received() returns True the reader is removed with no flag:
+    # is_reading() stays True and resume_reading() does not re-register it.
+    async def main():
+        transport, protocol, theirs = await connected_pair(
+            lambda: Recorder(keep_open_on_eof=True)
+        )
+        theirs.shutdown(socket.SHUT_WR)
+        await protocol.got_eof
+        reading = transport.is_reading()
+        transport.resume_reading()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        transport.close()
+        await protocol.lost
+        theirs.close()
+        return reading, protocol.events
+
+    assert run(any_impl, main()) == (True, ["made", "eof", ("lost", None)])
+
+
 def test_water_marks_pause_and_resume_writing(any_impl):
     async def main():
         loop = asyncio.get_running_loop()

@@ -135,8 +135,9 @@ class SocketTransport(asyncio.Transport):
             return
         if keep_open:
             # Half-closed: we may still write. Stop reading (the socket would
-            # stay readable, level-triggered, for ever).
-            self.pause_reading()
+            # stay readable, level-triggered, for ever). As asyncio: no flag, so
+            # is_reading() stays True and resume_reading() has nothing to undo.
+            self._loop._remove_reader(self._sock_fd)
         else:
             self.close()
 
