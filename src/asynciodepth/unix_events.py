@@ -247,6 +247,10 @@ def _bind_unix(path: Any) -> socket.socket:
                 os.remove(path)
         except FileNotFoundError:
             pass
+        except OSError as exc:
+            logger.error(
+                "Unable to check or remove stale UNIX socket %r: %r", path, exc
+            )
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(path)
