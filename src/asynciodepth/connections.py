@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/08b_transports.ipynb cell 49
+# %% book/08b_transports.ipynb cell 50
 """Connections and servers: chapter "Transports, protocols and streams".
 
 Builds on ``io_events.py`` (``SocketEventLoop``: sock_connect and readiness
@@ -35,7 +35,7 @@ __all__ = ["Server", "ConnectionEventLoop"]
 _CANCEL_CLOSES_CLIENTS = sys.version_info >= (3, 14)
 
 
-# %% book/08b_transports.ipynb cell 51
+# %% book/08b_transports.ipynb cell 52
 def _out_of_scope(what: str, method: str) -> NotImplementedError:
     return NotImplementedError(
         f"{what} is out of scope for asynciodepth's event loop: {method}() is not "
@@ -69,7 +69,7 @@ def _check_ssl_options(
         raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
 
 
-# %% book/08b_transports.ipynb cell 53
+# %% book/08b_transports.ipynb cell 54
 class ConnectionEventLoop(SocketEventLoop):
     """SocketEventLoop that also makes transports: connections and servers."""
 
@@ -99,7 +99,7 @@ class ConnectionEventLoop(SocketEventLoop):
         self._remove_reader(sock.fileno())
         sock.close()
 
-    # %% book/08b_transports.ipynb cell 55
+    # %% book/08b_transports.ipynb cell 56
     async def create_connection(
         self,
         protocol_factory: Callable[[], Any],
@@ -141,7 +141,7 @@ class ConnectionEventLoop(SocketEventLoop):
             raise ValueError(f"A Stream Socket was expected, got {sock!r}")
         return await self._make_transport(sock, protocol_factory)
 
-    # %% book/08b_transports.ipynb cell 57
+    # %% book/08b_transports.ipynb cell 58
     async def _connect_first(
         self,
         host: str | None,
@@ -174,7 +174,7 @@ class ConnectionEventLoop(SocketEventLoop):
             raise errors[0]
         raise OSError("Multiple exceptions: " + ", ".join(str(exc) for exc in errors))
 
-    # %% book/08b_transports.ipynb cell 59
+    # %% book/08b_transports.ipynb cell 60
     async def _connect_one(
         self, family: int, type_: int, proto: int, address: Any, local_infos: Any
     ) -> socket.socket:
@@ -194,7 +194,7 @@ class ConnectionEventLoop(SocketEventLoop):
             sock.close()
             raise
 
-    # %% book/08b_transports.ipynb cell 73
+    # %% book/08b_transports.ipynb cell 74
     async def _listening_sockets(
         self,
         host: Any,
@@ -242,7 +242,7 @@ class ConnectionEventLoop(SocketEventLoop):
             raise
         return sockets
 
-    # %% book/08b_transports.ipynb cell 75
+    # %% book/08b_transports.ipynb cell 76
     async def create_server(
         self,
         protocol_factory: Callable[[], Any],
@@ -289,7 +289,7 @@ class ConnectionEventLoop(SocketEventLoop):
             await asyncio.sleep(0)
         return server
 
-    # %% book/08b_transports.ipynb cell 76
+    # %% book/08b_transports.ipynb cell 77
     async def connect_accepted_socket(
         self,
         protocol_factory: Callable[[], Any],
@@ -306,7 +306,7 @@ class ConnectionEventLoop(SocketEventLoop):
         _check_ssl_options(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         return await self._make_transport(sock, protocol_factory)
 
-    # %% book/08b_transports.ipynb cell 145
+    # %% book/08b_transports.ipynb cell 149
     # ---- out of scope, each with a clear message --------------------------
     async def start_tls(self, *args: Any, **kwargs: Any) -> Any:
         """Out of scope (SSL): raises NotImplementedError."""
@@ -355,7 +355,7 @@ class ConnectionEventLoop(SocketEventLoop):
         raise _out_of_scope("sendfile", "sendfile")
 
 
-# %% book/08b_transports.ipynb cell 59
+# %% book/08b_transports.ipynb cell 60
 def _bind(sock: socket.socket, address: Any) -> None:
     """Bind sock to address; on failure, raise asyncio's OSError naming it."""
     try:
@@ -368,7 +368,7 @@ def _bind(sock: socket.socket, address: Any) -> None:
         ) from None
 
 
-# %% book/08b_transports.ipynb cell 63
+# %% book/08b_transports.ipynb cell 64
 class Server(asyncio.AbstractServer):
     """Listening sockets that make a transport and a protocol per connection."""
 
@@ -408,7 +408,7 @@ class Server(asyncio.AbstractServer):
     def __repr__(self) -> str:
         return f"<Server sockets={len(self.sockets)} serving={self._serving}>"
 
-    # %% book/08b_transports.ipynb cell 65
+    # %% book/08b_transports.ipynb cell 66
     def _attach(self, transport: SocketTransport | None = None) -> None:
         if transport is None:
             self._uncounted += 1
@@ -444,7 +444,7 @@ class Server(asyncio.AbstractServer):
             return ()
         return tuple(trsock.TransportSocket(sock) for sock in self._sockets)
 
-    # %% book/08b_transports.ipynb cell 67
+    # %% book/08b_transports.ipynb cell 68
     def _start_serving(self) -> None:
         if self._serving:
             return
@@ -453,7 +453,7 @@ class Server(asyncio.AbstractServer):
             sock.listen(self._backlog)
             self._loop._add_reader(sock.fileno(), self._accept_ready, sock)
 
-    # %% book/08b_transports.ipynb cell 140
+    # %% book/08b_transports.ipynb cell 143
     def _accept_ready(self, sock: socket.socket) -> None:
         # Why a loop: one readiness event may stand for many waiting clients;
         # accepting them all now saves an iteration per client.
@@ -496,7 +496,7 @@ class Server(asyncio.AbstractServer):
                 context=context,
             )
 
-    # %% book/08b_transports.ipynb cell 69
+    # %% book/08b_transports.ipynb cell 70
     def close(self) -> None:
         """Stop listening; existing connections stay open."""
         sockets = self._sockets
@@ -535,7 +535,7 @@ class Server(asyncio.AbstractServer):
         self._waiters.append(waiter)
         await waiter
 
-    # %% book/08b_transports.ipynb cell 71
+    # %% book/08b_transports.ipynb cell 72
     async def start_serving(self) -> None:
         """Start accepting connections (create_server does it unless told not to)."""
         if self._sockets is None:
@@ -575,7 +575,7 @@ class Server(asyncio.AbstractServer):
         self.close()
         await self.wait_closed()
 
-    # %% book/08b_transports.ipynb cell 141
+    # %% book/08b_transports.ipynb cell 145
     def _out_of_resources(self, sock: socket.socket, exc: OSError) -> None:
         # Out of file descriptors: stop accepting for a while, or the
         # level-triggered socket would spin the loop.
@@ -594,7 +594,7 @@ class Server(asyncio.AbstractServer):
             self._loop._add_reader(sock.fileno(), self._accept_ready, sock)
 
 
-# %% book/08b_transports.ipynb cell 95
+# %% book/08b_transports.ipynb cell 97
 def _unlink_if_same(path: str, inode: int) -> None:
     """Remove a Unix socket file, unless someone replaced it since we bound it."""
     try:
@@ -604,6 +604,6 @@ def _unlink_if_same(path: str, inode: int) -> None:
         pass
 
 
-# %% book/08b_transports.ipynb cell 140
+# %% book/08b_transports.ipynb cell 143
 # After running out of file descriptors, try accepting again this much later.
 ACCEPT_RETRY_DELAY = 1.0

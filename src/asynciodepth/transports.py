@@ -42,7 +42,7 @@ class SocketTransport(asyncio.Transport):
 
     max_size = 256 * 1024  # the most one recv() asks for
 
-    # %% book/08b_transports.ipynb cell 41
+    # %% book/08b_transports.ipynb cell 42
     def __init__(
         self,
         loop: Any,
@@ -124,7 +124,7 @@ class SocketTransport(asyncio.Transport):
         else:
             self._read_data()
 
-    # %% book/08b_transports.ipynb cell 34
+    # %% book/08b_transports.ipynb cell 35
     def _read_eof(self) -> None:
         try:
             keep_open = self._protocol.eof_received()
@@ -141,7 +141,7 @@ class SocketTransport(asyncio.Transport):
         else:
             self.close()
 
-    # %% book/08b_transports.ipynb cell 130
+    # %% book/08b_transports.ipynb cell 133
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send data, now or as soon as the socket can take it; never blocks."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -230,7 +230,7 @@ class SocketTransport(asyncio.Transport):
                 self._call_connection_lost, None, context=self._context
             )
 
-    # %% book/08b_transports.ipynb cell 45
+    # %% book/08b_transports.ipynb cell 46
     def _call_connection_lost(self, exc: BaseException | None) -> None:
         # Invariant: runs exactly once per transport, and last.
         if self._sock is None:
@@ -395,7 +395,7 @@ class SocketTransport(asyncio.Transport):
                 exc, "Fatal error: protocol.buffer_updated() call failed."
             )
 
-    # %% book/08b_transports.ipynb cell 43
+    # %% book/08b_transports.ipynb cell 44
     def _fill_extra(self, sock: socket.socket) -> None:
         # As asyncio: users get a TransportSocket, a view of sock without the
         # calls that would upset the transport (recv, close...; 3.11: warnings).
@@ -417,21 +417,21 @@ class SocketTransport(asyncio.Transport):
             # (Nagle's algorithm); request/response traffic needs that.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    # %% book/08b_transports.ipynb cell 45
+    # %% book/08b_transports.ipynb cell 46
     def __repr__(self) -> str:
         state = (
             "closed" if self._sock is None else "closing" if self._closing else "open"
         )
         return f"<SocketTransport {state} buffer={len(self._buffer)}>"
 
-    # %% book/08b_transports.ipynb cell 132
+    # %% book/08b_transports.ipynb cell 135
     def writelines(self, list_of_data: Any) -> None:
         """Write each buffer of list_of_data, in order (joined, in one write)."""
         if self._eof and _WRITELINES_CHECKS_EOF:
             raise RuntimeError("Cannot call writelines() after write_eof()")
         self.write(b"".join(list_of_data))
 
-    # %% book/08b_transports.ipynb cell 136
+    # %% book/08b_transports.ipynb cell 139
     def __del__(self, _warn: Any = warnings.warn) -> None:
         if getattr(self, "_sock", None) is not None:
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
@@ -440,7 +440,7 @@ class SocketTransport(asyncio.Transport):
                 self._server._detach(self)
 
 
-# %% book/08b_transports.ipynb cell 128
+# %% book/08b_transports.ipynb cell 131
 # As asyncio: after this many writes to a lost connection, say so in the log.
 _LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
 # asyncio's message for write() of something else than bytes; 3.14 names the types.
