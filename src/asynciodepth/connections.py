@@ -94,11 +94,6 @@ class ConnectionEventLoop(SocketEventLoop):
             raise
         return transport, protocol
 
-    def _stop_serving(self, sock: socket.socket) -> None:
-        """Stop accepting on the listening sock and close it (asyncio's name)."""
-        self._remove_reader(sock.fileno())
-        sock.close()
-
     # %% book/08b_transports.ipynb cell 56
     async def create_connection(
         self,
@@ -194,7 +189,13 @@ class ConnectionEventLoop(SocketEventLoop):
             sock.close()
             raise
 
-    # %% book/08b_transports.ipynb cell 74
+    # %% book/08b_transports.ipynb cell 72
+    def _stop_serving(self, sock: socket.socket) -> None:
+        """Stop accepting on the listening sock and close it (asyncio's name)."""
+        self._remove_reader(sock.fileno())
+        sock.close()
+
+    # %% book/08b_transports.ipynb cell 76
     async def _listening_sockets(
         self,
         host: Any,
@@ -242,7 +243,7 @@ class ConnectionEventLoop(SocketEventLoop):
             raise
         return sockets
 
-    # %% book/08b_transports.ipynb cell 76
+    # %% book/08b_transports.ipynb cell 78
     async def create_server(
         self,
         protocol_factory: Callable[[], Any],
@@ -289,7 +290,7 @@ class ConnectionEventLoop(SocketEventLoop):
             await asyncio.sleep(0)
         return server
 
-    # %% book/08b_transports.ipynb cell 77
+    # %% book/08b_transports.ipynb cell 79
     async def connect_accepted_socket(
         self,
         protocol_factory: Callable[[], Any],
@@ -306,7 +307,7 @@ class ConnectionEventLoop(SocketEventLoop):
         _check_ssl_options(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         return await self._make_transport(sock, protocol_factory)
 
-    # %% book/08b_transports.ipynb cell 149
+    # %% book/08b_transports.ipynb cell 151
     # ---- out of scope, each with a clear message --------------------------
     async def start_tls(self, *args: Any, **kwargs: Any) -> Any:
         """Out of scope (SSL): raises NotImplementedError."""
@@ -453,7 +454,7 @@ class Server(asyncio.AbstractServer):
             sock.listen(self._backlog)
             self._loop._add_reader(sock.fileno(), self._accept_ready, sock)
 
-    # %% book/08b_transports.ipynb cell 143
+    # %% book/08b_transports.ipynb cell 145
     def _accept_ready(self, sock: socket.socket) -> None:
         # Why a loop: one readiness event may stand for many waiting clients;
         # accepting them all now saves an iteration per client.
@@ -535,7 +536,7 @@ class Server(asyncio.AbstractServer):
         self._waiters.append(waiter)
         await waiter
 
-    # %% book/08b_transports.ipynb cell 72
+    # %% book/08b_transports.ipynb cell 74
     async def start_serving(self) -> None:
         """Start accepting connections (create_server does it unless told not to)."""
         if self._sockets is None:
@@ -575,7 +576,7 @@ class Server(asyncio.AbstractServer):
         self.close()
         await self.wait_closed()
 
-    # %% book/08b_transports.ipynb cell 145
+    # %% book/08b_transports.ipynb cell 147
     def _out_of_resources(self, sock: socket.socket, exc: OSError) -> None:
         # Out of file descriptors: stop accepting for a while, or the
         # level-triggered socket would spin the loop.
@@ -594,7 +595,7 @@ class Server(asyncio.AbstractServer):
             self._loop._add_reader(sock.fileno(), self._accept_ready, sock)
 
 
-# %% book/08b_transports.ipynb cell 97
+# %% book/08b_transports.ipynb cell 99
 def _unlink_if_same(path: str, inode: int) -> None:
     """Remove a Unix socket file, unless someone replaced it since we bound it."""
     try:
@@ -604,6 +605,6 @@ def _unlink_if_same(path: str, inode: int) -> None:
         pass
 
 
-# %% book/08b_transports.ipynb cell 143
+# %% book/08b_transports.ipynb cell 145
 # After running out of file descriptors, try accepting again this much later.
 ACCEPT_RETRY_DELAY = 1.0
