@@ -532,6 +532,42 @@ def test_server_protocol_factory_that_raises(impl):
     assert caught.messages == []
 
 
+def test_server_makes_the_protocol_in_the_accept_callback(any_impl):
+    # Ours makes the protocol and the transport in the accept callback; asyncio
+    # starts a task per connection for it, so everything there is an
+    # iteration later. A call_soon chain counts the iterations.
+    async def main():
+        loop = asyncio.get_running_loop()
+        iterations, log = [0], []
+
+        def tick():
+            iterations[0] += 1
+            if iterations[0] < 20:
+                loop.call_soon(tick)
+
+        class Logged(asyncio.Protocol):
+            def __init__(self):
+                log.append(("factory", iterations[0]))
+
+            def connection_made(self, transport):
+                log.append(("made", iterations[0]))
+
+        server = await loop.create_server(Logged, "127.0.0.1", 0)
+        loop.call_soon(tick)
+        client = socket.socket()
+        client.setblocking(False)
+        await loop.sock_connect(client, server.sockets[0].getsockname())
+        while iterations[0] < 20:
+            await asyncio.sleep(0)
+        client.close()
+        server.close()
+        await server.wait_closed()
+        return log
+
+    first = 2 if any_impl == "stdlib" else 1
+    assert run(any_impl, main()) == [("factory", first), ("made", first + 1)]
+
+
 @pytest.mark.parametrize("when", ["resolved", "connecting", "made"])
 def test_cancelled_create_connection_leaks_nothing(any_impl, when):
     async def main():
