@@ -400,8 +400,8 @@ class Server(asyncio.AbstractServer):
         self._unix_path = unix_path  # (path, inode) to unlink on close
         # 3.15: connections start from the context create_server() ran in.
         self._context = contextvars.copy_context() if _OWN_CONTEXT else None
-        # Why: asyncio's Server has these and libraries read them (websockets
-        # picks ws:// or wss:// by _ssl_context); with TLS out of scope, None.
+        # Why: asyncio's Server has these and libraries read them (websockets'
+        # test helpers pick ws:// or wss:// by _ssl_context); no TLS here: None.
         self._ssl_context = None
         self._ssl_handshake_timeout: float | None = None
         self._ssl_shutdown_timeout: float | None = None
