@@ -1,4 +1,7 @@
-"""asyncio's own streams and servers, unchanged, on our loop (chapter "epoll")."""
+"""asyncio's own streams and servers, unchanged, on our loop.
+
+Chapter "Transports, protocols and streams".
+"""
 
 from __future__ import annotations
 
@@ -363,7 +366,7 @@ def test_server_api(any_impl):
         with pytest.raises(asyncio.CancelledError):
             await forever
         facts += [server.is_serving(), server.sockets]
-        if any_impl != "stdlib":  # the stdlib's 3.11 raises a TypeError here
+        if any_impl != "stdlib":  # asyncio's raises a TypeError here (3.11-3.15)
             with pytest.raises(RuntimeError, match="is closed"):
                 await server.start_serving()
         await server.wait_closed()

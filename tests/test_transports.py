@@ -1,4 +1,6 @@
-"""The socket transport and the protocols it drives (chapter "epoll").
+"""The socket transport and the protocols it drives.
+
+Chapter "Transports, protocols and streams".
 
 Tests that pin down asyncio's behaviour run on the stdlib loop too, so a
 difference between the loops shows up as a failure on one of them.
@@ -152,6 +154,77 @@ def test_write_bad_input(any_impl):
     assert run(any_impl, main()) == f"data argument must be {kinds}, not 'str'"
 
 
+def test_writelines_after_write_eof(any_impl):
+    async def main():
+        transport, protocol, theirs = await connected_pair()
+        transport.writelines([b"one ", bytearray(b"two"), memoryview(b"!")])
+        transport.write_eof()
+        with pytest.raises(RuntimeError) as info:
+            transport.writelines([b"late"])
+        transport.close()
+        await protocol.lost
+        received = b""
+        while chunk := theirs.recv(100):
+            received += chunk
+        theirs.close()
+        return received, str(info.value)
+
+    # From 3.12 on, asyncio's writelines() checks write_eof() in its own words.
+    method = "writelines" if sys.version_info >= (3, 12) else "write"
+    assert run(any_impl, main()) == (
+        b"one two!",
+        f"Cannot call {method}() after write_eof()",
+    )
+
+
+@pytest.mark.parametrize(
+    "fails, message",
+    [
+        ("data_received", "Fatal error: protocol.data_received() call failed."),
+        ("eof_received", "Fatal error: protocol.eof_received() call failed."),
+        ("get_buffer", "Fatal error: protocol.get_buffer() call failed."),
+        ("empty_buffer", "Fatal error: protocol.get_buffer() call failed."),
+        ("buffer_updated", "Fatal error: protocol.buffer_updated() call failed."),
+    ],
+)
+def test_protocol_errors_have_asyncio_messages(any_impl, fails, message):
+    class Plain(asyncio.Protocol):
+        def data_received(self, data):
+            raise ValueError(fails)
+
+        def eof_received(self):
+            raise ValueError(fails)
+
+    class Buffered(asyncio.BufferedProtocol):
+        def get_buffer(self, sizehint):
+            if fails == "get_buffer":
+                raise ValueError(fails)
+            return bytearray(0 if fails == "empty_buffer" else 100)
+
+        def buffer_updated(self, nbytes):
+            raise ValueError(fails)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        said = []
+        loop.set_exception_handler(lambda loop, context: said.append(context))
+        lost = loop.create_future()
+        protocol = Plain() if fails.endswith("_received") else Buffered()
+        protocol.connection_lost = lost.set_result
+        ours, theirs = socket.socketpair()
+        await loop.create_connection(lambda: protocol, sock=ours)
+        if fails == "eof_received":
+            theirs.shutdown(socket.SHUT_WR)
+        else:
+            theirs.send(b"data")
+        exc = await lost
+        theirs.close()
+        return [(c["message"], type(c["exception"])) for c in said], type(exc)
+
+    kind = RuntimeError if fails == "empty_buffer" else ValueError
+    assert run(any_impl, main()) == ([(message, kind)], kind)
+
+
 def test_half_close_with_write_eof(any_impl):
     async def main():
         loop = asyncio.get_running_loop()
@@ -205,6 +278,27 @@ def test_eof_received_true_keeps_the_transport_open(any_impl):
         return received, protocol.events
 
     assert run(any_impl, main()) == (b"still writing", ["made", "eof", ("lost", None)])
+
+
+def test_eof_kept_open_is_delivered_once(any_impl):
+    # After eof_received() returns True the reader is removed with no flag:
+    # is_reading() stays True and resume_reading() does not re-register it.
+    async def main():
+        transport, protocol, theirs = await connected_pair(
+            lambda: Recorder(keep_open_on_eof=True)
+        )
+        theirs.shutdown(socket.SHUT_WR)
+        await protocol.got_eof
+        reading = transport.is_reading()
+        transport.resume_reading()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        transport.close()
+        await protocol.lost
+        theirs.close()
+        return reading, protocol.events
+
+    assert run(any_impl, main()) == (True, ["made", "eof", ("lost", None)])
 
 
 def test_water_marks_pause_and_resume_writing(any_impl):
@@ -398,6 +492,80 @@ def test_failing_protocol_factory_closes_the_socket(impl):
     with resource_warnings() as caught:
         assert run(impl, main()) == -1
     assert caught.messages == []
+
+
+def test_server_protocol_factory_that_raises(impl):
+    # Ours closes the accepted socket, reports the error and goes on serving.
+    # (asyncio reports it in debug mode only, and leaves the socket to the
+    # garbage collector: "unclosed socket".)
+    async def main():
+        loop = asyncio.get_running_loop()
+        said = []
+        loop.set_exception_handler(lambda loop, context: said.append(context))
+        made = []
+
+        def factory():
+            made.append(None)
+            if len(made) == 1:
+                raise ZeroDivisionError
+            return Recorder()
+
+        server = await loop.create_server(factory, "127.0.0.1", 0)
+        address = server.sockets[0].getsockname()
+        refused = socket.socket()
+        refused.setblocking(False)
+        await loop.sock_connect(refused, address)
+        first = await loop.sock_recv(refused, 10)  # b"": the server closed it
+        refused.close()
+        transport, _ = await loop.create_connection(Quiet, *address)
+        while len(made) < 2:
+            await asyncio.sleep(0)
+        transport.close()
+        server.close()
+        await server.wait_closed()
+        return first, [(c["message"], type(c["exception"])) for c in said]
+
+    with resource_warnings() as caught:
+        first, reports = run(impl, main())
+    assert first == b""
+    assert reports == [("Error in protocol factory", ZeroDivisionError)]
+    assert caught.messages == []
+
+
+def test_server_makes_the_protocol_in_the_accept_callback(any_impl):
+    # Ours makes the protocol and the transport in the accept callback; asyncio
+    # starts a task per connection for it, so everything there is an
+    # iteration later. A call_soon chain counts the iterations.
+    async def main():
+        loop = asyncio.get_running_loop()
+        iterations, log = [0], []
+
+        def tick():
+            iterations[0] += 1
+            if iterations[0] < 20:
+                loop.call_soon(tick)
+
+        class Logged(asyncio.Protocol):
+            def __init__(self):
+                log.append(("factory", iterations[0]))
+
+            def connection_made(self, transport):
+                log.append(("made", iterations[0]))
+
+        server = await loop.create_server(Logged, "127.0.0.1", 0)
+        loop.call_soon(tick)
+        client = socket.socket()
+        client.setblocking(False)
+        await loop.sock_connect(client, server.sockets[0].getsockname())
+        while iterations[0] < 20:
+            await asyncio.sleep(0)
+        client.close()
+        server.close()
+        await server.wait_closed()
+        return log
+
+    first = 2 if any_impl == "stdlib" else 1
+    assert run(any_impl, main()) == [("factory", first), ("made", first + 1)]
 
 
 @pytest.mark.parametrize("when", ["resolved", "connecting", "made"])

@@ -30,7 +30,7 @@ from asynciodepth.tasks import Task, create_eager_task_factory, eager_task_facto
 from asynciodepth.runners import TaskEventLoop, EventLoopPolicy, new_event_loop, run
 
 
-# %% book/08b_transports.ipynb cell 99
+# %% book/08b_transports.ipynb cell 109
 # From chapter "Transports, protocols and streams" on, the package's loop is the
 # one with I/O. (The other names of these chapters live in their modules:
 # asynciodepth.pollers, .io_events, .transports, .connections, .unix_events.)

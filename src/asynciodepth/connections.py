@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/08b_transports.ipynb cell 44
+# %% book/08b_transports.ipynb cell 50
 """Connections and servers: chapter "Transports, protocols and streams".
 
 Builds on ``io_events.py`` (``SocketEventLoop``: sock_connect and readiness
@@ -35,7 +35,7 @@ __all__ = ["Server", "ConnectionEventLoop"]
 _CANCEL_CLOSES_CLIENTS = sys.version_info >= (3, 14)
 
 
-# %% book/08b_transports.ipynb cell 46
+# %% book/08b_transports.ipynb cell 52
 def _out_of_scope(what: str, method: str) -> NotImplementedError:
     return NotImplementedError(
         f"{what} is out of scope for asynciodepth's event loop: {method}() is not "
@@ -69,7 +69,7 @@ def _check_ssl_options(
         raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
 
 
-# %% book/08b_transports.ipynb cell 48
+# %% book/08b_transports.ipynb cell 54
 class ConnectionEventLoop(SocketEventLoop):
     """SocketEventLoop that also makes transports: connections and servers."""
 
@@ -94,12 +94,7 @@ class ConnectionEventLoop(SocketEventLoop):
             raise
         return transport, protocol
 
-    def _stop_serving(self, sock: socket.socket) -> None:
-        """Stop accepting on the listening sock and close it (asyncio's name)."""
-        self._remove_reader(sock.fileno())
-        sock.close()
-
-    # %% book/08b_transports.ipynb cell 50
+    # %% book/08b_transports.ipynb cell 56
     async def create_connection(
         self,
         protocol_factory: Callable[[], Any],
@@ -141,7 +136,7 @@ class ConnectionEventLoop(SocketEventLoop):
             raise ValueError(f"A Stream Socket was expected, got {sock!r}")
         return await self._make_transport(sock, protocol_factory)
 
-    # %% book/08b_transports.ipynb cell 52
+    # %% book/08b_transports.ipynb cell 58
     async def _connect_first(
         self,
         host: str | None,
@@ -174,7 +169,7 @@ class ConnectionEventLoop(SocketEventLoop):
             raise errors[0]
         raise OSError("Multiple exceptions: " + ", ".join(str(exc) for exc in errors))
 
-    # %% book/08b_transports.ipynb cell 54
+    # %% book/08b_transports.ipynb cell 60
     async def _connect_one(
         self, family: int, type_: int, proto: int, address: Any, local_infos: Any
     ) -> socket.socket:
@@ -194,7 +189,13 @@ class ConnectionEventLoop(SocketEventLoop):
             sock.close()
             raise
 
-    # %% book/08b_transports.ipynb cell 68
+    # %% book/08b_transports.ipynb cell 72
+    def _stop_serving(self, sock: socket.socket) -> None:
+        """Stop accepting on the listening sock and close it (asyncio's name)."""
+        self._remove_reader(sock.fileno())
+        sock.close()
+
+    # %% book/08b_transports.ipynb cell 76
     async def _listening_sockets(
         self,
         host: Any,
@@ -242,7 +243,7 @@ class ConnectionEventLoop(SocketEventLoop):
             raise
         return sockets
 
-    # %% book/08b_transports.ipynb cell 70
+    # %% book/08b_transports.ipynb cell 78
     async def create_server(
         self,
         protocol_factory: Callable[[], Any],
@@ -289,7 +290,7 @@ class ConnectionEventLoop(SocketEventLoop):
             await asyncio.sleep(0)
         return server
 
-    # %% book/08b_transports.ipynb cell 71
+    # %% book/08b_transports.ipynb cell 79
     async def connect_accepted_socket(
         self,
         protocol_factory: Callable[[], Any],
@@ -306,7 +307,7 @@ class ConnectionEventLoop(SocketEventLoop):
         _check_ssl_options(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         return await self._make_transport(sock, protocol_factory)
 
-    # %% book/08b_transports.ipynb cell 138
+    # %% book/08b_transports.ipynb cell 151
     # ---- out of scope, each with a clear message --------------------------
     async def start_tls(self, *args: Any, **kwargs: Any) -> Any:
         """Out of scope (SSL): raises NotImplementedError."""
@@ -355,7 +356,7 @@ class ConnectionEventLoop(SocketEventLoop):
         raise _out_of_scope("sendfile", "sendfile")
 
 
-# %% book/08b_transports.ipynb cell 54
+# %% book/08b_transports.ipynb cell 60
 def _bind(sock: socket.socket, address: Any) -> None:
     """Bind sock to address; on failure, raise asyncio's OSError naming it."""
     try:
@@ -368,7 +369,7 @@ def _bind(sock: socket.socket, address: Any) -> None:
         ) from None
 
 
-# %% book/08b_transports.ipynb cell 58
+# %% book/08b_transports.ipynb cell 64
 class Server(asyncio.AbstractServer):
     """Listening sockets that make a transport and a protocol per connection."""
 
@@ -399,8 +400,8 @@ class Server(asyncio.AbstractServer):
         self._unix_path = unix_path  # (path, inode) to unlink on close
         # 3.15: connections start from the context create_server() ran in.
         self._context = contextvars.copy_context() if _OWN_CONTEXT else None
-        # Why: asyncio's Server has these and libraries read them (websockets
-        # picks ws:// or wss:// by _ssl_context); with TLS out of scope, None.
+        # Why: asyncio's Server has these and libraries read them (websockets'
+        # test helpers pick ws:// or wss:// by _ssl_context); no TLS here: None.
         self._ssl_context = None
         self._ssl_handshake_timeout: float | None = None
         self._ssl_shutdown_timeout: float | None = None
@@ -408,7 +409,7 @@ class Server(asyncio.AbstractServer):
     def __repr__(self) -> str:
         return f"<Server sockets={len(self.sockets)} serving={self._serving}>"
 
-    # %% book/08b_transports.ipynb cell 60
+    # %% book/08b_transports.ipynb cell 66
     def _attach(self, transport: SocketTransport | None = None) -> None:
         if transport is None:
             self._uncounted += 1
@@ -444,7 +445,7 @@ class Server(asyncio.AbstractServer):
             return ()
         return tuple(trsock.TransportSocket(sock) for sock in self._sockets)
 
-    # %% book/08b_transports.ipynb cell 62
+    # %% book/08b_transports.ipynb cell 68
     def _start_serving(self) -> None:
         if self._serving:
             return
@@ -453,7 +454,7 @@ class Server(asyncio.AbstractServer):
             sock.listen(self._backlog)
             self._loop._add_reader(sock.fileno(), self._accept_ready, sock)
 
-    # %% book/08b_transports.ipynb cell 133
+    # %% book/08b_transports.ipynb cell 145
     def _accept_ready(self, sock: socket.socket) -> None:
         # Why a loop: one readiness event may stand for many waiting clients;
         # accepting them all now saves an iteration per client.
@@ -496,7 +497,7 @@ class Server(asyncio.AbstractServer):
                 context=context,
             )
 
-    # %% book/08b_transports.ipynb cell 64
+    # %% book/08b_transports.ipynb cell 70
     def close(self) -> None:
         """Stop listening; existing connections stay open."""
         sockets = self._sockets
@@ -535,7 +536,7 @@ class Server(asyncio.AbstractServer):
         self._waiters.append(waiter)
         await waiter
 
-    # %% book/08b_transports.ipynb cell 66
+    # %% book/08b_transports.ipynb cell 74
     async def start_serving(self) -> None:
         """Start accepting connections (create_server does it unless told not to)."""
         if self._sockets is None:
@@ -575,7 +576,7 @@ class Server(asyncio.AbstractServer):
         self.close()
         await self.wait_closed()
 
-    # %% book/08b_transports.ipynb cell 134
+    # %% book/08b_transports.ipynb cell 147
     def _out_of_resources(self, sock: socket.socket, exc: OSError) -> None:
         # Out of file descriptors: stop accepting for a while, or the
         # level-triggered socket would spin the loop.
@@ -594,7 +595,7 @@ class Server(asyncio.AbstractServer):
             self._loop._add_reader(sock.fileno(), self._accept_ready, sock)
 
 
-# %% book/08b_transports.ipynb cell 90
+# %% book/08b_transports.ipynb cell 99
 def _unlink_if_same(path: str, inode: int) -> None:
     """Remove a Unix socket file, unless someone replaced it since we bound it."""
     try:
@@ -604,6 +605,6 @@ def _unlink_if_same(path: str, inode: int) -> None:
         pass
 
 
-# %% book/08b_transports.ipynb cell 133
+# %% book/08b_transports.ipynb cell 145
 # After running out of file descriptors, try accepting again this much later.
 ACCEPT_RETRY_DELAY = 1.0

@@ -42,7 +42,7 @@ class SocketTransport(asyncio.Transport):
 
     max_size = 256 * 1024  # the most one recv() asks for
 
-    # %% book/08b_transports.ipynb cell 36
+    # %% book/08b_transports.ipynb cell 42
     def __init__(
         self,
         loop: Any,
@@ -94,7 +94,7 @@ class SocketTransport(asyncio.Transport):
         """Return the current protocol."""
         return self._protocol
 
-    # %% book/08b_transports.ipynb cell 28
+    # %% book/08b_transports.ipynb cell 31
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         """Make protocol receive this transport's events from now on."""
         self._protocol = protocol
@@ -115,41 +115,16 @@ class SocketTransport(asyncio.Transport):
                 self._sock_fd, self._read_ready, context=self._context
             )
 
-    # %% book/08b_transports.ipynb cell 28
+    # %% book/08b_transports.ipynb cell 31
     def _read_ready(self) -> None:
         if self._conn_lost:
             return
-        try:
-            if self._buffered:
-                buf = self._protocol.get_buffer(-1)
-                if not len(buf):
-                    raise RuntimeError("get_buffer() returned an empty buffer")
-                nbytes = self._sock.recv_into(buf)
-                data = None
-            else:
-                data = self._sock.recv(self.max_size)
-                nbytes = len(data)
-        except (BlockingIOError, InterruptedError):
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal read error on socket transport")
-            return
-        if not nbytes:
-            self._read_eof()
-            return
-        try:
-            if data is None:
-                self._protocol.buffer_updated(nbytes)
-            else:
-                self._protocol.data_received(data)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: protocol failed to receive data.")
+        if self._buffered:
+            self._read_into_buffer()
+        else:
+            self._read_data()
 
-    # %% book/08b_transports.ipynb cell 29
+    # %% book/08b_transports.ipynb cell 35
     def _read_eof(self) -> None:
         try:
             keep_open = self._protocol.eof_received()
@@ -160,12 +135,13 @@ class SocketTransport(asyncio.Transport):
             return
         if keep_open:
             # Half-closed: we may still write. Stop reading (the socket would
-            # stay readable, level-triggered, for ever).
-            self.pause_reading()
+            # stay readable, level-triggered, for ever). As asyncio: no flag, so
+            # is_reading() stays True and resume_reading() has nothing to undo.
+            self._loop._remove_reader(self._sock_fd)
         else:
             self.close()
 
-    # %% book/08b_transports.ipynb cell 125
+    # %% book/08b_transports.ipynb cell 135
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send data, now or as soon as the socket can take it; never blocks."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -203,7 +179,7 @@ class SocketTransport(asyncio.Transport):
         self._buffer += data
         self._maybe_pause_protocol()
 
-    # %% book/08b_transports.ipynb cell 24
+    # %% book/08b_transports.ipynb cell 27
     def _write_ready(self) -> None:
         if self._conn_lost:
             return
@@ -254,7 +230,7 @@ class SocketTransport(asyncio.Transport):
                 self._call_connection_lost, None, context=self._context
             )
 
-    # %% book/08b_transports.ipynb cell 40
+    # %% book/08b_transports.ipynb cell 46
     def _call_connection_lost(self, exc: BaseException | None) -> None:
         # Invariant: runs exactly once per transport, and last.
         if self._sock is None:
@@ -322,10 +298,7 @@ class SocketTransport(asyncio.Transport):
         self._paused = False
         self._start_reading()
 
-    def writelines(self, list_of_data: Any) -> None:
-        """Write each buffer of list_of_data, in order."""
-        self.write(b"".join(list_of_data))
-
+    # %% book/08b_transports.ipynb cell 25
     def can_write_eof(self) -> bool:
         """Return True: a TCP or Unix socket can be half-closed."""
         return True
@@ -338,7 +311,7 @@ class SocketTransport(asyncio.Transport):
         if not self._buffer:
             self._sock.shutdown(socket.SHUT_WR)
 
-    # %% book/08b_transports.ipynb cell 26
+    # %% book/08b_transports.ipynb cell 29
     def abort(self) -> None:
         """Close at once, dropping the write buffer."""
         self._force_close(None)
@@ -369,7 +342,60 @@ class SocketTransport(asyncio.Transport):
         self._conn_lost += 1
         self._loop.call_soon(self._call_connection_lost, exc, context=self._context)
 
-    # %% book/08b_transports.ipynb cell 38
+    # %% book/08b_transports.ipynb cell 31
+    def _read_data(self) -> None:
+        try:
+            data = self._sock.recv(self.max_size)
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        if not data:
+            self._read_eof()
+            return
+        try:
+            self._protocol.data_received(data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+
+    # %% book/08b_transports.ipynb cell 33
+    def _read_into_buffer(self) -> None:
+        try:
+            buf = self._protocol.get_buffer(-1)
+            if not len(buf):
+                raise RuntimeError("get_buffer() returned an empty buffer")
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+            return
+        try:
+            nbytes = self._sock.recv_into(buf)
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        if not nbytes:
+            self._read_eof()
+            return
+        try:
+            self._protocol.buffer_updated(nbytes)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(
+                exc, "Fatal error: protocol.buffer_updated() call failed."
+            )
+
+    # %% book/08b_transports.ipynb cell 44
     def _fill_extra(self, sock: socket.socket) -> None:
         # As asyncio: users get a TransportSocket, a view of sock without the
         # calls that would upset the transport (recv, close...; 3.11: warnings).
@@ -391,14 +417,21 @@ class SocketTransport(asyncio.Transport):
             # (Nagle's algorithm); request/response traffic needs that.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    # %% book/08b_transports.ipynb cell 40
+    # %% book/08b_transports.ipynb cell 46
     def __repr__(self) -> str:
         state = (
             "closed" if self._sock is None else "closing" if self._closing else "open"
         )
         return f"<SocketTransport {state} buffer={len(self._buffer)}>"
 
-    # %% book/08b_transports.ipynb cell 129
+    # %% book/08b_transports.ipynb cell 137
+    def writelines(self, list_of_data: Any) -> None:
+        """Write each buffer of list_of_data, in order (joined, in one write)."""
+        if self._eof and _WRITELINES_CHECKS_EOF:
+            raise RuntimeError("Cannot call writelines() after write_eof()")
+        self.write(b"".join(list_of_data))
+
+    # %% book/08b_transports.ipynb cell 141
     def __del__(self, _warn: Any = warnings.warn) -> None:
         if getattr(self, "_sock", None) is not None:
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
@@ -407,7 +440,7 @@ class SocketTransport(asyncio.Transport):
                 self._server._detach(self)
 
 
-# %% book/08b_transports.ipynb cell 123
+# %% book/08b_transports.ipynb cell 133
 # As asyncio: after this many writes to a lost connection, say so in the log.
 _LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
 # asyncio's message for write() of something else than bytes; 3.14 names the types.
@@ -415,3 +448,5 @@ if sys.version_info >= (3, 14):
     _WRITE_TYPE_ERROR = "data argument must be a bytes, bytearray, or memoryview object"
 else:
     _WRITE_TYPE_ERROR = "data argument must be a bytes-like object"
+# asyncio 3.12's writelines() checks for write_eof() itself, in its own words.
+_WRITELINES_CHECKS_EOF = sys.version_info >= (3, 12)

@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/08b_transports.ipynb cell 75
+# %% book/08b_transports.ipynb cell 83
 """The finished loop: chapter "Transports, protocols and streams".
 
 Builds on ``connections.py`` (``ConnectionEventLoop``). ``EventLoop`` adds what
@@ -51,7 +51,7 @@ logger = logging.getLogger("asyncio")
 _UNLINKS_ON_CLOSE = sys.version_info >= (3, 13)
 
 
-# %% book/08b_transports.ipynb cell 77
+# %% book/08b_transports.ipynb cell 85
 def _sighandler_noop(signum: int, frame: Any) -> None:
     """Python-level handler: the work is done by the loop, woken by the byte."""
 
@@ -79,7 +79,7 @@ class EventLoop(ConnectionEventLoop):
         if sig not in signal.valid_signals():
             raise ValueError(f"invalid signal number {sig}")
 
-    # %% book/08b_transports.ipynb cell 79
+    # %% book/08b_transports.ipynb cell 87
     def add_signal_handler(
         self, sig: int, callback: Callable[..., object], *args: Any
     ) -> None:
@@ -109,7 +109,7 @@ class EventLoop(ConnectionEventLoop):
                 raise RuntimeError(f"sig {sig:d} cannot be caught") from None
             raise
 
-    # %% book/08b_transports.ipynb cell 80
+    # %% book/08b_transports.ipynb cell 89
     def remove_signal_handler(self, sig: int) -> bool:
         """Stop handling sig (its default action returns); True if it was handled."""
         self._check_signal(sig)
@@ -133,12 +133,12 @@ class EventLoop(ConnectionEventLoop):
             logger.info("set_wakeup_fd(%d) failed: %s", self._old_wakeup_fd, exc)
         self._old_wakeup_fd = -1
 
-    # %% book/08b_transports.ipynb cell 82
+    # %% book/08b_transports.ipynb cell 91
     def _io_can_arrive(self) -> bool:
         """Return True while a signal handler, a reader or a writer is registered."""
-        # Why not super(): the loop asks once or twice per iteration, and the
-        # extra call cost a sixth of a chain of callbacks with no fd (bench_loop,
-        # against stdlib: workload a x 1.71 with it, x 2.07 without; b 1.50, 1.65).
+        # Why not super(): the loop asks once or twice per iteration. Testing the
+        # three here made a chain of callbacks with no fd a sixth faster
+        # (benchmarks/bench_loop.py, workload a: 1.71 x asyncio's time, not 2.07).
         return bool(self._signal_handlers or self._readers or self._writers)
 
     def _process_self_data(self, data: bytes) -> None:
@@ -155,7 +155,7 @@ class EventLoop(ConnectionEventLoop):
                 self.remove_signal_handler(sig)
         super().close()
 
-    # %% book/08b_transports.ipynb cell 86
+    # %% book/08b_transports.ipynb cell 95
     async def create_unix_connection(
         self,
         protocol_factory: Callable[[], Any],
@@ -188,7 +188,7 @@ class EventLoop(ConnectionEventLoop):
             raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
         return await self._make_transport(sock, protocol_factory)
 
-    # %% book/08b_transports.ipynb cell 91
+    # %% book/08b_transports.ipynb cell 101
     async def create_unix_server(
         self,
         protocol_factory: Callable[[], Any],
@@ -236,7 +236,7 @@ class EventLoop(ConnectionEventLoop):
         return server
 
 
-# %% book/08b_transports.ipynb cell 88
+# %% book/08b_transports.ipynb cell 97
 def _bind_unix(path: Any) -> socket.socket:
     """Return an AF_UNIX socket bound to path, replacing a stale socket file."""
     path = os.fspath(path)
@@ -247,6 +247,10 @@ def _bind_unix(path: Any) -> socket.socket:
                 os.remove(path)
         except FileNotFoundError:
             pass
+        except OSError as exc:
+            logger.error(
+                "Unable to check or remove stale UNIX socket %r: %r", path, exc
+            )
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(path)
@@ -263,7 +267,7 @@ def _bind_unix(path: Any) -> socket.socket:
     return sock
 
 
-# %% book/08b_transports.ipynb cell 95
+# %% book/08b_transports.ipynb cell 105
 # asyncio's name for its loop with a selector; here it is the same class.
 SelectorEventLoop = EventLoop
 
@@ -289,6 +293,6 @@ def run(
     return runners.run(main, debug=debug, loop_factory=loop_factory or EventLoop)
 
 
-# %% book/08b_transports.ipynb cell 97
+# %% book/08b_transports.ipynb cell 107
 # In Jupyter, `%autoawait asynciodepth.ipython_runner` runs top-level awaits here.
 ipython_runner = runners.IPythonRunner(EventLoop)
