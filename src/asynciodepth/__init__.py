@@ -51,7 +51,7 @@ from asynciodepth.generators import Scheduler, typist_generator
 from asynciodepth.asyncgens import Keystrokes, asyncgen_hooks, keystrokes
 
 
-# %% book/11_coroutine_classes.ipynb cell 72
+# %% book/11_coroutine_classes.ipynb cell 73
 from asynciodepth.coroutine_classes import (
     IteratorFuture,
     Trap,
