@@ -471,6 +471,36 @@ def test_uncancel_when_a_child_fails_while_the_parent_waits_in_aexit(setup):
     assert both(setup, scenario) == [f"cancelling={0 if PY313 else 1}"]
 
 
+@pytest.mark.parametrize(
+    "timeout", [asyncio.timeout, asynciodepth.timeout], ids=["asyncio", "ours"]
+)
+def test_the_count_left_at_1_defeats_a_timeout_around_the_group(setup, timeout):
+    """Before 3.13 a timeout around such a group takes its cancellation for another's.
+
+    The group leaves its parent's count at 1; the timeout, entered at 0, cancels
+    (2) and uncancels (1), and lets the CancelledError through instead of raising
+    TimeoutError. Chapter "Design patterns" shows it.
+    """
+
+    async def scenario(TG, events):
+        try:
+            async with timeout(0.1):
+                try:
+                    async with TG() as tg:
+                        tg.create_task(asyncio.sleep(0.01))
+                        tg.create_task(crash(0.02, ValueError("late")))
+                        tg.create_task(asyncio.sleep(0.04))
+                except* ValueError:
+                    pass
+                await asyncio.sleep(1)  # the deadline passes here
+        except TimeoutError:
+            events.append("TimeoutError")
+        except asyncio.CancelledError:  # caught only to record it
+            events.append("CancelledError")
+
+    assert both(setup, scenario) == ["TimeoutError" if PY313 else "CancelledError"]
+
+
 # -- 3.15: TaskGroup.cancel(); ours has it on every version ----------------------
 
 

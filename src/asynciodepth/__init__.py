@@ -51,7 +51,7 @@ from asynciodepth.generators import Scheduler, typist_generator
 from asynciodepth.asyncgens import Keystrokes, asyncgen_hooks, keystrokes
 
 
-# %% book/11_coroutine_classes.ipynb cell 74
+# %% book/11_coroutine_classes.ipynb cell 73
 from asynciodepth.coroutine_classes import (
     IteratorFuture,
     Trap,
@@ -60,7 +60,7 @@ from asynciodepth.coroutine_classes import (
 )
 
 
-# %% book/12_design_patterns.ipynb cell 147
+# %% book/12_design_patterns.ipynb cell 149
 from asynciodepth.taskgroups import TaskGroup
 from asynciodepth.timeouts import Timeout, timeout, timeout_at
 from asynciodepth.patterns import RateLimiter, backoff_delays, retry

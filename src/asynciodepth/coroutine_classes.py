@@ -36,7 +36,7 @@ def _is_iterable_coroutine(obj: Any) -> bool:
 
 
 def get_awaitable_iter(obj: Any) -> Iterator[Any]:
-    """Return the iterator that `await obj` drives; raise TypeError as `await` does."""
+    """Return what `await obj` drives; raise TypeError as `await` does."""
     if isinstance(obj, types.CoroutineType) or _is_iterable_coroutine(obj):
         # Why: native coroutines and types.coroutine generators are awaited as
         # they are; `await` never calls a method on them.
@@ -54,7 +54,7 @@ def get_awaitable_iter(obj: Any) -> Iterator[Any]:
     return iterator
 
 
-# %% book/11_coroutine_classes.ipynb cell 13
+# %% book/11_coroutine_classes.ipynb cell 9
 def _not_awaitable(obj: Any) -> TypeError:
     """The TypeError of `await obj` when `obj` has no `__await__`."""
     name = type(obj).__name__
@@ -84,7 +84,7 @@ def _qualified_name(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-# %% book/11_coroutine_classes.ipynb cell 16
+# %% book/11_coroutine_classes.ipynb cell 13
 _THROW3_DEPRECATED = sys.version_info >= (3, 12)
 
 
@@ -111,7 +111,7 @@ def _exception(typ: Any, *rest: Any) -> BaseException:
     return exc if tb is None else exc.with_traceback(tb)
 
 
-# %% book/11_coroutine_classes.ipynb cell 18
+# %% book/11_coroutine_classes.ipynb cell 15
 class Trap:
     """An awaitable class: `await Trap(request)` is `await trap(request)`."""
 
@@ -150,7 +150,7 @@ class TrapIter:
         raise _exception(typ, *rest)
 
 
-# %% book/11_coroutine_classes.ipynb cell 22
+# %% book/11_coroutine_classes.ipynb cell 19
 CREATED, RUNNING, SUSPENDED, CLOSED = (
     inspect.CORO_CREATED,
     inspect.CORO_RUNNING,
@@ -195,7 +195,7 @@ class TypistCoroutine:
     def __await__(self) -> TypistCoroutine:
         return self
 
-    # %% book/11_coroutine_classes.ipynb cell 24
+    # %% book/11_coroutine_classes.ipynb cell 21
     def __next__(self) -> Any:
         return self.send(None)
 
@@ -219,7 +219,7 @@ class TypistCoroutine:
             return
         raise RuntimeError("coroutine ignored GeneratorExit")
 
-    # %% book/11_coroutine_classes.ipynb cell 26
+    # %% book/11_coroutine_classes.ipynb cell 23
     def _resume(self, value: Any, exc: BaseException | None) -> Any:
         """Check the state as a native coroutine does, then run one step."""
         if self._state == RUNNING:
@@ -241,7 +241,7 @@ class TypistCoroutine:
         self._state = SUSPENDED
         return yielded
 
-    # %% book/11_coroutine_classes.ipynb cell 28
+    # %% book/11_coroutine_classes.ipynb cell 25
     def _step(self, value: Any, exc: BaseException | None) -> Any:
         """Run the body from where it stopped to its next suspension (or its end).
 
@@ -277,7 +277,7 @@ class TypistCoroutine:
             self._awaiting = get_awaitable_iter(sleep(self._pause))
             value, exc = None, None
 
-    # %% book/11_coroutine_classes.ipynb cell 30
+    # %% book/11_coroutine_classes.ipynb cell 27
     def _delegate(self, value: Any, exc: BaseException | None) -> Any:
         """Pass one send or throw to the awaited iterator, as `yield from` does."""
         awaiting = self._awaiting
@@ -300,7 +300,7 @@ class TypistCoroutine:
         return awaiting.send(value)
 
 
-# %% book/11_coroutine_classes.ipynb cell 60
+# %% book/11_coroutine_classes.ipynb cell 59
 class FutureIter:
     """The iterator that awaits a future: asyncio's C `FutureIter`, in Python."""
 
@@ -340,7 +340,7 @@ class FutureIter:
         self._future = None
 
 
-# %% book/11_coroutine_classes.ipynb cell 62
+# %% book/11_coroutine_classes.ipynb cell 61
 class IteratorFuture(Future):
     """Our Future, awaited through a `FutureIter` instead of a generator."""
 

@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/12_design_patterns.ipynb cell 102
+# %% book/12_design_patterns.ipynb cell 104
 """Rate limiting and retry with backoff: chapter "Design patterns".
 
 Builds on the loop's clock (``loop.time()``) and on our ``sleep`` of chapter
@@ -23,7 +23,7 @@ from asynciodepth.futures import sleep
 __all__ = ["RateLimiter", "backoff_delays", "retry"]
 
 
-# %% book/12_design_patterns.ipynb cell 104
+# %% book/12_design_patterns.ipynb cell 106
 class RateLimiter:
     """Let at most rate callers through per period seconds, first come first served.
 
@@ -49,7 +49,7 @@ class RateLimiter:
     def __repr__(self) -> str:
         return f"<RateLimiter rate={self.rate} period={self.period} burst={self.burst}>"
 
-    # %% book/12_design_patterns.ipynb cell 106
+    # %% book/12_design_patterns.ipynb cell 108
     async def acquire(self) -> None:
         """Wait until this caller may go, keeping callers in calling order."""
         now = asyncio.get_running_loop().time()
@@ -75,7 +75,7 @@ class RateLimiter:
         """Nothing to release: a slot in time is used up, not held."""
 
 
-# %% book/12_design_patterns.ipynb cell 108
+# %% book/12_design_patterns.ipynb cell 110
 _JITTERS = ("full", "equal", "none")
 
 
@@ -105,7 +105,7 @@ def backoff_delays(
         ceiling = min(ceiling * factor, max_delay)
 
 
-# %% book/12_design_patterns.ipynb cell 110
+# %% book/12_design_patterns.ipynb cell 112
 async def retry(
     func: Callable[..., Awaitable[Any]],
     /,

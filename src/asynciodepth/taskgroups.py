@@ -136,7 +136,7 @@ class TaskGroup:
             self._parent_cancel_requested = True
             self._parent.cancel()  # interrupt the body, wherever it awaits
 
-    # %% book/12_design_patterns.ipynb cell 55
+    # %% book/12_design_patterns.ipynb cell 57
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
@@ -167,7 +167,7 @@ class TaskGroup:
             info += " entered"
         return f"<TaskGroup{info}>"
 
-    # %% book/12_design_patterns.ipynb cell 55
+    # %% book/12_design_patterns.ipynb cell 57
     def _owes_uncancel(self) -> bool:
         """Take back our cancellation of the parent; True if none is left."""
         return self._parent_cancel_requested and self._parent.uncancel() == 0
@@ -189,7 +189,7 @@ class TaskGroup:
             self._all_done = None
         return cancellation, pending
 
-    # %% book/12_design_patterns.ipynb cell 57
+    # %% book/12_design_patterns.ipynb cell 59
     async def _aexit(
         self, exc_type: type[BaseException] | None, exc: BaseException | None
     ) -> bool | None:
@@ -224,7 +224,7 @@ class TaskGroup:
         finally:
             exc = None
 
-    # %% book/12_design_patterns.ipynb cell 58
+    # %% book/12_design_patterns.ipynb cell 60
     def _raise_errors(
         self, exc_type: type[BaseException] | None, exc: BaseException | None
     ) -> bool | None:
@@ -250,7 +250,7 @@ class TaskGroup:
         # have no cancel(), never get here with an exception).
         return True
 
-    # %% book/12_design_patterns.ipynb cell 62
+    # %% book/12_design_patterns.ipynb cell 64
     def cancel(self) -> None:
         """Cancel the children and the body; the group then exits without an error.
 

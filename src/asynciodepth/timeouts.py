@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/12_design_patterns.ipynb cell 69
+# %% book/12_design_patterns.ipynb cell 71
 """timeout() and timeout_at(): chapter "Design patterns".
 
 Builds on the loop's timers (``call_at``, ``call_soon``) and the Task's
@@ -36,7 +36,7 @@ _CREATED, _ENTERED, _EXPIRING, _EXPIRED, _EXITED = (
 )
 
 
-# %% book/12_design_patterns.ipynb cell 71
+# %% book/12_design_patterns.ipynb cell 73
 class Timeout:
     """An async context manager that cancels its block at a loop-time deadline.
 
@@ -61,7 +61,7 @@ class Timeout:
         """Return True if the deadline passed while the block ran."""
         return self._state in (_EXPIRING, _EXPIRED)
 
-    # %% book/12_design_patterns.ipynb cell 77
+    # %% book/12_design_patterns.ipynb cell 79
     async def __aenter__(self) -> Self:
         if self._state != _CREATED:
             raise RuntimeError("Timeout has already been entered")
@@ -76,14 +76,14 @@ class Timeout:
         self.reschedule(self._when)
         return self
 
-    # %% book/12_design_patterns.ipynb cell 71
+    # %% book/12_design_patterns.ipynb cell 73
     def _on_timeout(self) -> None:
         assert self._state == _ENTERED
         self._task.cancel()
         self._state = _EXPIRING
         self._timer = None
 
-    # %% book/12_design_patterns.ipynb cell 81
+    # %% book/12_design_patterns.ipynb cell 83
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
@@ -112,7 +112,7 @@ class Timeout:
                     for inner in exc.exceptions:
                         _thread_timeout_error(inner)
 
-    # %% book/12_design_patterns.ipynb cell 77
+    # %% book/12_design_patterns.ipynb cell 79
     def __repr__(self) -> str:
         info = ""
         if self._state == _ENTERED:
@@ -138,7 +138,7 @@ class Timeout:
                 self._timer = loop.call_at(when, self._on_timeout)
 
 
-# %% book/12_design_patterns.ipynb cell 73
+# %% book/12_design_patterns.ipynb cell 75
 def timeout(delay: float | None) -> Timeout:
     """Return a Timeout that expires delay seconds from now (None: never)."""
     loop = asyncio.get_running_loop()
@@ -150,7 +150,7 @@ def timeout_at(when: float | None) -> Timeout:
     return Timeout(when)
 
 
-# %% book/12_design_patterns.ipynb cell 81
+# %% book/12_design_patterns.ipynb cell 83
 def _thread_timeout_error(exc: BaseException) -> None:
     """Put a TimeoutError between exc's chain and the CancelledError in it."""
     while exc.__context__ is not None:
