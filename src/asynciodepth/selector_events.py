@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/06_event_loop.ipynb cell 80
+# %% book/06_event_loop.ipynb cell 79
 """Waiting for the outside world: chapter "The event loop".
 
 Builds on ``base_events.py``: ``BaseSelectorEventLoop`` gives the loop core
@@ -26,7 +26,7 @@ from asynciodepth.events import LoopObserver, VirtualClock
 __all__ = ["BaseSelectorEventLoop"]
 
 
-# %% book/06_event_loop.ipynb cell 81
+# %% book/06_event_loop.ipynb cell 80
 class BaseSelectorEventLoop(BaseEventLoop):
     """The loop core plus a selector: it can block in a poll and be woken."""
 
@@ -97,7 +97,7 @@ class BaseSelectorEventLoop(BaseEventLoop):
         except OSError:
             pass
 
-    # %% book/06_event_loop.ipynb cell 91
+    # %% book/06_event_loop.ipynb cell 93
     def add_reader(self, fd: Any, callback: Any, *args: Any) -> None:
         raise _io_not_implemented("add_reader")
 
@@ -140,7 +140,7 @@ class BaseSelectorEventLoop(BaseEventLoop):
     async def sock_accept(self, sock: Any) -> Any:
         raise _io_not_implemented("sock_accept")
 
-    # %% book/06_event_loop.ipynb cell 92
+    # %% book/06_event_loop.ipynb cell 94
     async def sock_sendfile(
         self, sock: Any, file: Any, *args: Any, **kwargs: Any
     ) -> Any:
@@ -186,7 +186,7 @@ class BaseSelectorEventLoop(BaseEventLoop):
     async def subprocess_shell(self, *args: Any, **kwargs: Any) -> Any:
         raise _io_not_implemented("subprocess_shell")
 
-    # %% book/06_event_loop.ipynb cell 103
+    # %% book/06_event_loop.ipynb cell 105
     def _io_can_arrive(self) -> bool:
         """Return True if the selector watches an fd besides the wake-up socket."""
         # Why True without a selector: a subclass that polls by other means
@@ -194,7 +194,7 @@ class BaseSelectorEventLoop(BaseEventLoop):
         return self._selector is None or len(self._selector.get_map()) > 1
 
 
-# %% book/06_event_loop.ipynb cell 91
+# %% book/06_event_loop.ipynb cell 93
 def _io_not_implemented(name: str) -> NotImplementedError:
     return NotImplementedError(
         f"asynciodepth's loop has no I/O yet: {name}() arrives in chapter 'epoll'"
