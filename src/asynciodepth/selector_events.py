@@ -186,7 +186,7 @@ class BaseSelectorEventLoop(BaseEventLoop):
     async def subprocess_shell(self, *args: Any, **kwargs: Any) -> Any:
         raise _io_not_implemented("subprocess_shell")
 
-    # %% book/06_event_loop.ipynb cell 105
+    # %% book/06_event_loop.ipynb cell 106
     def _io_can_arrive(self) -> bool:
         """Return True if the selector watches an fd besides the wake-up socket."""
         # Why True without a selector: a subclass that polls by other means
