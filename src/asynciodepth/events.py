@@ -179,7 +179,7 @@ class TimerHandle(Handle):
 class VirtualClock:
     """A clock that only moves when the loop has nothing else to do.
 
-    Give one to the loop (``EventLoop(clock=VirtualClock())``). When no
+    Give one to a loop (``BaseEventLoop(clock=VirtualClock())``). When no
     callback is ready and no I/O or thread has anything for the loop, the loop
     does not sleep until the next timer: it moves this clock forward to the
     timer's deadline and goes on. Programs whose waiting is all timers then
@@ -276,7 +276,7 @@ def _created_at(handle: Handle) -> str:
 class LoopObserver:
     """What the loop tells an observer; subclass and override what you need.
 
-    Set one with ``EventLoop(observer=...)`` or ``loop.set_observer(...)``.
+    Set one with ``BaseEventLoop(observer=...)`` or ``loop.set_observer(...)``.
     All times are ``loop.time()`` values (virtual time under a VirtualClock).
     With no observer the loop pays an ``is None`` test where it would call a
     hook: per ``call_soon``, per poll, per timer that fires, per batch of
