@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import gc
 import logging
 import selectors
 import socket
 import sys
 import threading
+import warnings
 
 import pytest
 
@@ -247,6 +249,24 @@ def test_closed_loop_refuses_work(loop):
     with pytest.raises(RuntimeError, match="^Event loop is closed$"):
         loop.create_task(coro)
     coro.close()
+
+
+def test_a_loop_collected_unclosed_warns_and_closes(setup):
+    """As asyncio's: a ResourceWarning names the loop; a closed loop says nothing."""
+    for close_it in (False, True):
+        loop = setup.new_loop()
+        if close_it:
+            loop.close()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            del loop
+            gc.collect()
+        unclosed = [
+            (w.category, str(w.message).split(" <")[0])
+            for w in caught
+            if "unclosed event loop" in str(w.message)
+        ]
+        assert unclosed == ([] if close_it else [(ResourceWarning, "unclosed event loop")])
 
 
 def test_close_running_loop(loop):
