@@ -138,7 +138,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         timer._scheduled = True
         return timer
 
-    # %% book/06_event_loop.ipynb cell 97
+    # %% book/06_event_loop.ipynb cell 96
     def _run_once(self) -> None:
         """Run one iteration: poll, move due timers, run the ready snapshot."""
         ready, scheduled, observer = self._ready, self._scheduled, self._observer
@@ -209,7 +209,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
     def _process_events(self, events: list[tuple[Any, int]]) -> None:
         """Turn the events _poll() returned into ready callbacks (none here)."""
 
-    # %% book/06_event_loop.ipynb cell 105
+    # %% book/06_event_loop.ipynb cell 104
     def _poll_and_wait(self, timeout: float | None) -> int:
         """Poll with timeout; under a virtual clock jump instead of sleeping."""
         clock = self._clock
@@ -231,7 +231,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         """Create a Future (of _future_class) attached to this loop."""
         return self._future_class(loop=self)
 
-    # %% book/06_event_loop.ipynb cell 146
+    # %% book/06_event_loop.ipynb cell 145
     def create_task(self, coro: Any, **kwargs: Any) -> Any:
         """Wrap coro in a Task (or what the task factory makes), schedule it."""
         self._check_closed()
@@ -255,7 +255,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
             task.set_name(name)
         return task
 
-    # %% book/06_event_loop.ipynb cell 142
+    # %% book/06_event_loop.ipynb cell 141
     def run_forever(self) -> None:
         """Run iterations until stop() is called."""
         self._check_closed()
@@ -491,7 +491,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         """Wake the loop if it is blocked in _poll(); see selector_events.py."""
         raise NotImplementedError
 
-    # %% book/06_event_loop.ipynb cell 101
+    # %% book/06_event_loop.ipynb cell 100
     def _drop_cancelled_timers(self) -> list[tuple[float, int, TimerHandle]]:
         """Drop cancelled timers: all if most are dead, else those on top."""
         scheduled = self._scheduled
@@ -515,7 +515,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
                 heapq.heappop(scheduled)[2]._scheduled = False
         return scheduled
 
-    # %% book/06_event_loop.ipynb cell 105
+    # %% book/06_event_loop.ipynb cell 104
     def _io_can_arrive(self) -> bool:
         """Return True if a poll could report anything but the wake-up socket.
 
@@ -524,7 +524,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         """
         return True
 
-    # %% book/06_event_loop.ipynb cell 140
+    # %% book/06_event_loop.ipynb cell 139
     def _asyncgen_firstiter_hook(self, agen: Any) -> None:
         if self._asyncgens_shutdown_called:
             warnings.warn(
@@ -541,7 +541,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         if not self.is_closed():
             self.call_soon_threadsafe(self.create_task, agen.aclose())
 
-    # %% book/06_event_loop.ipynb cell 146
+    # %% book/06_event_loop.ipynb cell 145
     def set_task_factory(self, factory: Callable[..., Any] | None) -> None:
         """Use factory(loop, coro, **kwargs) in create_task(); None resets."""
         if factory is not None and not callable(factory):
@@ -581,7 +581,7 @@ def _format_context_value(key: str, value: Any) -> str:
 _HANDLER_RUNS_IN_CONTEXT = sys.version_info >= (3, 12)
 
 
-# %% book/06_event_loop.ipynb cell 145
+# %% book/06_event_loop.ipynb cell 144
 _VERSION = sys.version_info[:3]
 # create_task(coro, **kwargs) hands its keywords on (eager_start=...) from
 # 3.13.3; 3.13.3 and 3.14+ hand on everything, name and context too.
