@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import gc
+import inspect
 import logging
 import selectors
 import socket
@@ -824,6 +825,22 @@ def test_io_methods_say_they_are_not_there_yet():
             loop.add_reader(0, print)
         with pytest.raises(NotImplementedError, match="create_connection"):
             loop.run_until_complete(loop.create_connection(object, "localhost", 1))
+    finally:
+        loop.close()
+
+
+def test_io_stubs_keep_the_signature_and_kind_of_asyncio_s_methods():
+    """Each stub is made from AbstractEventLoop's: same parameters, async or not."""
+    loop = BaseSelectorEventLoop()
+    try:
+        for name in ("add_reader", "remove_signal_handler", "sock_recv", "create_server"):
+            ours = getattr(loop, name)
+            theirs = getattr(asyncio.AbstractEventLoop, name).__get__(loop)
+            assert ours.__name__ == name
+            assert inspect.signature(ours) == inspect.signature(theirs)
+            assert inspect.iscoroutinefunction(ours) == inspect.iscoroutinefunction(theirs)
+        assert inspect.iscoroutinefunction(loop.sock_recv)
+        assert not inspect.iscoroutinefunction(loop.add_reader)
     finally:
         loop.close()
 
