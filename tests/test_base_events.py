@@ -140,6 +140,21 @@ def test_nan_delay_runs_at_once(setup, loop):
     assert events == ["nan"]
 
 
+def test_a_nan_deadline_leaves_the_other_timers_in_order(setup, loop):
+    """asyncio's heap disorders the timers around a NaN; ours runs the NaN first."""
+    order = []
+    for delay in (0.024, 0.010, float("nan"), 0.040, 0.015, 0.007, 0.041):
+        loop.call_later(delay, order.append, delay)
+    loop.call_later(0.06, loop.stop)
+    loop.run_forever()
+    finite = [delay for delay in order if delay == delay]
+    assert len(order) == 7
+    if setup.ours:
+        assert order[0] != order[0] and finite == sorted(finite)
+    else:  # what the notebook shows of asyncio's loop
+        assert finite != sorted(finite)
+
+
 def test_asyncio_sleep_nan(setup):
     """asyncio.sleep(nan) raises ValueError from 3.13 on, and completes before."""
 

@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/06_event_loop.ipynb cell 79
+# %% book/06_event_loop.ipynb cell 81
 """Waiting for the outside world: chapter "The event loop".
 
 Builds on ``base_events.py``: ``BaseSelectorEventLoop`` gives the loop core
@@ -29,7 +29,7 @@ from asynciodepth.events import LoopObserver, VirtualClock
 __all__ = ["BaseSelectorEventLoop"]
 
 
-# %% book/06_event_loop.ipynb cell 80
+# %% book/06_event_loop.ipynb cell 82
 class BaseSelectorEventLoop(BaseEventLoop):
     """The loop core plus a selector: it can block in a poll and be woken."""
 
@@ -71,7 +71,7 @@ class BaseSelectorEventLoop(BaseEventLoop):
             self._ssock.close()
             self._csock.close()
 
-    # %% book/06_event_loop.ipynb cell 83
+    # %% book/06_event_loop.ipynb cell 85
     def _poll(self, timeout: float | None) -> list[tuple[Any, int]]:
         """Block in the selector for up to timeout seconds (None: until woken)."""
         return self._selector.select(timeout)
@@ -100,7 +100,7 @@ class BaseSelectorEventLoop(BaseEventLoop):
         except OSError:
             pass
 
-    # %% book/06_event_loop.ipynb cell 105
+    # %% book/06_event_loop.ipynb cell 107
     def _io_can_arrive(self) -> bool:
         """Return True if the selector watches an fd besides the wake-up socket."""
         # Why True without a selector: a subclass that polls by other means
@@ -108,7 +108,7 @@ class BaseSelectorEventLoop(BaseEventLoop):
         return self._selector is None or len(self._selector.get_map()) > 1
 
 
-# %% book/06_event_loop.ipynb cell 93
+# %% book/06_event_loop.ipynb cell 95
 # The I/O methods of asyncio.AbstractEventLoop that chapter "epoll" builds.
 _IO_METHODS = (
     "add_reader", "remove_reader", "add_writer", "remove_writer",
