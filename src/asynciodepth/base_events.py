@@ -126,7 +126,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         if delay is None:
             raise TypeError("delay must not be None")
         # Why not self.call_at(...): this is the hot path of every sleep;
-        # skipping one call with *args and keywords is ~4% of workload (c).
+        # skipping one call with *args and keywords is a few % of workload (c).
         when = self._now() + delay
         if self._closed:
             raise RuntimeError("Event loop is closed")
