@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import gc
+import inspect
 import logging
 import selectors
 import socket
 import sys
 import threading
+import warnings
 
 import pytest
 
@@ -137,6 +140,21 @@ def test_nan_delay_runs_at_once(setup, loop):
     assert events == ["nan"]
 
 
+def test_a_nan_deadline_leaves_the_other_timers_in_order(setup, loop):
+    """asyncio's heap disorders the timers around a NaN; ours runs the NaN first."""
+    order = []
+    for delay in (0.024, 0.010, float("nan"), 0.040, 0.015, 0.007, 0.041):
+        loop.call_later(delay, order.append, delay)
+    loop.call_later(0.06, loop.stop)
+    loop.run_forever()
+    finite = [delay for delay in order if delay == delay]
+    assert len(order) == 7
+    if setup.ours:
+        assert order[0] != order[0] and finite == sorted(finite)
+    else:  # what the notebook shows of asyncio's loop
+        assert finite != sorted(finite)
+
+
 def test_asyncio_sleep_nan(setup):
     """asyncio.sleep(nan) raises ValueError from 3.13 on, and completes before."""
 
@@ -247,6 +265,24 @@ def test_closed_loop_refuses_work(loop):
     with pytest.raises(RuntimeError, match="^Event loop is closed$"):
         loop.create_task(coro)
     coro.close()
+
+
+def test_a_loop_collected_unclosed_warns_and_closes(setup):
+    """As asyncio's: a ResourceWarning names the loop; a closed loop says nothing."""
+    for close_it in (False, True):
+        loop = setup.new_loop()
+        if close_it:
+            loop.close()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            del loop
+            gc.collect()
+        unclosed = [
+            (w.category, str(w.message).split(" <")[0])
+            for w in caught
+            if "unclosed event loop" in str(w.message)
+        ]
+        assert unclosed == ([] if close_it else [(ResourceWarning, "unclosed event loop")])
 
 
 def test_close_running_loop(loop):
@@ -804,6 +840,22 @@ def test_io_methods_say_they_are_not_there_yet():
             loop.add_reader(0, print)
         with pytest.raises(NotImplementedError, match="create_connection"):
             loop.run_until_complete(loop.create_connection(object, "localhost", 1))
+    finally:
+        loop.close()
+
+
+def test_io_stubs_keep_the_signature_and_kind_of_asyncio_s_methods():
+    """Each stub is made from AbstractEventLoop's: same parameters, async or not."""
+    loop = BaseSelectorEventLoop()
+    try:
+        for name in ("add_reader", "remove_signal_handler", "sock_recv", "create_server"):
+            ours = getattr(loop, name)
+            theirs = getattr(asyncio.AbstractEventLoop, name).__get__(loop)
+            assert ours.__name__ == name
+            assert inspect.signature(ours) == inspect.signature(theirs)
+            assert inspect.iscoroutinefunction(ours) == inspect.iscoroutinefunction(theirs)
+        assert inspect.iscoroutinefunction(loop.sock_recv)
+        assert not inspect.iscoroutinefunction(loop.add_reader)
     finally:
         loop.close()
 

@@ -126,7 +126,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         if delay is None:
             raise TypeError("delay must not be None")
         # Why not self.call_at(...): this is the hot path of every sleep;
-        # skipping one call with *args and keywords is ~4% of workload (c).
+        # skipping one call with *args and keywords is a few % of workload (c).
         when = self._now() + delay
         if self._closed:
             raise RuntimeError("Event loop is closed")
@@ -138,7 +138,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         timer._scheduled = True
         return timer
 
-    # %% book/06_event_loop.ipynb cell 94
+    # %% book/06_event_loop.ipynb cell 98
     def _run_once(self) -> None:
         """Run one iteration: poll, move due timers, run the ready snapshot."""
         ready, scheduled, observer = self._ready, self._scheduled, self._observer
@@ -209,7 +209,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
     def _process_events(self, events: list[tuple[Any, int]]) -> None:
         """Turn the events _poll() returned into ready callbacks (none here)."""
 
-    # %% book/06_event_loop.ipynb cell 102
+    # %% book/06_event_loop.ipynb cell 106
     def _poll_and_wait(self, timeout: float | None) -> int:
         """Poll with timeout; under a virtual clock jump instead of sleeping."""
         clock = self._clock
@@ -231,7 +231,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         """Create a Future (of _future_class) attached to this loop."""
         return self._future_class(loop=self)
 
-    # %% book/06_event_loop.ipynb cell 143
+    # %% book/06_event_loop.ipynb cell 147
     def create_task(self, coro: Any, **kwargs: Any) -> Any:
         """Wrap coro in a Task (or what the task factory makes), schedule it."""
         self._check_closed()
@@ -255,7 +255,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
             task.set_name(name)
         return task
 
-    # %% book/06_event_loop.ipynb cell 139
+    # %% book/06_event_loop.ipynb cell 143
     def run_forever(self) -> None:
         """Run iterations until stop() is called."""
         self._check_closed()
@@ -347,7 +347,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
 
     # %% book/06_event_loop.ipynb cell 58
     def close(self) -> None:
-        """Drop pending callbacks, close the wake-up socket and the executor."""
+        """Drop pending callbacks, shut down the default executor, refuse new work."""
         if self.is_running():
             raise RuntimeError("Cannot close a running event loop")
         if self._closed:
@@ -383,15 +383,15 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         timer = TimerHandle(when, callback, args, self, context)
         if self._debug:
             self._check_debug(timer, "call_at")
-        # Why: asyncio runs a NaN deadline at once (every comparison with NaN
-        # is false). We keep that behaviour but make it explicit, so that NaN
-        # never sits inside the heap and breaks its order.
+        # Why: every comparison with NaN is false. In asyncio's heap a NaN
+        # timer runs when it comes to the top, and disorders the timers
+        # around it; ours runs at once, and NaN never sits inside the heap.
         key = when if when == when else _NEGATIVE_INFINITY
         heapq.heappush(self._scheduled, (key, next(self._timer_sequence), timer))
         timer._scheduled = True
         return timer
 
-    # %% book/06_event_loop.ipynb cell 70
+    # %% book/06_event_loop.ipynb cell 72
     def get_exception_handler(self) -> Callable[..., object] | None:
         """Return the custom exception handler, or None."""
         return self._exception_handler
@@ -423,7 +423,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
     def _callback_failed(self, handle: Handle, exc: BaseException) -> None:
         self.call_exception_handler(_error_context(handle, exc))
 
-    # %% book/06_event_loop.ipynb cell 72
+    # %% book/06_event_loop.ipynb cell 74
     def call_exception_handler(self, context: dict[str, Any]) -> None:
         """Hand an error context to the custom handler, or to the default one."""
         if self._exception_handler is None:
@@ -464,7 +464,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
                     exc_info=True,
                 )
 
-    # %% book/06_event_loop.ipynb cell 78
+    # %% book/06_event_loop.ipynb cell 79
     def call_soon_threadsafe(
         self,
         callback: Callable[..., object],
@@ -491,7 +491,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         """Wake the loop if it is blocked in _poll(); see selector_events.py."""
         raise NotImplementedError
 
-    # %% book/06_event_loop.ipynb cell 98
+    # %% book/06_event_loop.ipynb cell 102
     def _drop_cancelled_timers(self) -> list[tuple[float, int, TimerHandle]]:
         """Drop cancelled timers: all if most are dead, else those on top."""
         scheduled = self._scheduled
@@ -515,7 +515,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
                 heapq.heappop(scheduled)[2]._scheduled = False
         return scheduled
 
-    # %% book/06_event_loop.ipynb cell 102
+    # %% book/06_event_loop.ipynb cell 106
     def _io_can_arrive(self) -> bool:
         """Return True if a poll could report anything but the wake-up socket.
 
@@ -524,7 +524,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         """
         return True
 
-    # %% book/06_event_loop.ipynb cell 137
+    # %% book/06_event_loop.ipynb cell 141
     def _asyncgen_firstiter_hook(self, agen: Any) -> None:
         if self._asyncgens_shutdown_called:
             warnings.warn(
@@ -541,7 +541,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         if not self.is_closed():
             self.call_soon_threadsafe(self.create_task, agen.aclose())
 
-    # %% book/06_event_loop.ipynb cell 143
+    # %% book/06_event_loop.ipynb cell 147
     def set_task_factory(self, factory: Callable[..., Any] | None) -> None:
         """Use factory(loop, coro, **kwargs) in create_task(); None resets."""
         if factory is not None and not callable(factory):
@@ -565,7 +565,7 @@ def _run_until_complete_cb(fut: Any) -> None:
     fut.get_loop().stop()
 
 
-# %% book/06_event_loop.ipynb cell 70
+# %% book/06_event_loop.ipynb cell 72
 def _format_context_value(key: str, value: Any) -> str:
     """One value of an exception context, as asyncio's default handler logs it."""
     if key == "source_traceback":
@@ -577,11 +577,11 @@ def _format_context_value(key: str, value: Any) -> str:
     return title + "".join(traceback.format_list(value)).rstrip()
 
 
-# %% book/06_event_loop.ipynb cell 72
+# %% book/06_event_loop.ipynb cell 74
 _HANDLER_RUNS_IN_CONTEXT = sys.version_info >= (3, 12)
 
 
-# %% book/06_event_loop.ipynb cell 142
+# %% book/06_event_loop.ipynb cell 146
 _VERSION = sys.version_info[:3]
 # create_task(coro, **kwargs) hands its keywords on (eager_start=...) from
 # 3.13.3; 3.13.3 and 3.14+ hand on everything, name and context too.

@@ -74,7 +74,7 @@ class Handle:
         except BaseException as exc:
             self._loop.call_exception_handler(_error_context(self, exc))
 
-    # %% book/06_event_loop.ipynb cell 115
+    # %% book/06_event_loop.ipynb cell 119
     def __repr__(self) -> str:
         state = " cancelled" if self._cancelled else ""
         return f"<{type(self).__name__}{state} {self._describe()}{_created_at(self)}>"
@@ -129,7 +129,7 @@ class TimerHandle(Handle):
         # loop's timer heap.
         self._scheduled = False
 
-    # %% book/06_event_loop.ipynb cell 115
+    # %% book/06_event_loop.ipynb cell 119
     def __repr__(self) -> str:
         state = " cancelled" if self._cancelled else ""
         created = _created_at(self)
@@ -179,7 +179,7 @@ class TimerHandle(Handle):
 class VirtualClock:
     """A clock that only moves when the loop has nothing else to do.
 
-    Give one to the loop (``EventLoop(clock=VirtualClock())``). When no
+    Give one to a loop (``BaseEventLoop(clock=VirtualClock())``). When no
     callback is ready and no I/O or thread has anything for the loop, the loop
     does not sleep until the next timer: it moves this clock forward to the
     timer's deadline and goes on. Programs whose waiting is all timers then
@@ -202,7 +202,7 @@ class VirtualClock:
             self._now = when
 
 
-# %% book/06_event_loop.ipynb cell 68
+# %% book/06_event_loop.ipynb cell 70
 def _error_context(handle: Handle, exc: BaseException) -> dict[str, Any]:
     """The exception handler's context for a callback that raised exc."""
     context = {
@@ -215,7 +215,7 @@ def _error_context(handle: Handle, exc: BaseException) -> dict[str, Any]:
     return context
 
 
-# %% book/06_event_loop.ipynb cell 76
+# %% book/06_event_loop.ipynb cell 93
 # Why asyncio's class: 3.14+ returns it, and callers (CPython's tests among
 # them) check isinstance(handle, asyncio.events._ThreadSafeHandle).
 _ThreadSafeHandle: Any = (
@@ -249,7 +249,7 @@ class _ThreadSafeCall(Handle):
         return _format_callback(handle._callback, handle._args)
 
 
-# %% book/06_event_loop.ipynb cell 115
+# %% book/06_event_loop.ipynb cell 119
 DEBUG_STACK_DEPTH = 10  # asyncio's constants.DEBUG_STACK_DEPTH
 
 
@@ -272,11 +272,11 @@ def _created_at(handle: Handle) -> str:
     return f" created at {frame.filename}:{frame.lineno}"
 
 
-# %% book/06_event_loop.ipynb cell 122
+# %% book/06_event_loop.ipynb cell 126
 class LoopObserver:
     """What the loop tells an observer; subclass and override what you need.
 
-    Set one with ``EventLoop(observer=...)`` or ``loop.set_observer(...)``.
+    Set one with ``BaseEventLoop(observer=...)`` or ``loop.set_observer(...)``.
     All times are ``loop.time()`` values (virtual time under a VirtualClock).
     With no observer the loop pays an ``is None`` test where it would call a
     hook: per ``call_soon``, per poll, per timer that fires, per batch of
@@ -307,7 +307,7 @@ class LoopObserver:
     ) -> None:
         """A ready handle that was not a task step ran from start to end."""
 
-    # %% book/06_event_loop.ipynb cell 123
+    # %% book/06_event_loop.ipynb cell 127
     def on_task_step(
         self,
         loop: asyncio.AbstractEventLoop,

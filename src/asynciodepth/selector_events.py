@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/06_event_loop.ipynb cell 80
+# %% book/06_event_loop.ipynb cell 81
 """Waiting for the outside world: chapter "The event loop".
 
 Builds on ``base_events.py``: ``BaseSelectorEventLoop`` gives the loop core
@@ -16,8 +16,11 @@ and sockets here; until then the I/O methods say so.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import selectors
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from asynciodepth.base_events import BaseEventLoop
@@ -26,7 +29,7 @@ from asynciodepth.events import LoopObserver, VirtualClock
 __all__ = ["BaseSelectorEventLoop"]
 
 
-# %% book/06_event_loop.ipynb cell 81
+# %% book/06_event_loop.ipynb cell 82
 class BaseSelectorEventLoop(BaseEventLoop):
     """The loop core plus a selector: it can block in a poll and be woken."""
 
@@ -68,7 +71,7 @@ class BaseSelectorEventLoop(BaseEventLoop):
             self._ssock.close()
             self._csock.close()
 
-    # %% book/06_event_loop.ipynb cell 83
+    # %% book/06_event_loop.ipynb cell 85
     def _poll(self, timeout: float | None) -> list[tuple[Any, int]]:
         """Block in the selector for up to timeout seconds (None: until woken)."""
         return self._selector.select(timeout)
@@ -97,96 +100,7 @@ class BaseSelectorEventLoop(BaseEventLoop):
         except OSError:
             pass
 
-    # %% book/06_event_loop.ipynb cell 91
-    def add_reader(self, fd: Any, callback: Any, *args: Any) -> None:
-        raise _io_not_implemented("add_reader")
-
-    def remove_reader(self, fd: Any) -> bool:
-        raise _io_not_implemented("remove_reader")
-
-    def add_writer(self, fd: Any, callback: Any, *args: Any) -> None:
-        raise _io_not_implemented("add_writer")
-
-    def remove_writer(self, fd: Any) -> bool:
-        raise _io_not_implemented("remove_writer")
-
-    def add_signal_handler(self, sig: int, callback: Any, *args: Any) -> None:
-        raise _io_not_implemented("add_signal_handler")
-
-    def remove_signal_handler(self, sig: int) -> bool:
-        raise _io_not_implemented("remove_signal_handler")
-
-    async def sock_recv(self, sock: Any, nbytes: int) -> Any:
-        raise _io_not_implemented("sock_recv")
-
-    async def sock_recv_into(self, sock: Any, buf: Any) -> Any:
-        raise _io_not_implemented("sock_recv_into")
-
-    async def sock_recvfrom(self, sock: Any, bufsize: int) -> Any:
-        raise _io_not_implemented("sock_recvfrom")
-
-    async def sock_recvfrom_into(self, sock: Any, buf: Any, nbytes: int = 0) -> Any:
-        raise _io_not_implemented("sock_recvfrom_into")
-
-    async def sock_sendall(self, sock: Any, data: Any) -> Any:
-        raise _io_not_implemented("sock_sendall")
-
-    async def sock_sendto(self, sock: Any, data: Any, address: Any) -> Any:
-        raise _io_not_implemented("sock_sendto")
-
-    async def sock_connect(self, sock: Any, address: Any) -> Any:
-        raise _io_not_implemented("sock_connect")
-
-    async def sock_accept(self, sock: Any) -> Any:
-        raise _io_not_implemented("sock_accept")
-
-    # %% book/06_event_loop.ipynb cell 92
-    async def sock_sendfile(
-        self, sock: Any, file: Any, *args: Any, **kwargs: Any
-    ) -> Any:
-        raise _io_not_implemented("sock_sendfile")
-
-    async def sendfile(
-        self, transport: Any, file: Any, *args: Any, **kwargs: Any
-    ) -> Any:
-        raise _io_not_implemented("sendfile")
-
-    async def start_tls(
-        self, transport: Any, protocol: Any, *args: Any, **kwargs: Any
-    ) -> Any:
-        raise _io_not_implemented("start_tls")
-
-    async def create_connection(self, *args: Any, **kwargs: Any) -> Any:
-        raise _io_not_implemented("create_connection")
-
-    async def create_server(self, *args: Any, **kwargs: Any) -> Any:
-        raise _io_not_implemented("create_server")
-
-    async def create_unix_connection(self, *args: Any, **kwargs: Any) -> Any:
-        raise _io_not_implemented("create_unix_connection")
-
-    async def create_unix_server(self, *args: Any, **kwargs: Any) -> Any:
-        raise _io_not_implemented("create_unix_server")
-
-    async def create_datagram_endpoint(self, *args: Any, **kwargs: Any) -> Any:
-        raise _io_not_implemented("create_datagram_endpoint")
-
-    async def connect_accepted_socket(self, *args: Any, **kwargs: Any) -> Any:
-        raise _io_not_implemented("connect_accepted_socket")
-
-    async def connect_read_pipe(self, *args: Any, **kwargs: Any) -> Any:
-        raise _io_not_implemented("connect_read_pipe")
-
-    async def connect_write_pipe(self, *args: Any, **kwargs: Any) -> Any:
-        raise _io_not_implemented("connect_write_pipe")
-
-    async def subprocess_exec(self, *args: Any, **kwargs: Any) -> Any:
-        raise _io_not_implemented("subprocess_exec")
-
-    async def subprocess_shell(self, *args: Any, **kwargs: Any) -> Any:
-        raise _io_not_implemented("subprocess_shell")
-
-    # %% book/06_event_loop.ipynb cell 103
+    # %% book/06_event_loop.ipynb cell 107
     def _io_can_arrive(self) -> bool:
         """Return True if the selector watches an fd besides the wake-up socket."""
         # Why True without a selector: a subclass that polls by other means
@@ -194,8 +108,40 @@ class BaseSelectorEventLoop(BaseEventLoop):
         return self._selector is None or len(self._selector.get_map()) > 1
 
 
-# %% book/06_event_loop.ipynb cell 91
-def _io_not_implemented(name: str) -> NotImplementedError:
-    return NotImplementedError(
-        f"asynciodepth's loop has no I/O yet: {name}() arrives in chapter 'epoll'"
-    )
+# %% book/06_event_loop.ipynb cell 95
+# The I/O methods of asyncio.AbstractEventLoop that chapter "epoll" builds.
+_IO_METHODS = (
+    "add_reader", "remove_reader", "add_writer", "remove_writer",
+    "add_signal_handler", "remove_signal_handler",
+    "sock_recv", "sock_recv_into", "sock_recvfrom", "sock_recvfrom_into",
+    "sock_sendall", "sock_sendto", "sock_connect", "sock_accept", "sock_sendfile",
+    "sendfile", "start_tls", "create_connection", "create_server",
+    "create_unix_connection", "create_unix_server", "create_datagram_endpoint",
+    "connect_accepted_socket", "connect_read_pipe", "connect_write_pipe",
+    "subprocess_exec", "subprocess_shell",
+)  # fmt: skip
+
+
+def _not_yet(name: str) -> Callable[..., Any]:
+    """asyncio's default for method name, with a message that says where it arrives."""
+    default = getattr(asyncio.AbstractEventLoop, name)
+    message = f"asynciodepth's loop has no I/O yet: {name}() arrives in chapter 'epoll'"
+    if inspect.iscoroutinefunction(default):
+
+        async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            raise NotImplementedError(message)
+
+    else:
+
+        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            raise NotImplementedError(message)
+
+    method.__name__ = name
+    method.__qualname__ = f"BaseSelectorEventLoop.{name}"
+    method.__signature__ = inspect.signature(default)  # type: ignore[attr-defined]
+    return method
+
+
+for _name in _IO_METHODS:
+    setattr(BaseSelectorEventLoop, _name, _not_yet(_name))
+del _name
