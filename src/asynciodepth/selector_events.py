@@ -123,9 +123,12 @@ _IO_METHODS = (
 
 
 def _not_yet(name: str) -> Callable[..., Any]:
-    """asyncio's default for method name, with a message that says where it arrives."""
+    """asyncio's default for method name, with a message that says where I/O arrives."""
     default = getattr(asyncio.AbstractEventLoop, name)
-    message = f"asynciodepth's loop has no I/O yet: {name}() arrives in chapter 'epoll'"
+    message = (
+        f"asynciodepth's loop has no I/O yet: {name}() comes in chapter 'epoll' "
+        "or later"
+    )
     if inspect.iscoroutinefunction(default):
 
         async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
