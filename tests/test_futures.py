@@ -166,6 +166,21 @@ def test_remove_done_callback(new_future, loop):
     assert events == []
 
 
+def test_callback_order_after_removing_the_first(new_future, loop):
+    """A callback added after the first was removed runs after those still registered
+    (ours keeps the first callback in a slot: a new one must not take the empty slot)."""
+    events = []
+    fut = new_future()
+    first, second, third = (lambda f, n=n: events.append(n) for n in "abc")
+    fut.add_done_callback(first)
+    fut.add_done_callback(second)
+    assert fut.remove_done_callback(first) == 1
+    fut.add_done_callback(third)
+    fut.set_result(None)
+    run_pending(loop)
+    assert events == ["b", "c"]
+
+
 def test_callbacks_run_in_their_context(new_future, loop):
     import contextvars
 

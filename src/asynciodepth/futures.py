@@ -201,7 +201,7 @@ class Future:
         self._log_traceback = False
         return self._exception
 
-    # %% book/05_asyncio_sleep.ipynb cell 56
+    # %% book/05_asyncio_sleep.ipynb cell 58
     # Why an iterator and not a generator: a generator per await is one more
     # object per sleep for the garbage collector to traverse. The future as
     # its own (stateless) iterator made workload (c) of
@@ -230,7 +230,7 @@ class Future:
         """Resume the await; value is ignored, the result is the future's."""
         return self.__next__()
 
-    # %% book/05_asyncio_sleep.ipynb cell 60
+    # %% book/05_asyncio_sleep.ipynb cell 62
     def cancel(self, msg: Any = None) -> bool:
         """Cancel the future; return False if it was already done."""
         self._log_traceback = False
@@ -260,7 +260,7 @@ class Future:
         """Return True if the future was cancelled."""
         return self._state == _CANCELLED
 
-    # %% book/05_asyncio_sleep.ipynb cell 66
+    # %% book/05_asyncio_sleep.ipynb cell 68
     def get_loop(self) -> asyncio.AbstractEventLoop:
         """Return the event loop the future is bound to."""
         return self._loop
@@ -278,7 +278,7 @@ class Future:
             return f"finished result={reprlib.repr(self._result)}"
         return self._state.lower()
 
-    # %% book/05_asyncio_sleep.ipynb cell 69
+    # %% book/05_asyncio_sleep.ipynb cell 71
     def __del__(self) -> None:
         if not self._log_traceback:
             return
@@ -323,7 +323,7 @@ async def sleep(delay: float, result: Any = None) -> Any:
         timer.cancel()
 
 
-# %% book/05_asyncio_sleep.ipynb cell 64
+# %% book/05_asyncio_sleep.ipynb cell 66
 def isfuture(obj: object) -> bool:
     """Return True if obj follows asyncio's Future protocol (ours or the stdlib's)."""
     # Why: asyncio recognises futures by this class attribute, not by type, so
