@@ -131,16 +131,7 @@ class Future:
             raise asyncio.InvalidStateError("invalid state")
         self._result = result
         self._state = _FINISHED
-        # Inlined _schedule_callbacks() for the common case, one callback in
-        # the slot: set_result is on every sleep's path.
-        if self._callbacks is None:
-            fn = self._callback0
-            if fn is not None:
-                context = self._context0
-                self._callback0 = self._context0 = None
-                self._loop.call_soon(fn, self, context=context)
-        else:
-            self._schedule_callbacks()
+        self._schedule_callbacks()
 
     # %% book/05_asyncio_sleep.ipynb cell 49
     def set_exception(self, exception: BaseException | type[BaseException]) -> None:
