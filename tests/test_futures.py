@@ -241,6 +241,25 @@ def test_isfuture(new_future):
     assert fut.get_loop() is fut._loop
 
 
+def test_isfuture_is_asyncios_test():
+    """The class must have the mark, whatever its value; the object's must not be None."""
+
+    class MarkedPerObject:
+        _asyncio_future_blocking = None  # the class has the mark...
+
+        def __init__(self) -> None:
+            self._asyncio_future_blocking = False  # ...and each object sets it
+
+    class Unmarked:
+        pass
+
+    unmarked_instance = MarkedPerObject()
+    unmarked_instance._asyncio_future_blocking = None
+    for obj in (MarkedPerObject(), unmarked_instance, MarkedPerObject, Unmarked(), 1):
+        assert isfuture(obj) == asyncio.isfuture(obj), obj
+    assert isfuture(MarkedPerObject())
+
+
 def test_exception_never_retrieved_is_reported(new_future, loop):
     contexts = []
     loop.set_exception_handler(lambda loop, context: contexts.append(context))

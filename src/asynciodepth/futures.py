@@ -320,6 +320,6 @@ def isfuture(obj: object) -> bool:
     # Why: asyncio recognises futures by this class attribute, not by type, so
     # its Task, gather, wait_for... accept ours and we accept theirs.
     return (
-        getattr(obj.__class__, "_asyncio_future_blocking", None) is not None
+        hasattr(obj.__class__, "_asyncio_future_blocking")
         and obj._asyncio_future_blocking is not None
     )
