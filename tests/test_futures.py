@@ -86,6 +86,17 @@ def test_resolved_twice(new_future, future_class, first):
         fut.exception()
 
 
+@pytest.mark.parametrize("bad", [42, "boom", int, object], ids=repr)
+def test_set_exception_refuses_a_non_exception(new_future, future_class, bad):
+    """asyncio's (C) Future: TypeError('invalid exception object'), the future pending."""
+    if future_class is asyncio.futures._PyFuture:
+        pytest.skip("asyncio's pure-Python Future fails later, with AttributeError")
+    fut = new_future()
+    with pytest.raises(TypeError, match="invalid exception object"):
+        fut.set_exception(bad)
+    assert not fut.done()
+
+
 def test_stop_iteration_cannot_be_set(new_future):
     fut = new_future()
     message = (

@@ -138,8 +138,10 @@ class Future:
         """Mark the future done with exception and schedule its callbacks."""
         if self._state != _PENDING:
             raise asyncio.InvalidStateError("invalid state")
-        if isinstance(exception, type):
+        if isinstance(exception, type) and issubclass(exception, BaseException):
             exception = exception()
+        if not isinstance(exception, BaseException):
+            raise TypeError("invalid exception object")
         message = (
             "StopIteration interacts badly with generators and cannot be raised "
             "into a Future"
