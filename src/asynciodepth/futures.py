@@ -49,6 +49,10 @@ class Future:
 
     def __init__(self, *, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Create a pending future attached to loop (default: the current loop)."""
+        # Invariant: _log_traceback is True iff an exception was set and
+        # nobody has looked at it yet; __del__ reports it then. Why first:
+        # __del__ also runs on a future whose __init__ fails below.
+        self._log_traceback = False
         if loop is None:
             loop = asyncio.get_event_loop()
         self._loop = loop
@@ -72,9 +76,6 @@ class Future:
         # True while a Task that received this future from the trap has not
         # yet subscribed to it. The slot on the class marks us as a future.
         self._asyncio_future_blocking = False
-        # Invariant: _log_traceback is True iff an exception was set and
-        # nobody has looked at it yet; __del__ reports it then.
-        self._log_traceback = False
 
     # %% book/05_asyncio_sleep.ipynb cell 43
     def add_done_callback(
