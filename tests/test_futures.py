@@ -86,6 +86,17 @@ def test_resolved_twice(new_future, future_class, first):
         fut.exception()
 
 
+@pytest.mark.parametrize("bad", [42, "boom", int, object], ids=repr)
+def test_set_exception_refuses_a_non_exception(new_future, future_class, bad):
+    """asyncio's (C) Future: TypeError('invalid exception object'), the future pending."""
+    if future_class is asyncio.futures._PyFuture:
+        pytest.skip("asyncio's pure-Python Future fails later, with AttributeError")
+    fut = new_future()
+    with pytest.raises(TypeError, match="invalid exception object"):
+        fut.set_exception(bad)
+    assert not fut.done()
+
+
 def test_stop_iteration_cannot_be_set(new_future):
     fut = new_future()
     message = (
@@ -166,6 +177,21 @@ def test_remove_done_callback(new_future, loop):
     assert events == []
 
 
+def test_callback_order_after_removing_the_first(new_future, loop):
+    """A callback added after the first was removed runs after those still registered
+    (ours keeps the first callback in a slot: a new one must not take the empty slot)."""
+    events = []
+    fut = new_future()
+    first, second, third = (lambda f, n=n: events.append(n) for n in "abc")
+    fut.add_done_callback(first)
+    fut.add_done_callback(second)
+    assert fut.remove_done_callback(first) == 1
+    fut.add_done_callback(third)
+    fut.set_result(None)
+    run_pending(loop)
+    assert events == ["b", "c"]
+
+
 def test_callbacks_run_in_their_context(new_future, loop):
     import contextvars
 
@@ -226,6 +252,35 @@ def test_isfuture(new_future):
     assert fut.get_loop() is fut._loop
 
 
+def test_isfuture_is_asyncios_test():
+    """The class must have the mark, whatever its value; the object's must not be None."""
+
+    class MarkedPerObject:
+        _asyncio_future_blocking = None  # the class has the mark...
+
+        def __init__(self) -> None:
+            self._asyncio_future_blocking = False  # ...and each object sets it
+
+    class Unmarked:
+        pass
+
+    unmarked_instance = MarkedPerObject()
+    unmarked_instance._asyncio_future_blocking = None
+    for obj in (MarkedPerObject(), unmarked_instance, MarkedPerObject, Unmarked(), 1):
+        assert isfuture(obj) == asyncio.isfuture(obj), obj
+    assert isfuture(MarkedPerObject())
+
+
+def test_a_future_whose_init_failed_is_freed_quietly(future_class, monkeypatch):
+    """__del__ runs on a half-made future too (here the loop has no get_debug())."""
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    with pytest.raises(AttributeError):
+        future_class(loop=object())
+    gc.collect()
+    assert unraisable == []
+
+
 def test_exception_never_retrieved_is_reported(new_future, loop):
     contexts = []
     loop.set_exception_handler(lambda loop, context: contexts.append(context))
@@ -274,7 +329,8 @@ def test_our_sleep_on_every_setup(setup):
         events.append(result)
 
     async def main():
-        await asyncio.gather(sleeper("b", 0.02), sleeper("a", 0.01), sleeper("z", 0))
+        # 50 ms apart on a real clock: a loaded machine cannot swap them.
+        await asyncio.gather(sleeper("b", 0.06), sleeper("a", 0.01), sleeper("z", 0))
 
     setup.run(main())
     assert events == ["z", "a", "b"]

@@ -15,7 +15,7 @@ from asynciodepth.hello import typist, typist_sync
 from asynciodepth.coroutines import Driver, await_chain, trap
 
 
-# %% book/05_asyncio_sleep.ipynb cell 75
+# %% book/05_asyncio_sleep.ipynb cell 77
 from asynciodepth.futures import Future, sleep
 
 
