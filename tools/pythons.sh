@@ -91,7 +91,12 @@ setup() {
         if mounted "$v"; then mount_once "$v" --bind "$v"; fi
     done
     # The checkout at its own path, unless an enclosing bind already shows it there.
-    if ! [ "$REPO" -ef "$SID$REPO" ]; then mount_once "$REPO" --bind "$REPO"; fi
+    # Why the umount: a bind left by an earlier checkout at the same path (deleted and
+    # cloned again) still shows the old directory there.
+    if ! [ "$REPO" -ef "$SID$REPO" ]; then
+        if mounted "$SID$REPO"; then umount -l "$SID$REPO"; did="$did unmounted a stale $REPO;"; fi
+        mount_once "$REPO" --bind "$REPO"
+    fi
     [ "$REPO" -ef "$SID$REPO" ] || die "$SID$REPO is not the checkout $REPO"
     for v in $missing; do
         say "python$v: $(chroot "$SID" "python$v" -c 'import sys; print(sys.version.split()[0])')"
