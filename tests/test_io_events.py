@@ -375,16 +375,25 @@ def test_add_reader_on_regular_file_is_refused(any_impl):
     assert run(any_impl, main()) is False
 
 
+def watched_then_closed_with_a_dup(loop):
+    """A socket pair whose a is watched for reading, then closed while a dup lives.
+
+    Returns (a, b, the dup's fd): epoll's entry for a outlives its close.
+    """
+    a, b = socket.socketpair()
+    loop.add_reader(a, pytest.fail, "stale callback ran")
+    keep = os.dup(a.fileno())
+    a.close()
+    return a, b, keep
+
+
 def test_reader_closed_with_a_dup_alive_stops_reporting():
     # epoll(7) Q6: the entry of a socket closed while watched outlives the
     # close while a dup lives. Removing the reader (found by the object) must
     # leave nothing that the poll reports, and the loop must not spin on it.
     async def main():
         loop = asyncio.get_running_loop()
-        a, b = socket.socketpair()
-        loop.add_reader(a, pytest.fail, "stale callback ran")
-        keep = os.dup(a.fileno())
-        a.close()
+        a, b, keep = watched_then_closed_with_a_dup(loop)
         b.send(b"x")
         removed = loop.remove_reader(a)
         for _ in range(3):
@@ -693,10 +702,7 @@ def test_rebuilt_poller_still_wakes_from_a_thread():
     # must be in the new set, or call_soon_threadsafe could not end a poll.
     async def main():
         loop = asyncio.get_running_loop()
-        a, b = socket.socketpair()
-        loop.add_reader(a, pytest.fail, "stale callback ran")
-        keep = os.dup(a.fileno())
-        a.close()
+        a, b, keep = watched_then_closed_with_a_dup(loop)
         epoll_fd = loop.get_poller().fileno()
         loop.remove_reader(a)  # EBADF: the poller rebuilds before its next poll
         done = loop.create_future()
