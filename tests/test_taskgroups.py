@@ -455,15 +455,20 @@ def test_child_names_and_context(setup):
     assert both(setup, scenario) == ["named sees unset", "in-context sees given"]
 
 
+async def a_child_fails_while_the_parent_waits(TG):
+    """A group whose second child fails while the parent waits in __aexit__."""
+    async with TG() as tg:
+        tg.create_task(asyncio.sleep(0.01))
+        tg.create_task(crash(0.02, ValueError("late")))
+        tg.create_task(asyncio.sleep(0.04))
+
+
 def test_uncancel_when_a_child_fails_while_the_parent_waits_in_aexit(setup):
     """Before 3.13 the group's own cancellation stays counted in this case."""
 
     async def scenario(TG, events):
         try:
-            async with TG() as tg:
-                tg.create_task(asyncio.sleep(0.01))
-                tg.create_task(crash(0.02, ValueError("late")))
-                tg.create_task(asyncio.sleep(0.04))
+            await a_child_fails_while_the_parent_waits(TG)
         except* ValueError:
             pass
         events.append(f"cancelling={asyncio.current_task().cancelling()}")
@@ -486,10 +491,7 @@ def test_the_count_left_at_1_defeats_a_timeout_around_the_group(setup, timeout):
         try:
             async with timeout(0.1):
                 try:
-                    async with TG() as tg:
-                        tg.create_task(asyncio.sleep(0.01))
-                        tg.create_task(crash(0.02, ValueError("late")))
-                        tg.create_task(asyncio.sleep(0.04))
+                    await a_child_fails_while_the_parent_waits(TG)
                 except* ValueError:
                     pass
                 await asyncio.sleep(1)  # the deadline passes here

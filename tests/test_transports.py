@@ -875,30 +875,24 @@ def test_accept_out_of_file_descriptors_backs_off(any_impl):
     assert accepts in ((10, 11) if any_impl == "stdlib" else (1,))
 
 
+async def refused_with_all_errors() -> list[str]:
+    """Connect with all_errors=True to a port nobody listens on; name the errors."""
+    loop = asyncio.get_running_loop()
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        port = listening.getsockname()[1]
+    with pytest.raises(ExceptionGroup) as caught:
+        await loop.create_connection(Quiet, "127.0.0.1", port, all_errors=True)
+    return [type(e).__name__ for e in caught.value.exceptions]
+
+
 @pytest.mark.skipif(
     sys.version_info < (3, 12), reason="asyncio's all_errors= is 3.12's"
 )
 def test_create_connection_all_errors(any_impl):
     # all_errors=True (3.12): every failed attempt, in an ExceptionGroup; ours
     # takes it on every version, this test runs it where asyncio has it too.
-    async def main():
-        loop = asyncio.get_running_loop()
-        with socket.create_server(("127.0.0.1", 0)) as listening:
-            port = listening.getsockname()[1]
-        with pytest.raises(ExceptionGroup) as caught:
-            await loop.create_connection(Quiet, "127.0.0.1", port, all_errors=True)
-        return [type(e).__name__ for e in caught.value.exceptions]
-
-    assert run(any_impl, main()) == ["ConnectionRefusedError"]
+    assert run(any_impl, refused_with_all_errors()) == ["ConnectionRefusedError"]
 
 
 def test_create_connection_all_errors_on_every_version(impl):
-    async def main():
-        loop = asyncio.get_running_loop()
-        with socket.create_server(("127.0.0.1", 0)) as listening:
-            port = listening.getsockname()[1]
-        with pytest.raises(ExceptionGroup) as caught:
-            await loop.create_connection(Quiet, "127.0.0.1", port, all_errors=True)
-        return [type(e).__name__ for e in caught.value.exceptions]
-
-    assert run(impl, main()) == ["ConnectionRefusedError"]
+    assert run(impl, refused_with_all_errors()) == ["ConnectionRefusedError"]
