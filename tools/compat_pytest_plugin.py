@@ -8,7 +8,7 @@ PYTHONPATH), configured by the environment:
   tools/run_test_asyncio.py) or ``stdlib`` (nothing patched, loops counted);
 - ``COMPAT_SRC``: the asynciodepth source tree (``ours`` only);
 - ``COMPAT_LOOP_OPTIONS``: ``KEY=VALUE`` pairs separated by spaces, passed to
-  ``asynciodepth.EventLoop``;
+  ``asynciodepth.EventLoop`` (or ``$ASYNCIODEPTH_LOOP``, ``module:Class``);
 - ``COMPAT_OUT``: a file that gets one JSON line per test: its node id, outcome
   (passed, failed, error, skipped, xfailed, xpassed), a one-line reason, and the
   kinds of loops made while it ran (ours, stdlib, internal, none).

@@ -25,6 +25,10 @@ Options:
 ``--stdlib``
     run on asyncio's own loop instead (a baseline: what fails there is the
     environment, e.g. no network or no IPv6). ``--src`` is not needed.
+``ASYNCIODEPTH_LOOP=MODULE:CLASS`` (environment)
+    the loop class of ours to test, instead of ``asynciodepth:EventLoop``, e.g.
+    ``asynciodepth.datagrams:DatagramEventLoop``; also read by the library-suite
+    plugin. Workers inherit it.
 ``--loop-option KEY=VALUE``
     (repeatable) passed to ``asynciodepth.EventLoop(KEY=VALUE)``; VALUE is a Python
     literal if it parses as one (``3``, ``True``, ``'x'``), else the string itself.
@@ -159,6 +163,15 @@ def _parse_options(pairs: list[str]) -> dict[str, Any]:
     return options
 
 
+def ours_class() -> type:
+    """Our loop class: ``$ASYNCIODEPTH_LOOP`` (``module:Class``), else asynciodepth.EventLoop."""
+    import importlib
+
+    spec = os.environ.get("ASYNCIODEPTH_LOOP", "asynciodepth:EventLoop")
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name or "EventLoop")
+
+
 def install(counter: LoopCounter, stdlib: bool, options: dict[str, Any]) -> None:
     """Count every loop made; unless stdlib, make asyncio's loops ours."""
     import asyncio
@@ -199,7 +212,7 @@ def install(counter: LoopCounter, stdlib: bool, options: dict[str, Any]) -> None
 
     asynciodepth.base_events.BaseEventLoop.__init__ = counting_ours_init
 
-    class EventLoop(asynciodepth.EventLoop):
+    class EventLoop(ours_class()):  # type: ignore[misc]
         """asynciodepth's loop, taking asyncio.SelectorEventLoop's arguments."""
 
         def __init__(self, selector: selectors.BaseSelector | None = None) -> None:
@@ -254,7 +267,7 @@ def install_testloop(options: dict[str, Any]) -> None:
         def poll(self, timeout: float | None) -> list[tuple[int, int]]:
             return []
 
-    class TestLoop(asynciodepth.EventLoop):
+    class TestLoop(ours_class()):  # type: ignore[misc]
         def __init__(self, gen: Any = None) -> None:
             self._gen_clock = GeneratorClock()
             super().__init__(
