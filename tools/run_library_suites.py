@@ -4,6 +4,14 @@ Usage::
 
     python3 tools/run_library_suites.py --src PATH/TO/src --setup            # once
     python3 tools/run_library_suites.py --src PATH/TO/src [LIBRARY ...] [-v]
+    python3 tools/run_library_suites.py --src PATH/TO/src --beyond-tcp [--stdlib-only]
+        [--suites-dir DIR] [--logs-dir DIR]
+
+``--beyond-tcp`` runs only each suite's tests of TLS, UDP, subprocesses and
+sendfile (``BEYOND_TCP`` below), and says which selection each regression is in;
+``--stdlib-only`` runs asyncio's loop only (the baseline: outcomes per suite and per
+feature); ``--suites-dir`` uses suites set up elsewhere (e.g. by another checkout),
+``--logs-dir`` keeps this run's logs apart from theirs.
 
 LIBRARY is one of the keys of SUITES below (default: all of them). Each suite runs
 twice, on Python 3.11 (the interpreter of its venv): once on asyncio's own loop and
@@ -141,6 +149,73 @@ SUITES: dict[str, Suite] = {
 }
 
 
+# The tests of each suite that exercise what chapter "Beyond TCP" adds (TLS, UDP,
+# subprocesses, pipes, sendfile through the loop): pytest paths, relative to the
+# directory the suite runs in. Found by grepping the suites for ssl=, start_tls,
+# create_datagram_endpoint, create_subprocess_*, connect_*_pipe and sendfile, and
+# checked against the run on ours of main (every test that failed there with the
+# refusal's NotImplementedError is in here). ``--beyond-tcp`` runs only these.
+# Why janus and async_timeout have none: they never touch those loop methods.
+BEYOND_TCP: dict[str, dict[str, list[str]]] = {
+    "anyio": {
+        "UDP": [
+            "tests/test_sockets.py::TestUDPSocket",
+            "tests/test_sockets.py::TestConnectedUDPSocket",
+            "tests/test_sockets.py::TestUDPSocketBackpressure",
+            "tests/test_sockets.py::TestUNIXDatagramSocket",
+            "tests/test_sockets.py::TestConnectedUNIXDatagramSocket",
+        ],
+        "subprocess": ["tests/test_subprocesses.py", "tests/test_to_process.py"],
+        # anyio's own TLS (ssl.MemoryBIO over a plain TCP stream of the loop).
+        "TLS": ["tests/streams/test_tls.py"],
+    },
+    "websockets": {
+        "TLS": [
+            "tests/asyncio/test_client.py",
+            "tests/asyncio/test_server.py",
+            "tests/asyncio/test_router.py",
+            "tests/legacy/test_client_server.py",
+        ],
+    },
+    "aiohttp": {
+        "TLS": [
+            "tests/test_client_functional.py",
+            "tests/test_connector.py",
+            "tests/test_proxy_functional.py",
+            "tests/test_client_ws_functional.py",
+            "tests/test_run_app.py",
+        ],
+        "subprocess": ["tests/test_loop.py"],
+        "sendfile": ["tests/test_web_sendfile_functional.py"],
+    },
+}
+
+
+def beyond_tcp_feature(name: str, tid: str) -> str | None:
+    """The feature of BEYOND_TCP[name] whose selection holds test id tid, if any.
+
+    The ids the plugin writes are relative to the test directory pytest found
+    (e.g. ``streams/test_tls.py::...`` for ``tests/streams/test_tls.py``).
+    """
+    tfile, _, trest = tid.partition("::")
+    for feature, selected in BEYOND_TCP.get(name, {}).items():
+        for path in selected:
+            pfile, _, pclass = path.partition("::")
+            if not (pfile == tfile or pfile.endswith("/" + tfile)):
+                continue
+            if not pclass or trest == pclass or trest.startswith(pclass + "::"):
+                return feature
+    return None
+
+
+def pytest_args(name: str, suite: Suite, beyond_tcp: bool) -> list[str]:
+    """The suite's pytest arguments; with beyond_tcp, its BEYOND_TCP paths only."""
+    if not beyond_tcp:
+        return suite.args
+    options = [a for a in suite.args if not a.startswith("tests")]
+    return options + [p for ps in BEYOND_TCP.get(name, {}).values() for p in ps]
+
+
 def paths(name: str, suite: Suite) -> tuple[str, str]:
     """(venv, directory pytest runs in) of a library."""
     venv = os.path.join(SUITES_DIR, f"{name}-venv")
@@ -213,7 +288,7 @@ def setup(name: str, suite: Suite, websockets_src: str) -> None:
 
 def run_suite(name: str, suite: Suite, mode: str, args: argparse.Namespace) -> dict:
     venv, cwd = paths(name, suite)
-    logs = os.path.join(SUITES_DIR, "logs")
+    logs = args.logs_dir or os.path.join(SUITES_DIR, "logs")
     os.makedirs(logs, exist_ok=True)
     out = os.path.join(logs, f"{name}-{mode}.jsonl")
     log = os.path.join(logs, f"{name}-{mode}.log")
@@ -249,7 +324,7 @@ def run_suite(name: str, suite: Suite, mode: str, args: argparse.Namespace) -> d
         "-c",
         config,
         f"--timeout={args.timeout}",
-        *suite.args,
+        *pytest_args(name, suite, args.beyond_tcp),
     ]
     t0 = time.monotonic()
     with open(log, "w") as f:
@@ -333,7 +408,24 @@ def compare(stdlib: dict, ours: dict) -> dict[str, Any]:
     return {"groups": groups, "loops_on_ours": loops, "regressions_by_cause": causes}
 
 
+def print_baseline(name: str, suite: Suite, run: dict) -> dict[str, dict[str, int]]:
+    """Print and return a stdlib-only run's outcomes, in all and per BEYOND_TCP feature."""
+    counts: dict[str, dict[str, int]] = {}
+    for tid, rec in run["tests"].items():
+        for key in ("all", beyond_tcp_feature(name, tid)):
+            if key is not None:
+                row = counts.setdefault(key, {})
+                row[rec["outcome"]] = row.get(rec["outcome"], 0) + 1
+    print(f"\n== {name} {suite.version}  (stdlib: {run['status']}, {run['seconds']} s)")
+    for key, row in sorted(counts.items(), key=lambda kv: kv[0] != "all"):
+        shown = ", ".join(f"{k} {v}" for k, v in sorted(row.items()))
+        print(f"   {key:10} tests {sum(row.values())}: {shown}")
+    sys.stdout.flush()
+    return counts
+
+
 def main() -> int:
+    global SUITES_DIR  # --suites-dir
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("libraries", nargs="*", metavar="LIBRARY")
     parser.add_argument("--src", required=True, help="asynciodepth source tree")
@@ -348,12 +440,29 @@ def main() -> int:
     parser.add_argument("--run-timeout", type=float, default=1800)
     parser.add_argument("--json")
     parser.add_argument(
+        "--suites-dir",
+        default=SUITES_DIR,
+        help="where --setup made the suites (default: .suites/ of this checkout)",
+    )
+    parser.add_argument("--logs-dir", help="default: SUITES_DIR/logs")
+    parser.add_argument(
+        "--beyond-tcp",
+        action="store_true",
+        help="run only the tests of BEYOND_TCP (TLS, UDP, subprocess, sendfile)",
+    )
+    parser.add_argument(
+        "--stdlib-only",
+        action="store_true",
+        help="run on asyncio's loop only: the baseline, counts per suite and feature",
+    )
+    parser.add_argument(
         "-v",
         "--verbose",
         action="store_true",
         help="list every regression (else up to 15 per cause)",
     )
     args = parser.parse_args()
+    SUITES_DIR = os.path.abspath(args.suites_dir)
     args.src = os.path.abspath(args.src)
     names = args.libraries or list(SUITES)
     for name in names:
@@ -366,6 +475,11 @@ def main() -> int:
     report = {}
     for name in names:
         suite = SUITES[name]
+        if args.stdlib_only:
+            run = run_suite(name, suite, "stdlib", args)
+            report[name] = {"version": suite.version, "runs": {"stdlib": run}}
+            report[name]["counts"] = print_baseline(name, suite, run)
+            continue
         runs = {mode: run_suite(name, suite, mode, args) for mode in ("stdlib", "ours")}
         result = compare(runs["stdlib"], runs["ours"])
         report[name] = {"version": suite.version, "runs": runs, **result}
@@ -389,6 +503,15 @@ def main() -> int:
             f" asyncio's real loop {loops['stdlib']}, internal {loops['internal']},"
             f" none {loops['none']}"
         )
+        features: dict[str, int] = {}
+        for tid in g["regressions"]:
+            feature = beyond_tcp_feature(name, tid) or "elsewhere"
+            features[feature] = features.get(feature, 0) + 1
+        if features:
+            print(
+                "   regressions by Beyond-TCP selection: "
+                + ", ".join(f"{f} {n}" for f, n in sorted(features.items()))
+            )
         for cause, items in sorted(result["regressions_by_cause"].items()):
             print(f"   regressions, {cause}: {len(items)}")
             for tid, reason in items if args.verbose else items[:15]:
