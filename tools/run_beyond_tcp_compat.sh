@@ -12,7 +12,8 @@
 #   ASYNCIODEPTH_LOOP   module:Class of ours to test (default asynciodepth:EventLoop)
 #   OUT                 where the results go (default ./baseline-beyond-tcp): per
 #                       version OUT/<version>[-stdlib].json (--json), .txt (the
-#                       runner's table and failing ids), and a failures dir
+#                       runner's table and failing ids), and a failures dir (for
+#                       3.14/3.15 an OUT outside /work is the chroot's: $sid/OUT)
 #   MODULES             the modules (default: the 7 below)
 #   TIMEOUT_PER_TEST    default 20 s (a longer test is a hang)
 # Prints, after all versions: run/pass/fail/err/skip/hang/ours per module and version.
@@ -41,19 +42,26 @@ fi
 opts="--timeout-per-test ${TIMEOUT_PER_TEST:-20} --timeout-per-module 900 -v"
 jsons=
 for v in $versions; do
+  # seen: where the files the runner writes are seen from here. Why: in the chroot
+  # only /work is the host's; an OUT elsewhere (e.g. /tmp) is $sid/OUT from here.
+  seen=$out
   case $v in
     3.14.*) py="chroot $sid python3.14" ;;
     3.15.*) py="chroot $sid python3.15" ;;
     *) py="env PYENV_VERSION=$v python3" ;;
   esac
+  case $v:$out in
+    3.1[45].*:/work/*) ;;
+    3.1[45].*) seen=$sid$out; mkdir -p "$seen" ;;
+  esac
   name=$v$suffix
   echo "== Python $v ($name): $modules" >&2
-  rm -rf "$out/$name-failures"
+  rm -rf "$seen/$name-failures"
   # shellcheck disable=SC2086  # the options and modules are word lists
   $py "$top/tools/run_test_asyncio.py" $loop $opts --json "$out/$name.json" \
     --failures-dir "$out/$name-failures" $modules > "$out/$name.txt" 2>&1
   sed -n '/^TOTAL/p' "$out/$name.txt" >&2
-  jsons="$jsons $out/$name.json"
+  jsons="$jsons $seen/$name.json"
 done
 # shellcheck disable=SC2086
 python3 - $jsons <<'EOF'
