@@ -99,7 +99,7 @@ def expect_refusal_while_stubbed(request, name: str, method: str) -> None:
         )
 
 
-class fd_and_child_check:
+class same_fd_count:
     """Context manager: the fd count after equals the one before, after a gc."""
 
     def __enter__(self):
@@ -177,7 +177,7 @@ def test_tls_8mib_payload_hash_checked(request, loop_name):
             digest = await tls_echo_client(port, data)
         return digest
 
-    with fd_and_child_check():
+    with same_fd_count():
         assert run(loop_name, main(), timeout=30) == sha(data)
 
 
@@ -203,7 +203,7 @@ def test_100_concurrent_tls_clients_hash_checked(request, loop_name):
             )
         return handshakes, digests
 
-    with fd_and_child_check(), raised_fd_limit(8 * TLS_CLIENTS):
+    with same_fd_count(), raised_fd_limit(8 * TLS_CLIENTS):
         handshakes, digests = run(loop_name, main(), timeout=40)
     assert handshakes == TLS_CLIENTS
     assert digests == [sha(p) for p in payloads]
@@ -241,7 +241,7 @@ def test_200_concurrent_cat_children_hash_checked(request, loop_name):
         codes = [child.returncode for child in children]
         return open_during, [sha(out) for out, _ in outputs], codes
 
-    with fd_and_child_check() as fds, raised_fd_limit(4096):
+    with same_fd_count() as fds, raised_fd_limit(4096):
         open_during, digests, codes = run(loop_name, main(), timeout=60)
     assert open_during >= fds.before + 2 * CAT_CHILDREN  # really concurrent
     assert digests == [sha(p) for p in payloads]
@@ -337,7 +337,7 @@ def test_10000_udp_datagrams_echoed_none_lost(request, loop_name):
         lost = DATAGRAMS - len(sender.received)
         return lost, timed_out, sender.corrupt, sender.duplicates, sender.errors
 
-    with fd_and_child_check():
+    with same_fd_count():
         lost, timed_out, corrupt, duplicates, errors = run(
             loop_name, main(), timeout=30
         )
