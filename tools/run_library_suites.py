@@ -211,9 +211,10 @@ def beyond_tcp_feature(name: str, tid: str) -> str | None:
 # Suites that --beyond-tcp still runs whole (their selection only classifies).
 # Why websockets: run without the rest of tests/asyncio, its test_client.py
 # ClientTests.test_reconnect loops forever reconnecting (after the rest it fails at
-# once), and pytest-timeout's signal can land in a loop callback, where the loop's
-# exception handler swallows it: the run hung for 10 minutes. The whole suite takes
-# 6 s on stdlib.
+# once), and pytest-timeout did not end it: the run hung for 10 minutes on stdlib
+# (a guess, not checked: its signal landed in a loop callback, whose exception the
+# loop's handler logs; alone, outside the runner, the timeout ended it). The whole
+# suite takes 6 s on stdlib.
 RUN_WHOLE = {"websockets"}
 
 
