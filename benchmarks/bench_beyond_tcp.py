@@ -188,7 +188,9 @@ def starter(bench: str):
 async def measure(bench: str, size: int, clients: int, duration: float, repeats: int):
     counter = Counter()
     start, default_size = starter(bench)
-    cleanup = await start(size if default_size is None else default_size, clients, counter)
+    if default_size is not None:
+        size = default_size
+    cleanup = await start(size, clients, counter)
     await asyncio.sleep(min(0.3, duration))  # warm-up
     rates: dict[str, list[float]] = {"wall": [], "cpu": []}
     start_count = counter.requests

@@ -2,8 +2,8 @@
 
 Each test runs on ``stdlib`` (asyncio's own loop) and on ``ours``
 (``asynciodepth.EventLoop``, the package's final loop, or the class that
-``$ASYNCIODEPTH_LOOP=module:Class`` names, e.g. one section's loop). Every payload is checked
-by its SHA-256, every run is bounded by a timeout, and the fd count (and, for
+``$ASYNCIODEPTH_LOOP=module:Class`` names, e.g. one section's loop). Every payload
+is checked by its SHA-256, every run is bounded by a timeout, and the fd count (and, for
 children, the zombies) are compared before and after.
 
 While a feature is still one of chapter 08b's refusing stubs on ``ours``, that
@@ -46,7 +46,7 @@ WINDOW = 32
 
 
 def ours_class() -> type:
-    """Our loop class: $ASYNCIODEPTH_LOOP (module:Class), else asynciodepth.EventLoop."""
+    """Our loop class: $ASYNCIODEPTH_LOOP (module:Class), or asynciodepth.EventLoop."""
     spec = os.environ.get("ASYNCIODEPTH_LOOP")
     if not spec:
         return asynciodepth.EventLoop
@@ -86,7 +86,7 @@ def sha(data: bytes) -> str:
 
 
 def expect_refusal_while_stubbed(request, name: str, method: str) -> None:
-    """On ours, xfail (strictly, NotImplementedError only) while method is 08b's stub."""
+    """On ours, a strict xfail (NotImplementedError only) while method is 08b's stub."""
     if name != "ours":
         return
     if getattr(ours_class(), method) is getattr(ConnectionEventLoop, method):
@@ -268,7 +268,7 @@ class Echo(asyncio.DatagramProtocol):
 
 
 class WindowedSender(asyncio.DatagramProtocol):
-    """Counts echoed datagrams: good, corrupt or duplicated; frees a window slot each."""
+    """Counts the echoes: good, corrupt or duplicated; each frees a window slot."""
 
     def __init__(self) -> None:
         self.window = asyncio.Semaphore(WINDOW)

@@ -419,7 +419,7 @@ def compare(stdlib: dict, ours: dict) -> dict[str, Any]:
 
 
 def print_baseline(name: str, suite: Suite, run: dict) -> dict[str, dict[str, int]]:
-    """Print and return a stdlib-only run's outcomes, in all and per BEYOND_TCP feature."""
+    """Print and return a stdlib-only run's outcomes, all and per BEYOND_TCP feature."""
     counts: dict[str, dict[str, int]] = {}
     for tid, rec in run["tests"].items():
         for key in ("all", beyond_tcp_feature(name, tid)):
