@@ -236,10 +236,15 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         self._finished = False  # connection_lost() is scheduled
         self._exited = loop.create_future()  # the returncode, once reaped
         self._exit_waiters: list[asyncio.Future] = []  # _wait() before 3.13
-        self._proc = subprocess.Popen(
-            args, shell=shell, stdin=stdin, stdout=stdout, stderr=stderr,
-            universal_newlines=False, bufsize=bufsize, **kwargs,
-        )  # fmt: skip
+        self._pid: int | None = None
+        try:
+            self._proc = subprocess.Popen(
+                args, shell=shell, stdin=stdin, stdout=stdout, stderr=stderr,
+                universal_newlines=False, bufsize=bufsize, **kwargs,
+            )  # fmt: skip
+        except BaseException:
+            self._closed = True  # no child: nothing to close, nothing to warn of
+            raise
         self._pid = self._proc.pid
         self._extra["subprocess"] = self._proc
 
