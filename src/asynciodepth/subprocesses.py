@@ -373,7 +373,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
                 raw.close()  # not connected yet: no transport will close it
         if self._returncode is None and proc.returncode is None:
             try:
-                os.kill(self._pid, signal.SIGKILL)
+                proc.kill()  # Popen's: it does nothing if Popen has reaped the child
             except (ProcessLookupError, PermissionError):
                 pass
 
