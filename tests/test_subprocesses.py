@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import warnings
 
 import pytest
@@ -342,3 +343,16 @@ def test_no_child_watcher_policy_needed():
                 # A watcher that is not attached would make asyncio's loop fail.
                 assert run("epoll-pidfd", main()) == 0
     assert run("selectors-thread", main()) == 0
+
+
+@pytest.mark.parametrize("loop_name", ["selectors-thread", "epoll-thread-pytask"])
+def test_thread_watcher_leaves_the_pid_reserved_until_the_loop_reaps(loop_name):
+    async def main():
+        child = await asyncio.create_subprocess_exec("sleep", "10")
+        child.kill()
+        time.sleep(0.3)  # the loop can't run: the watcher thread has seen the exit
+        info = os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG)
+        child.kill()  # still safe: the pid is our zombie's
+        return info.si_pid == child.pid, child.returncode, await child.wait()
+
+    assert run(loop_name, main()) == (True, None, -9)

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import warnings
 from typing import Any, Callable
 
@@ -47,6 +48,7 @@ def _pidfd_works() -> bool:
     return True
 
 
+# %% book/08d_subprocesses.ipynb cell 25
 def _reap(pid: int) -> int | None:
     """Wait for child pid; return its exit code (-N: killed by signal N).
 
@@ -59,7 +61,20 @@ def _reap(pid: int) -> int | None:
     return os.waitstatus_to_exitcode(status)
 
 
-# %% book/08d_subprocesses.ipynb cell 25
+def _wait_exited(pid: int) -> None:
+    """Block until child pid has exited, leaving it unreaped for _reap()."""
+    while True:
+        try:
+            info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+        except ChildProcessError:
+            return  # reaped elsewhere
+        # Why the check: macOS's waitid() also reports a stopped child.
+        if info is None or info.si_code in (os.CLD_EXITED, os.CLD_KILLED, os.CLD_DUMPED):
+            return
+        time.sleep(0.01)
+
+
+# %% book/08d_subprocesses.ipynb cell 27
 class SubprocessEventLoop(PipeEventLoop):
     """PipeEventLoop with subprocesses: subprocess_exec(), subprocess_shell().
 
@@ -80,6 +95,9 @@ class SubprocessEventLoop(PipeEventLoop):
         # Invariant: _child_pidfds[pid] is the open pidfd, registered for reading,
         # of each child the pidfd watcher watches and has not reaped yet.
         self._child_pidfds: dict[int, int] = {}
+        # Invariant: the pids whose exit a watcher thread has seen and handed to
+        # the loop, not reaped yet; close() reaps them if the loop won't.
+        self._child_exits_queued: set[int] = set()
 
     def _child_watch(self, transport: SubprocessTransport) -> None:
         pid = transport.get_pid()
@@ -101,14 +119,20 @@ class SubprocessEventLoop(PipeEventLoop):
         os.close(pidfd)
         transport._process_exited(_reap(pid))
 
+    # %% book/08d_subprocesses.ipynb cell 29
     def _child_wait_in_thread(self, pid: int, transport: SubprocessTransport) -> None:
-        returncode = _reap(pid)  # in the watcher thread
+        _wait_exited(pid)  # in the watcher thread; the child stays a zombie
+        self._child_exits_queued.add(pid)
         try:
-            self.call_soon_threadsafe(transport._process_exited, returncode)
-        except RuntimeError:  # the loop is closed; the child is reaped anyway
-            pass
+            self.call_soon_threadsafe(self._child_reap, pid, transport)
+        except RuntimeError:  # the loop is closed: reap the child here
+            _reap(pid)
 
-    # %% book/08d_subprocesses.ipynb cell 34
+    def _child_reap(self, pid: int, transport: SubprocessTransport) -> None:
+        self._child_exits_queued.discard(pid)
+        transport._process_exited(_reap(pid))
+
+    # %% book/08d_subprocesses.ipynb cell 38
     async def _make_subprocess_transport(
         self, protocol: Any, args: Any, shell: bool, stdin: Any, stdout: Any,
         stderr: Any, bufsize: int, extra: Any = None, **kwargs: Any,
@@ -128,7 +152,7 @@ class SubprocessEventLoop(PipeEventLoop):
             raise
         return transport
 
-    # %% book/08d_subprocesses.ipynb cell 36
+    # %% book/08d_subprocesses.ipynb cell 40
     async def subprocess_exec(
         self, protocol_factory: Callable[[], Any], program: Any, *args: Any,
         stdin: Any = subprocess.PIPE, stdout: Any = subprocess.PIPE,
@@ -165,7 +189,7 @@ class SubprocessEventLoop(PipeEventLoop):
         )
         return transport, protocol
 
-    # %% book/08d_subprocesses.ipynb cell 48
+    # %% book/08d_subprocesses.ipynb cell 52
     def close(self) -> None:
         """Close the loop; children still watched are reaped by a thread each."""
         if not self.is_running() and not self.is_closed():
@@ -174,10 +198,13 @@ class SubprocessEventLoop(PipeEventLoop):
                 os.close(pidfd)
                 threading.Thread(target=_reap, args=(pid,), daemon=True).start()
             self._child_pidfds.clear()
+            for pid in list(self._child_exits_queued):  # exited, hand-over not run
+                _reap(pid)
+            self._child_exits_queued.clear()
         super().close()
 
 
-# %% book/08d_subprocesses.ipynb cell 27
+# %% book/08d_subprocesses.ipynb cell 31
 class _PipeProtocol(asyncio.Protocol):
     """The protocol of one of the child's pipes: reports to the SubprocessTransport."""
 
@@ -203,7 +230,7 @@ class _PipeProtocol(asyncio.Protocol):
         self.proc._protocol.resume_writing()
 
 
-# %% book/08d_subprocesses.ipynb cell 28
+# %% book/08d_subprocesses.ipynb cell 32
 class SubprocessTransport(asyncio.SubprocessTransport):
     """A child process and its pipes, as one transport for a SubprocessProtocol."""
 
@@ -265,7 +292,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         loop.call_soon(_set_result_unless_cancelled, made, None)
         await made
 
-    # %% book/08d_subprocesses.ipynb cell 30
+    # %% book/08d_subprocesses.ipynb cell 34
     def _call(self, callback: Callable[..., Any], *args: Any) -> None:
         if self._pending_calls is not None:
             self._pending_calls.append((callback, args))
@@ -320,7 +347,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         self._exit_waiters.append(waiter)
         return await waiter
 
-    # %% book/08d_subprocesses.ipynb cell 32
+    # %% book/08d_subprocesses.ipynb cell 36
     def get_pid(self) -> int:
         """Return the child's process id."""
         return self._pid
@@ -377,7 +404,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             except (ProcessLookupError, PermissionError):
                 pass
 
-    # %% book/08d_subprocesses.ipynb cell 48
+    # %% book/08d_subprocesses.ipynb cell 52
     def __repr__(self) -> str:
         state = "running" if self._returncode is None else f"returncode={self._returncode}"
         return f"<SubprocessTransport pid={self._pid} {state}>"
@@ -388,13 +415,13 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             self.close()
 
 
-# %% book/08d_subprocesses.ipynb cell 30
+# %% book/08d_subprocesses.ipynb cell 34
 # Why: asyncio's wait() returns at the child's exit from 3.13 on (gh-119710),
 # at connection_lost() before.
 _WAKES_AT_EXIT = sys.version_info >= (3, 13)
 
 
-# %% book/08d_subprocesses.ipynb cell 34
+# %% book/08d_subprocesses.ipynb cell 38
 def _check_popen_options(
     shell_wanted: bool, universal_newlines: bool, shell: Any, bufsize: int,
     text: Any, encoding: Any, errors: Any,
