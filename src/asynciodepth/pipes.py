@@ -80,7 +80,7 @@ class _PipeTransport(asyncio.BaseTransport):
             self._pipe.close()
             self._pipe = None
 
-    # %% book/08d_subprocesses.ipynb cell 44
+    # %% book/08d_subprocesses.ipynb cell 48
     def _quiet(self, exc: BaseException) -> bool:
         """Return True for the errors of normal life, which the log doesn't get."""
         return isinstance(exc, OSError) and exc.errno == errno.EIO
@@ -161,7 +161,7 @@ class ReadPipeTransport(_PipeTransport, asyncio.ReadTransport):
         if not self._closing:
             self._close(None)
 
-    # %% book/08d_subprocesses.ipynb cell 42
+    # %% book/08d_subprocesses.ipynb cell 46
     def pause_reading(self) -> None:
         """Stop calling data_received(); the writer's bytes back up in the kernel."""
         if not self.is_reading():
@@ -340,7 +340,7 @@ class WritePipeTransport(_PipeTransport, asyncio.WriteTransport):
             self._loop._remove_writer(self._fileno)
         super()._close(exc)
 
-    # %% book/08d_subprocesses.ipynb cell 44
+    # %% book/08d_subprocesses.ipynb cell 48
     def _quiet(self, exc: BaseException) -> bool:
         return isinstance(exc, OSError)  # EPIPE, ECONNRESET...: the reader's doing
 
