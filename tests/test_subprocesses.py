@@ -356,3 +356,23 @@ def test_thread_watcher_leaves_the_pid_reserved_until_the_loop_reaps(loop_name):
         return info.si_pid == child.pid, child.returncode, await child.wait()
 
     assert run(loop_name, main()) == (True, None, -9)
+
+
+@pytest.mark.parametrize("turns", range(5))
+def test_cancelled_while_the_pipes_connect(loop_name, turns):
+    async def main():
+        creating = asyncio.ensure_future(
+            asyncio.create_subprocess_exec(
+                "sleep", "10", stdin=PIPE, stdout=PIPE, stderr=PIPE
+            )
+        )
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        creating.cancel()
+        try:
+            await creating
+        except asyncio.CancelledError:
+            return "cancelled"
+
+    # The fixture checks that the child was killed and reaped, its pipes closed.
+    assert run(loop_name, main()) == "cancelled"
