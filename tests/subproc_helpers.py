@@ -43,7 +43,8 @@ def open_fds() -> int:
 def has_children() -> bool:
     """True if a child of ours is alive or a zombie."""
     try:
-        os.waitpid(-1, os.WNOHANG)
+        # WNOWAIT: look without reaping, so a zombie left behind is seen, not fixed.
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
     except ChildProcessError:
         return False
     return True
