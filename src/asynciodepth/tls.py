@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from asynciodepth.tls_transport import TLSProtocol, TLSTransport
 from asynciodepth.transports import SocketTransport
-from asynciodepth.unix_events import EventLoop as UnixEventLoop
+from asynciodepth.unix_events import UnixEventLoop
 
 __all__ = ["TLSEventLoop"]
 
