@@ -20,7 +20,7 @@ import pytest
 import tls_certs
 
 from asynciodepth.tls import TLSEventLoop
-from asynciodepth.tls_transport import TLSTransport
+from asynciodepth.tls_transport import SSLTransport
 
 LOOPS = ["stdlib", "epoll", "selectors", "epoll+pytask"]
 
@@ -728,6 +728,6 @@ def test_context_freed_without_gc(loop_name: str) -> None:
 
 
 def test_tls_transport_class() -> None:
-    assert TLSTransport._start_tls_compatible is True
-    assert TLSTransport._sendfile_compatible == asyncio.constants._SendfileMode.FALLBACK
+    assert SSLTransport._start_tls_compatible is True
+    assert SSLTransport._sendfile_compatible == asyncio.constants._SendfileMode.FALLBACK
     assert sys.version_info >= (3, 11)

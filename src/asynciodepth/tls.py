@@ -6,7 +6,7 @@
 """The TLS loop: chapter "Beyond TCP", section "TLS".
 
 Builds on ``unix_events.py`` (``UnixEventLoop``) and ``tls_transport.py``
-(``TLSProtocol``, ``TLSTransport``): ``TLSEventLoop`` accepts ``ssl=`` in
+(``SSLProtocol``, ``SSLTransport``): ``TLSEventLoop`` accepts ``ssl=`` in
 create_connection, create_server, create_unix_connection, create_unix_server
 and connect_accepted_socket, and adds ``start_tls``. CPython has these in
 ``asyncio/base_events.py`` and ``asyncio/unix_events.py``.
@@ -20,7 +20,7 @@ import ssl
 from asyncio import constants
 from typing import Any, Callable
 
-from asynciodepth.tls_transport import TLSProtocol, TLSTransport
+from asynciodepth.tls_transport import SSLProtocol, SSLTransport
 from asynciodepth.transports import SocketTransport
 from asynciodepth.unix_events import UnixEventLoop
 
@@ -86,20 +86,20 @@ class TLSEventLoop(UnixEventLoop):
         handshake_timeout: float | None,
         shutdown_timeout: float | None,
         waiter: asyncio.Future | None = None,
-    ) -> Callable[[], TLSProtocol]:
+    ) -> Callable[[], SSLProtocol]:
         """A protocol factory for the plain transport: TLS around the user's."""
         context = _tls_context(ssl_, server_side, server_hostname)
         timeouts = _timeouts(handshake_timeout, shutdown_timeout)
 
-        def factory() -> TLSProtocol:
-            return TLSProtocol(
+        def factory() -> SSLProtocol:
+            return SSLProtocol(
                 self, protocol_factory(), context, waiter, server_side,
                 server_hostname, **timeouts,
             )
 
         return factory
 
-    async def _tls_connected(self, pair: tuple[Any, TLSProtocol], waiter: Any) -> Any:
+    async def _tls_connected(self, pair: tuple[Any, SSLProtocol], waiter: Any) -> Any:
         """Wait for the handshake of a new connection; return the app's pair."""
         plain, tls = pair
         try:
@@ -273,7 +273,7 @@ class TLSEventLoop(UnixEventLoop):
         server_hostname: str | None = None,
         ssl_handshake_timeout: float | None = None,
         ssl_shutdown_timeout: float | None = None,
-    ) -> TLSTransport:
+    ) -> SSLTransport:
         """Upgrade a plain connection to TLS; return the transport to use now."""
         if not isinstance(sslcontext, ssl.SSLContext):
             raise TypeError(
@@ -286,7 +286,7 @@ class TLSEventLoop(UnixEventLoop):
         ):
             raise TypeError(f"transport {transport!r} is not supported by start_tls()")
         waiter = self.create_future()
-        tls = TLSProtocol(
+        tls = SSLProtocol(
             self, protocol, sslcontext, waiter, server_side, server_hostname,
             call_connection_made=False,
             **_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout),

@@ -6,9 +6,9 @@
 """TLS over any stream transport: chapter "Beyond TCP", section "TLS".
 
 Builds on the transports of chapter "Transports, protocols and streams": a
-``TLSProtocol`` is the protocol of a plain transport (a ``SocketTransport``); it
+``SSLProtocol`` is the protocol of a plain transport (a ``SocketTransport``); it
 runs an ``ssl.SSLObject`` over two ``ssl.MemoryBIO`` buffers and gives the
-user's protocol a ``TLSTransport`` that carries plaintext. CPython's
+user's protocol a ``SSLTransport`` that carries plaintext. CPython's
 counterpart is ``asyncio/sslproto.py``.
 """
 
@@ -22,7 +22,7 @@ import warnings
 from asyncio import constants
 from typing import Any, Callable
 
-__all__ = ["TLSProtocol", "TLSTransport"]
+__all__ = ["SSLProtocol", "SSLTransport"]
 
 logger = logging.getLogger("asyncio")
 
@@ -32,7 +32,7 @@ _AGAIN = (ssl.SSLWantReadError, ssl.SSLSyscallError)
 
 
 # %% book/08e_tls.ipynb cell 6
-class TLSProtocol(asyncio.Protocol):
+class SSLProtocol(asyncio.Protocol):
     """The protocol of a plain transport that speaks TLS to the peer.
 
     It owns an SSLObject over two memory BIOs: what the socket brings goes into
@@ -75,7 +75,7 @@ class TLSProtocol(asyncio.Protocol):
         # "new" until the app protocol has its connection_made(), then "made",
         # "eof" after its eof_received(), "lost" after connection_lost().
         self._app_state = "new" if call_connection_made else "made"
-        self._app_transport = TLSTransport(loop, self)
+        self._app_transport = SSLTransport(loop, self)
         self._set_app_protocol(app_protocol)
         self._init_flow_control()
 
@@ -471,14 +471,14 @@ def _limits(high: int | None, low: int | None, default_high: int) -> tuple[int, 
 
 
 # %% book/08e_tls.ipynb cell 29
-class TLSTransport(asyncio.Transport):
+class SSLTransport(asyncio.Transport):
     """What the user's protocol sees: plaintext in, plaintext out."""
 
     # As asyncio's: start_tls() may wrap it again; sendfile() falls back to write().
     _start_tls_compatible = True
     _sendfile_compatible = constants._SendfileMode.FALLBACK
 
-    def __init__(self, loop: Any, tls_protocol: TLSProtocol) -> None:
+    def __init__(self, loop: Any, tls_protocol: SSLProtocol) -> None:
         super().__init__()
         self._loop = loop
         self._ssl_protocol: Any = tls_protocol
@@ -588,8 +588,8 @@ class TLSTransport(asyncio.Transport):
     def __del__(self, _warn: Any = warnings.warn) -> None:
         if not self._closed:
             self._closed = True
-            _warn("unclosed transport <asynciodepth TLSTransport>", ResourceWarning)
+            _warn("unclosed transport <asynciodepth SSLTransport>", ResourceWarning)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
-        return f"<TLSTransport {state}>"
+        return f"<SSLTransport {state}>"
