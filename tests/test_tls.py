@@ -731,3 +731,83 @@ def test_tls_transport_class() -> None:
     assert SSLTransport._start_tls_compatible is True
     assert SSLTransport._sendfile_compatible == asyncio.constants._SendfileMode.FALLBACK
     assert sys.version_info >= (3, 11)
+
+
+# ---- fixes asyncio made in 3.14, which ours has on every version ------------------
+
+OURS = [name for name in LOOPS if name != "stdlib"]
+
+
+@pytest.mark.parametrize("loop_name", OURS)
+def test_start_tls_takes_the_hello_a_stream_reader_buffered(loop_name: str) -> None:
+    """The server's reader holds the client's hello when it calls start_tls()."""
+
+    async def main() -> bytes:
+        async def serve(reader: Any, writer: Any) -> None:
+            await reader._wait_for_data("test")  # the hello is in the buffer now
+            assert reader._buffer
+            await writer.start_tls(server_ctx())
+            writer.write(await reader.readline())
+            await writer.drain()
+            writer.close()
+
+        async with await asyncio.start_server(serve, "127.0.0.1", 0) as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port_of(server))
+            await writer.start_tls(client_ctx(), server_hostname="localhost")
+            writer.write(b"ping\n")
+            line = await reader.readline()
+            writer.close()
+            await writer.wait_closed()
+            return line
+
+    assert run(loop_name, main()) == b"ping\n"
+
+
+@pytest.mark.parametrize("close_first", [True, False])
+@pytest.mark.parametrize("loop_name", OURS)
+def test_shutdown_timeout_with_a_peer_that_stops_reading(
+    loop_name: str, close_first: bool
+) -> None:
+    """The peer sends EOF and never reads: the shutdown timeout still ends it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    filled, release = threading.Event(), threading.Event()
+
+    def peer() -> None:
+        conn, _ = listener.accept()
+        with server_ctx().wrap_socket(conn, server_side=True) as tls:
+            filled.wait(10)
+            tls.shutdown(socket.SHUT_WR)
+            release.wait(10)
+
+    thread = threading.Thread(target=peer)
+    thread.start()
+
+    class Writer(Recorder):
+        paused = False
+
+        def pause_writing(self) -> None:
+            self.paused = True
+
+    async def main() -> str:
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.create_connection(
+            Writer, *listener.getsockname(), ssl=client_ctx(),
+            server_hostname="localhost", ssl_shutdown_timeout=0.2,
+        )
+        while not protocol.paused:
+            transport.write(bytes(256 * 1024))
+            await asyncio.sleep(0)
+        if close_first:
+            transport.close()
+        filled.set()
+        await protocol.lost
+        return protocol.events[-1]
+
+    try:
+        last = run(loop_name, main())
+    finally:
+        filled.set()
+        release.set()
+        thread.join()
+        listener.close()
+    assert last == "connection_lost(TimeoutError('SSL shutdown timed out'))"

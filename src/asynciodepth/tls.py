@@ -106,6 +106,7 @@ class TLSEventLoop(UnixEventLoop):
             await waiter
         except BaseException:
             plain.close()
+            waiter = None  # the exception's traceback holds this frame: no cycle
             raise
         return tls._app_transport, tls._app_protocol
 
@@ -293,6 +294,8 @@ class TLSEventLoop(UnixEventLoop):
         )
         # Pause first: no data_received() may reach tls before connection_made().
         transport.pause_reading()
+        if server_side:
+            _hand_over_buffered(protocol, tls)
         transport.set_protocol(tls)
         made = self.call_soon(tls.connection_made, transport)
         resumed = self.call_soon(transport.resume_reading)
@@ -302,5 +305,17 @@ class TLSEventLoop(UnixEventLoop):
             transport.close()
             made.cancel()
             resumed.cancel()
+            waiter = None  # as in _tls_connected: no cycle through the traceback
             raise
         return tls._app_transport
+
+
+# %% book/08e_tls.ipynb cell 53
+def _hand_over_buffered(protocol: Any, tls: SSLProtocol) -> None:
+    """A stream reader may hold the client's hello already: it is TLS's to read."""
+    # As asyncio 3.14 (gh-142352), on every version: else the handshake hangs.
+    reader = getattr(protocol, "_stream_reader", None)
+    if isinstance(protocol, asyncio.StreamReaderProtocol) and reader is not None:
+        if reader._buffer:
+            tls._incoming.write(reader._buffer)
+            reader._buffer.clear()

@@ -155,6 +155,7 @@ class SSLProtocol(asyncio.Protocol):
                 raise exc
             peercert = self._sslobj.getpeercert()
         except Exception as error:
+            exc = None  # or the traceback's frame would hold exc: a cycle
             self._state = "unwrapped"
             if isinstance(error, ssl.CertificateError):
                 message = "SSL handshake failed on verifying the certificate"
@@ -309,8 +310,12 @@ class SSLProtocol(asyncio.Protocol):
         else:
             self._process_outgoing()
             self._call_eof_received()
-            # Keep the timer: close() waits for the socket's buffer to drain.
-            self._loop.call_soon(self._transport.close)
+            # The socket's close() first sends its buffer, which a peer that does
+            # not read can delay for ever: the timeout runs on until
+            # connection_lost() (started here if the peer closed first).
+            if self._timer is None:
+                self._set_timer(self._shutdown_timeout, self._shutdown_timed_out)
+            self._transport.close()
 
     # %% book/08e_tls.ipynb cell 22
     def eof_received(self) -> bool | None:
@@ -574,7 +579,7 @@ class SSLTransport(asyncio.Transport):
         """Encrypted bytes received and not read yet."""
         return self._ssl_protocol._incoming.pending
 
-    # %% book/08e_tls.ipynb cell 61
+    # %% book/08e_tls.ipynb cell 63
     def _test__append_write_backlog(self, data: bytes) -> None:
         # asyncio's hook for its tests: CPython's test_ssl fills the backlog so.
         self._ssl_protocol._backlog.append(data)
