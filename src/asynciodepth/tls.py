@@ -62,13 +62,6 @@ def _check_not_ssl_socket(sock: socket.socket | None) -> None:
         raise TypeError("Socket cannot be of type SSLSocket")
 
 
-def _tls_server(server: Any, context: Any, handshake: Any, shutdown: Any) -> None:
-    # As asyncio's Server: libraries read these (websockets picks wss:// by it).
-    server._ssl_context = context
-    server._ssl_handshake_timeout = handshake
-    server._ssl_shutdown_timeout = shutdown
-
-
 # %% book/08e_tls.ipynb cell 39
 class TLSEventLoop(UnixEventLoop):
     """UnixEventLoop with TLS: ssl= on connections and servers, and start_tls()."""
@@ -99,18 +92,43 @@ class TLSEventLoop(UnixEventLoop):
 
         return factory
 
-    async def _tls_connected(self, pair: tuple[Any, SSLProtocol], waiter: Any) -> Any:
-        """Wait for the handshake of a new connection; return the app's pair."""
-        plain, tls = pair
+    async def _tls_connect(
+        self, connect: Any, protocol_factory: Any, tls: tuple[Any, ...], *args: Any,
+        **kwargs: Any,
+    ) -> tuple[Any, Any]:
+        """connect(wrapping factory, *args, **kwargs), then wait for the handshake.
+
+        tls is (ssl, server_side, server_hostname, handshake and shutdown timeouts).
+        """
+        waiter = self.create_future()
+        factory = self._tls_factory(protocol_factory, *tls, waiter)
+        plain, tls_protocol = await connect(factory, *args, **kwargs)
         try:
             await waiter
         except BaseException:
             plain.close()
             waiter = None  # the exception's traceback holds this frame: no cycle
             raise
-        return tls._app_transport, tls._app_protocol
+        return tls_protocol._app_transport, tls_protocol._app_protocol
 
     # %% book/08e_tls.ipynb cell 41
+    async def _tls_serve(
+        self, serve: Any, protocol_factory: Any, tls: tuple[Any, ...], *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        """serve(wrapping factory, *args, **kwargs): a server whose connections are TLS."""
+        context, handshake_timeout, shutdown_timeout = tls
+        factory = self._tls_factory(
+            protocol_factory, context, True, None, handshake_timeout, shutdown_timeout
+        )
+        server = await serve(factory, *args, **kwargs)
+        # As asyncio's Server: libraries read these (websockets picks wss:// by it).
+        server._ssl_context = context
+        server._ssl_handshake_timeout = handshake_timeout
+        server._ssl_shutdown_timeout = shutdown_timeout
+        return server
+
+    # %% book/08e_tls.ipynb cell 43
     async def create_connection(
         self,
         protocol_factory: Callable[[], Any],
@@ -139,15 +157,13 @@ class TLSEventLoop(UnixEventLoop):
                 )
             server_hostname = host
         _check_not_ssl_socket(sock)
-        waiter = self.create_future()
-        factory = self._tls_factory(
-            protocol_factory, ssl, False, server_hostname,
-            ssl_handshake_timeout, ssl_shutdown_timeout, waiter,
+        tls = (ssl, False, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout)
+        return await self._tls_connect(
+            super().create_connection, protocol_factory, tls, host, port, sock=sock,
+            **options,
         )
-        pair = await super().create_connection(factory, host, port, sock=sock, **options)
-        return await self._tls_connected(pair, waiter)
 
-    # %% book/08e_tls.ipynb cell 43
+    # %% book/08e_tls.ipynb cell 45
     async def create_server(
         self,
         protocol_factory: Callable[[], Any],
@@ -170,15 +186,12 @@ class TLSEventLoop(UnixEventLoop):
                 ssl_shutdown_timeout=ssl_shutdown_timeout, **options,
             )
         _check_not_ssl_socket(sock)
-        factory = self._tls_factory(
-            protocol_factory, ssl, True, None,
-            ssl_handshake_timeout, ssl_shutdown_timeout,
+        tls = (ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+        return await self._tls_serve(
+            super().create_server, protocol_factory, tls, host, port, sock=sock, **options
         )
-        server = await super().create_server(factory, host, port, sock=sock, **options)
-        _tls_server(server, ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
-        return server
 
-    # %% book/08e_tls.ipynb cell 45
+    # %% book/08e_tls.ipynb cell 47
     async def create_unix_connection(
         self,
         protocol_factory: Callable[[], Any],
@@ -200,13 +213,10 @@ class TLSEventLoop(UnixEventLoop):
         if server_hostname is None:
             raise ValueError("you have to pass server_hostname when using ssl")
         _check_not_ssl_socket(sock)
-        waiter = self.create_future()
-        factory = self._tls_factory(
-            protocol_factory, ssl, False, server_hostname,
-            ssl_handshake_timeout, ssl_shutdown_timeout, waiter,
+        tls = (ssl, False, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout)
+        return await self._tls_connect(
+            super().create_unix_connection, protocol_factory, tls, path, sock=sock
         )
-        pair = await super().create_unix_connection(factory, path, sock=sock)
-        return await self._tls_connected(pair, waiter)
 
     async def create_unix_server(
         self,
@@ -227,15 +237,12 @@ class TLSEventLoop(UnixEventLoop):
                 ssl_shutdown_timeout=ssl_shutdown_timeout, **options,
             )
         _check_not_ssl_socket(options.get("sock"))
-        factory = self._tls_factory(
-            protocol_factory, ssl, True, None,
-            ssl_handshake_timeout, ssl_shutdown_timeout,
+        tls = (ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+        return await self._tls_serve(
+            super().create_unix_server, protocol_factory, tls, path, **options
         )
-        server = await super().create_unix_server(factory, path, **options)
-        _tls_server(server, ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
-        return server
 
-    # %% book/08e_tls.ipynb cell 47
+    # %% book/08e_tls.ipynb cell 49
     async def connect_accepted_socket(
         self,
         protocol_factory: Callable[[], Any],
@@ -255,15 +262,12 @@ class TLSEventLoop(UnixEventLoop):
         if sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A Stream Socket was expected, got {sock!r}")
         _check_not_ssl_socket(sock)
-        waiter = self.create_future()
-        factory = self._tls_factory(
-            protocol_factory, ssl, True, "",
-            ssl_handshake_timeout, ssl_shutdown_timeout, waiter,
+        tls = (ssl, True, "", ssl_handshake_timeout, ssl_shutdown_timeout)
+        return await self._tls_connect(
+            super().connect_accepted_socket, protocol_factory, tls, sock
         )
-        pair = await super().connect_accepted_socket(factory, sock)
-        return await self._tls_connected(pair, waiter)
 
-    # %% book/08e_tls.ipynb cell 51
+    # %% book/08e_tls.ipynb cell 53
     async def start_tls(
         self,
         transport: asyncio.BaseTransport,
@@ -305,12 +309,12 @@ class TLSEventLoop(UnixEventLoop):
             transport.close()
             made.cancel()
             resumed.cancel()
-            waiter = None  # as in _tls_connected: no cycle through the traceback
+            waiter = None  # as in _tls_connect: no cycle through the traceback
             raise
         return tls._app_transport
 
 
-# %% book/08e_tls.ipynb cell 53
+# %% book/08e_tls.ipynb cell 55
 def _hand_over_buffered(protocol: Any, tls: SSLProtocol) -> None:
     """A stream reader may hold the client's hello already: it is TLS's to read."""
     # As asyncio 3.14 (gh-142352), on every version: else the handshake hangs.

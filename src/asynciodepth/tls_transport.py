@@ -579,7 +579,7 @@ class SSLTransport(asyncio.Transport):
         """Encrypted bytes received and not read yet."""
         return self._ssl_protocol._incoming.pending
 
-    # %% book/08e_tls.ipynb cell 63
+    # %% book/08e_tls.ipynb cell 65
     def _test__append_write_backlog(self, data: bytes) -> None:
         # asyncio's hook for its tests: CPython's test_ssl fills the backlog so.
         self._ssl_protocol._backlog.append(data)
