@@ -470,7 +470,7 @@ def test_the_packages_runner_uses_the_loop_with_io():
     """``%autoawait asynciodepth.ipython_runner``: the final loop, with sockets."""
     interactiveshell = ipython_shell_module()
     import asynciodepth
-    from asynciodepth.unix_events import EventLoop
+    from asynciodepth.loop import EventLoop
 
     assert isinstance(asynciodepth.ipython_runner, asynciodepth.runners.IPythonRunner)
     shell = interactiveshell.InteractiveShell.instance()

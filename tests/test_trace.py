@@ -410,7 +410,7 @@ def test_loop_tracer_summary(task_kind: str) -> None:
 
 
 def test_loop_tracer_io_wakeups_come_from_the_poll() -> None:
-    from asynciodepth.unix_events import EventLoop as IOEventLoop
+    from asynciodepth.unix_events import UnixEventLoop as IOEventLoop
 
     async def serve(reader, writer) -> None:
         while line := await reader.readline():

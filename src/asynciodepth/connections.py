@@ -38,8 +38,8 @@ _CANCEL_CLOSES_CLIENTS = sys.version_info >= (3, 14)
 # %% book/08b_transports.ipynb cell 52
 def _out_of_scope(what: str, method: str) -> NotImplementedError:
     return NotImplementedError(
-        f"{what} is out of scope for asynciodepth's event loop: {method}() is not "
-        "implemented; use asyncio's own loop for it"
+        f"{what} is not on this loop: {method}() comes in chapter 'Beyond TCP'; "
+        "asynciodepth.EventLoop has it"
     )
 
 
@@ -307,52 +307,52 @@ class ConnectionEventLoop(SocketEventLoop):
         _check_ssl_options(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         return await self._make_transport(sock, protocol_factory)
 
-    # %% book/08b_transports.ipynb cell 151
-    # ---- out of scope, each with a clear message --------------------------
+    # %% book/08b_transports.ipynb cell 141
+    # ---- not on this loop: chapter "Beyond TCP" adds them -----------------
     async def start_tls(self, *args: Any, **kwargs: Any) -> Any:
-        """Out of scope (SSL): raises NotImplementedError."""
+        """Not on this loop (SSL): chapter "Beyond TCP" adds it."""
         raise _out_of_scope("SSL", "start_tls")
 
     async def create_datagram_endpoint(self, *args: Any, **kwargs: Any) -> Any:
-        """Out of scope (UDP): raises NotImplementedError."""
+        """Not on this loop (UDP): chapter "Beyond TCP" adds it."""
         if kwargs.get("sock") is not None:
             kwargs["sock"].close()  # as _refuse_ssl: no transport will own it
         raise _out_of_scope("UDP", "create_datagram_endpoint")
 
     async def sock_recvfrom(self, *args: Any, **kwargs: Any) -> Any:
-        """Out of scope (UDP): raises NotImplementedError."""
+        """Not on this loop (UDP): chapter "Beyond TCP" adds it."""
         raise _out_of_scope("UDP", "sock_recvfrom")
 
     async def sock_recvfrom_into(self, *args: Any, **kwargs: Any) -> Any:
-        """Out of scope (UDP): raises NotImplementedError."""
+        """Not on this loop (UDP): chapter "Beyond TCP" adds it."""
         raise _out_of_scope("UDP", "sock_recvfrom_into")
 
     async def sock_sendto(self, *args: Any, **kwargs: Any) -> Any:
-        """Out of scope (UDP): raises NotImplementedError."""
+        """Not on this loop (UDP): chapter "Beyond TCP" adds it."""
         raise _out_of_scope("UDP", "sock_sendto")
 
     async def subprocess_exec(self, *args: Any, **kwargs: Any) -> Any:
-        """Out of scope (Subprocesses): raises NotImplementedError."""
+        """Not on this loop (Subprocesses): chapter "Beyond TCP" adds it."""
         raise _out_of_scope("Subprocesses", "subprocess_exec")
 
     async def subprocess_shell(self, *args: Any, **kwargs: Any) -> Any:
-        """Out of scope (Subprocesses): raises NotImplementedError."""
+        """Not on this loop (Subprocesses): chapter "Beyond TCP" adds it."""
         raise _out_of_scope("Subprocesses", "subprocess_shell")
 
     async def connect_read_pipe(self, *args: Any, **kwargs: Any) -> Any:
-        """Out of scope (pipes): raises NotImplementedError."""
+        """Not on this loop (pipes): chapter "Beyond TCP" adds it."""
         raise _out_of_scope("Pipes (used by subprocesses)", "connect_read_pipe")
 
     async def connect_write_pipe(self, *args: Any, **kwargs: Any) -> Any:
-        """Out of scope (pipes): raises NotImplementedError."""
+        """Not on this loop (pipes): chapter "Beyond TCP" adds it."""
         raise _out_of_scope("Pipes (used by subprocesses)", "connect_write_pipe")
 
     async def sock_sendfile(self, *args: Any, **kwargs: Any) -> Any:
-        """Out of scope (sendfile): raises NotImplementedError."""
+        """Not on this loop (sendfile): chapter "Beyond TCP" adds it."""
         raise _out_of_scope("sendfile", "sock_sendfile")
 
     async def sendfile(self, *args: Any, **kwargs: Any) -> Any:
-        """Out of scope (sendfile): raises NotImplementedError."""
+        """Not on this loop (sendfile): chapter "Beyond TCP" adds it."""
         raise _out_of_scope("sendfile", "sendfile")
 
 
@@ -454,7 +454,7 @@ class Server(asyncio.AbstractServer):
             sock.listen(self._backlog)
             self._loop._add_reader(sock.fileno(), self._accept_ready, sock)
 
-    # %% book/08b_transports.ipynb cell 145
+    # %% book/08b_transports.ipynb cell 135
     def _accept_ready(self, sock: socket.socket) -> None:
         # Why a loop: one readiness event may stand for many waiting clients;
         # accepting them all now saves an iteration per client.
@@ -576,7 +576,7 @@ class Server(asyncio.AbstractServer):
         self.close()
         await self.wait_closed()
 
-    # %% book/08b_transports.ipynb cell 147
+    # %% book/08b_transports.ipynb cell 137
     def _out_of_resources(self, sock: socket.socket, exc: OSError) -> None:
         # Out of file descriptors: stop accepting for a while, or the
         # level-triggered socket would spin the loop.
@@ -605,6 +605,6 @@ def _unlink_if_same(path: str, inode: int) -> None:
         pass
 
 
-# %% book/08b_transports.ipynb cell 145
+# %% book/08b_transports.ipynb cell 135
 # After running out of file descriptors, try accepting again this much later.
 ACCEPT_RETRY_DELAY = 1.0

@@ -141,7 +141,7 @@ class SocketTransport(asyncio.Transport):
         else:
             self.close()
 
-    # %% book/08b_transports.ipynb cell 135
+    # %% book/08b_transports.ipynb cell 125
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send data, now or as soon as the socket can take it; never blocks."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -424,14 +424,14 @@ class SocketTransport(asyncio.Transport):
         )
         return f"<SocketTransport {state} buffer={len(self._buffer)}>"
 
-    # %% book/08b_transports.ipynb cell 137
+    # %% book/08b_transports.ipynb cell 127
     def writelines(self, list_of_data: Any) -> None:
         """Write each buffer of list_of_data, in order (joined, in one write)."""
         if self._eof and _WRITELINES_CHECKS_EOF:
             raise RuntimeError("Cannot call writelines() after write_eof()")
         self.write(b"".join(list_of_data))
 
-    # %% book/08b_transports.ipynb cell 141
+    # %% book/08b_transports.ipynb cell 131
     def __del__(self, _warn: Any = warnings.warn) -> None:
         if getattr(self, "_sock", None) is not None:
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
@@ -440,7 +440,7 @@ class SocketTransport(asyncio.Transport):
                 self._server._detach(self)
 
 
-# %% book/08b_transports.ipynb cell 133
+# %% book/08b_transports.ipynb cell 123
 # As asyncio: after this many writes to a lost connection, say so in the log.
 _LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
 # asyncio's message for write() of something else than bytes; 3.14 names the types.

@@ -3,14 +3,14 @@
 
 
 # %% book/08b_transports.ipynb cell 83
-"""The finished loop: chapter "Transports, protocols and streams".
+"""The loop for streams: chapter "Transports, protocols and streams".
 
-Builds on ``connections.py`` (``ConnectionEventLoop``). ``EventLoop`` adds what
-asyncio's Unix loop adds: signal handlers, woken through ``signal.set_wakeup_fd``
-and the loop's wake-up socket, and Unix domain socket connections and servers.
-It becomes the package's ``EventLoop`` (also named ``SelectorEventLoop``, as in
-asyncio); this module's ``new_event_loop``, ``EventLoopPolicy`` and ``run`` make
-it. CPython's counterpart is ``asyncio/unix_events.py``.
+Builds on ``connections.py`` (``ConnectionEventLoop``). ``UnixEventLoop`` adds what
+asyncio's Unix loop adds for streams: signal handlers, woken through
+``signal.set_wakeup_fd`` and the loop's wake-up socket, and Unix domain socket
+connections and servers. This module's ``new_event_loop``, ``EventLoopPolicy`` and
+``run`` make it. CPython's counterpart is ``asyncio/unix_events.py``; chapter
+"Beyond TCP" adds the rest of that file (pipes, subprocesses) and more.
 """
 
 from __future__ import annotations
@@ -35,14 +35,7 @@ from asynciodepth.connections import (
 )
 from asynciodepth.events import Handle
 
-__all__ = [
-    "EventLoop",
-    "SelectorEventLoop",
-    "EventLoopPolicy",
-    "new_event_loop",
-    "run",
-    "ipython_runner",
-]
+__all__ = ["UnixEventLoop", "EventLoopPolicy", "new_event_loop", "run"]
 
 logger = logging.getLogger("asyncio")
 
@@ -56,12 +49,12 @@ def _sighandler_noop(signum: int, frame: Any) -> None:
     """Python-level handler: the work is done by the loop, woken by the byte."""
 
 
-class EventLoop(ConnectionEventLoop):
-    """asynciodepth's event loop with I/O: epoll (or selectors), signals, Unix sockets.
+class UnixEventLoop(ConnectionEventLoop):
+    """A loop with TCP and Unix streams: epoll (or selectors), signals, Unix sockets.
 
-    ``EventLoop(poller="selectors")`` chooses the fallback poller. Its name is
-    the package's loop's name: from this chapter on, ``asynciodepth.EventLoop``
-    is this class, a subclass of chapter "The scheduler"'s ``runners.TaskEventLoop``.
+    ``UnixEventLoop(poller="selectors")`` chooses the fallback poller. A subclass of
+    chapter "The scheduler"'s ``runners.TaskEventLoop``; chapter "Beyond TCP"'s
+    ``EventLoop``, the package's loop, is a subclass of it.
     """
 
     def __init__(self, **options: Any) -> None:
@@ -268,19 +261,15 @@ def _bind_unix(path: Any) -> socket.socket:
 
 
 # %% book/08b_transports.ipynb cell 105
-# asyncio's name for its loop with a selector; here it is the same class.
-SelectorEventLoop = EventLoop
-
-
-def new_event_loop(**options: Any) -> EventLoop:
-    """Return a new EventLoop with I/O; options: poller=, clock=, observer=."""
-    return EventLoop(**options)
+def new_event_loop(**options: Any) -> UnixEventLoop:
+    """Return a new UnixEventLoop; options: poller=, clock=, observer=."""
+    return UnixEventLoop(**options)
 
 
 class EventLoopPolicy(runners.EventLoopPolicy):
-    """Event loop policy whose loops are EventLoops with I/O."""
+    """Event loop policy whose loops are UnixEventLoops."""
 
-    _loop_factory = EventLoop
+    _loop_factory = UnixEventLoop
 
 
 def run(
@@ -289,10 +278,5 @@ def run(
     debug: bool | None = None,
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
 ) -> Any:
-    """Run main on a new EventLoop with I/O, like asyncio.run(); also in Jupyter."""
-    return runners.run(main, debug=debug, loop_factory=loop_factory or EventLoop)
-
-
-# %% book/08b_transports.ipynb cell 107
-# In Jupyter, `%autoawait asynciodepth.ipython_runner` runs top-level awaits here.
-ipython_runner = runners.IPythonRunner(EventLoop)
+    """Run main on a new UnixEventLoop, like asyncio.run(); also in Jupyter."""
+    return runners.run(main, debug=debug, loop_factory=loop_factory or UnixEventLoop)
