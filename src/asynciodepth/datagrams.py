@@ -33,7 +33,7 @@ from asynciodepth.transports import (
     SocketTransport,
     _set_result_unless_cancelled,
 )
-from asynciodepth.unix_events import EventLoop as UnixEventLoop
+from asynciodepth.unix_events import UnixEventLoop
 
 __all__ = ["DatagramTransport", "DatagramEventLoop"]
 
