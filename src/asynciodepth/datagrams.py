@@ -209,7 +209,9 @@ class DatagramEventLoop(UnixEventLoop):
 
 
 # %% book/08c_datagrams.ipynb cell 12
-class DatagramTransport(asyncio.DatagramTransport):
+# Why also a Transport: asyncio's datagram transport is one (it shares its base
+# class with the stream transport), and CPython's test_events checks for it.
+class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
     """A datagram transport over one socket, driven by the loop's readiness callbacks."""
 
     max_size = 256 * 1024  # the largest datagram one recvfrom() takes
