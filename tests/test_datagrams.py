@@ -746,3 +746,26 @@ def test_unix_endpoint_whose_local_path_is_a_regular_file(impl, tmp_path):
         return info.value.errno, path.read_text(), open_fds() - before
 
     assert run(impl, main) == (errno.EADDRINUSE, "keep me", 0)
+
+
+@pytest.mark.parametrize("impl", LOOPS)
+def test_a_datagram_too_large_goes_to_error_received(impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        with udp_socket() as peer:
+            transport, recorder = await loop.create_datagram_endpoint(
+                Recorder, remote_addr=peer.getsockname()
+            )
+            transport.sendto(b"x" * 70000)  # more than a UDP datagram can hold
+            exc = await recorder.errors.get()
+            transport.sendto(b"small")
+            data = await loop.sock_recv(peer, 100)
+            transport.close()
+            await recorder.lost
+            return exc.errno, data, recorder.calls
+
+    assert run(impl, main) == (
+        errno.EMSGSIZE,
+        b"small",
+        ["connection_made", "error_received(OSError)", "connection_lost(None)"],
+    )

@@ -44,59 +44,41 @@ logger = logging.getLogger("asyncio")
 class DatagramEventLoop(UnixEventLoop):
     """UnixEventLoop with datagrams: sock_sendto, sock_recvfrom, datagram endpoints."""
 
-    async def sock_recvfrom(self, sock: socket.socket, bufsize: int) -> tuple[bytes, Any]:
-        """Receive one datagram (at most bufsize bytes of it); return (data, address)."""
+    async def _now_or_when_ready(
+        self, direction: int, sock: socket.socket, call: Callable[..., Any], *args: Any
+    ) -> Any:
+        """Return call(*args); if the kernel says "not now", retry when sock is ready."""
         _nonblocking_check(self, sock)
         try:
-            return sock.recvfrom(bufsize)
+            return call(*args)
         except (BlockingIOError, InterruptedError):
             pass
-        return await self._wait_for(
-            EVENT_READ, sock, self._sock_recvfrom, sock, bufsize
-        )
+        return await self._wait_for(direction, sock, self._retry, call, *args)
 
-    def _sock_recvfrom(self, future: Any, sock: socket.socket, bufsize: int) -> None:
+    def _retry(self, future: Any, call: Callable[..., Any], *args: Any) -> None:
         if not future.done():
-            _settle(future, sock.recvfrom, bufsize)
+            _settle(future, call, *args)
+
+    async def sock_recvfrom(self, sock: socket.socket, bufsize: int) -> tuple[bytes, Any]:
+        """Receive one datagram (at most bufsize bytes of it); return (data, address)."""
+        return await self._now_or_when_ready(EVENT_READ, sock, sock.recvfrom, bufsize)
 
     async def sock_sendto(self, sock: socket.socket, data: Any, address: Any) -> int:
         """Send data as one datagram to address; return the number of bytes sent."""
-        _nonblocking_check(self, sock)
-        try:
-            return sock.sendto(data, address)
-        except (BlockingIOError, InterruptedError):
-            pass
-        return await self._wait_for(
-            EVENT_WRITE, sock, self._sock_sendto, sock, data, address
+        return await self._now_or_when_ready(
+            EVENT_WRITE, sock, sock.sendto, data, address
         )
-
-    def _sock_sendto(
-        self, future: Any, sock: socket.socket, data: Any, address: Any
-    ) -> None:
-        if not future.done():
-            _settle(future, sock.sendto, data, address)
 
     # %% book/08c_datagrams.ipynb cell 9
     async def sock_recvfrom_into(
         self, sock: socket.socket, buf: Any, nbytes: int = 0
     ) -> tuple[int, Any]:
         """Receive one datagram into buf (at most nbytes, 0: len(buf) bytes)."""
-        _nonblocking_check(self, sock)
         if not nbytes:
             nbytes = len(buf)
-        try:
-            return sock.recvfrom_into(buf, nbytes)
-        except (BlockingIOError, InterruptedError):
-            pass
-        return await self._wait_for(
-            EVENT_READ, sock, self._sock_recvfrom_into, sock, buf, nbytes
+        return await self._now_or_when_ready(
+            EVENT_READ, sock, sock.recvfrom_into, buf, nbytes
         )
-
-    def _sock_recvfrom_into(
-        self, future: Any, sock: socket.socket, buf: Any, nbytes: int
-    ) -> None:
-        if not future.done():
-            _settle(future, sock.recvfrom_into, buf, nbytes)
 
     # %% book/08c_datagrams.ipynb cell 36
     async def create_datagram_endpoint(
@@ -327,51 +309,46 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
             self._conn_lost += 1
             return
         if not self._buffer:
-            try:
-                self._send(data, addr)
+            if self._try_send(data, addr) is not False:
                 return
-            except (BlockingIOError, InterruptedError):
-                self._loop._add_writer(
-                    self._sock_fd, self._sendto_ready, context=self._context
-                )
-            except OSError as exc:
-                self._protocol.error_received(exc)
-                return
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal write error on datagram transport")
-                return
+            self._loop._add_writer(
+                self._sock_fd, self._sendto_ready, context=self._context
+            )
         self._buffer.append((bytes(data), addr))  # a copy: data may be reused
         self._buffer_size += len(data) + _HEADER_SIZE
         self._maybe_pause_protocol()
 
     # %% book/08c_datagrams.ipynb cell 18
-    def _send(self, data: Any, addr: Any) -> None:
-        if self._extra["peername"]:
-            self._sock.send(data)
-        else:
-            self._sock.sendto(data, addr)
+    def _try_send(self, data: Any, addr: Any) -> bool | None:
+        """Send one datagram: True if sent, False if "not now", None on an error."""
+        try:
+            if self._extra["peername"]:
+                self._sock.send(data)
+            else:
+                self._sock.sendto(data, addr)
+            return True
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as exc:
+            self._protocol.error_received(exc)  # the datagram is dropped
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal write error on datagram transport")
+        return None
 
     # %% book/08c_datagrams.ipynb cell 20
     def _sendto_ready(self) -> None:
         while self._buffer:
             data, addr = self._buffer.popleft()
             self._buffer_size -= len(data) + _HEADER_SIZE
-            try:
-                self._send(data, addr)
-            except (BlockingIOError, InterruptedError):
+            sent = self._try_send(data, addr)
+            if sent is None:
+                return  # as asyncio: the rest waits for the next writable event
+            if not sent:
                 self._buffer.appendleft((data, addr))  # first in line again
                 self._buffer_size += len(data) + _HEADER_SIZE
                 break
-            except OSError as exc:
-                self._protocol.error_received(exc)
-                return
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal write error on datagram transport")
-                return
         self._maybe_resume_protocol()  # resume_writing() may send more
         if not self._buffer:
             self._loop._remove_writer(self._sock_fd)
