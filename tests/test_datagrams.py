@@ -397,6 +397,12 @@ def test_flow_control_on_a_full_unix_receiver(impl, tmp_path):
             return sender.calls, transport.get_write_buffer_size()
 
     calls, size = run(impl, main)
+    if impl == "stdlib" and sys.version_info[:2] == (3, 13):
+        # 3.13's asyncio adds 8 bytes per datagram it buffers but does not take
+        # them off when it sends it (3.14 does both): its size never drains to
+        # the low-water mark. Ours counts as 3.14's.
+        assert calls[:2] == ["connection_made", "pause_writing"] and size > 0
+        return
     assert calls == [
         "connection_made",
         "pause_writing",

@@ -367,7 +367,7 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
 
 
 # %% book/08c_datagrams.ipynb cell 29
-# Why: asyncio 3.13 accepts any socket but a stream one (gh-114887).
+# Why: asyncio 3.13 accepts any socket but a stream one (SOCK_SEQPACKET...).
 _ANY_BUT_STREAM = sys.version_info >= (3, 13)
 
 
