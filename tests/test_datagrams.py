@@ -775,3 +775,30 @@ def test_a_datagram_too_large_goes_to_error_received(impl):
         b"small",
         ["connection_made", "error_received(OSError)", "connection_lost(None)"],
     )
+
+
+@pytest.mark.parametrize("first", ["datagrams", "sibling"])
+def test_composes_with_a_sibling_section_in_either_order(first):
+    from asynciodepth.unix_events import UnixEventLoop
+
+    class Sibling(UnixEventLoop):
+        def __init__(self, **options: Any) -> None:
+            super().__init__(**options)
+            self._sibling_ready = True
+
+    bases = (DatagramEventLoop, Sibling) if first == "datagrams" else (Sibling, DatagramEventLoop)
+    loop_class = type("Composed", bases, {})
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        server, recorder = await loop.create_datagram_endpoint(
+            Recorder, local_addr=("127.0.0.1", 0)
+        )
+        with udp_socket() as sock:
+            await loop.sock_sendto(sock, b"composed", server.get_extra_info("sockname"))
+            data, _ = await recorder.received.get()
+        server.close()
+        return data, loop._sibling_ready
+
+    with asyncio.Runner(loop_factory=lambda: loop_class(poller="epoll")) as runner:
+        assert runner.run(asyncio.wait_for(main(), 10)) == (b"composed", True)
