@@ -528,7 +528,8 @@ def test_bad_endpoint_arguments(impl, options, exc_type, message):
         options_ = dict(options)
         sock = None
         if "sock" in options_:
-            kind = socket.SOCK_DGRAM if options_["sock"] == "dgram" else socket.SOCK_STREAM
+            dgram = options_["sock"] == "dgram"
+            kind = socket.SOCK_DGRAM if dgram else socket.SOCK_STREAM
             sock = options_["sock"] = socket.socket(socket.AF_INET, kind)
         before = open_fds()
         try:
@@ -551,7 +552,8 @@ def test_bad_endpoint_arguments(impl, options, exc_type, message):
 def test_reuse_address_is_no_parameter(impl):
     async def main():
         loop = asyncio.get_running_loop()
-        with pytest.raises(TypeError, match="unexpected keyword argument 'reuse_address'"):
+        message = "unexpected keyword argument 'reuse_address'"
+        with pytest.raises(TypeError, match=message):
             await loop.create_datagram_endpoint(
                 Recorder, local_addr=("127.0.0.1", 0), reuse_address=True
             )
@@ -786,7 +788,9 @@ def test_composes_with_a_sibling_section_in_either_order(first):
             super().__init__(**options)
             self._sibling_ready = True
 
-    bases = (DatagramEventLoop, Sibling) if first == "datagrams" else (Sibling, DatagramEventLoop)
+    bases = (DatagramEventLoop, Sibling)
+    if first == "sibling":
+        bases = bases[::-1]
     loop_class = type("Composed", bases, {})
 
     async def main():
@@ -795,7 +799,8 @@ def test_composes_with_a_sibling_section_in_either_order(first):
             Recorder, local_addr=("127.0.0.1", 0)
         )
         with udp_socket() as sock:
-            await loop.sock_sendto(sock, b"composed", server.get_extra_info("sockname"))
+            address = server.get_extra_info("sockname")
+            await loop.sock_sendto(sock, b"composed", address)
             data, _ = await recorder.received.get()
         server.close()
         return data, loop._sibling_ready

@@ -9,9 +9,9 @@ Builds on ``unix_events.py`` (chapter "Transports, protocols and streams"'s loop
 ``io_events.py`` (socket futures) and ``transports.py`` (``SocketTransport``, whose
 lifecycle the datagram transport shares). ``DatagramEventLoop`` adds ``sock_sendto``,
 ``sock_recvfrom``, ``sock_recvfrom_into`` and ``create_datagram_endpoint``, which
-returns a ``DatagramTransport``. CPython's counterparts are ``asyncio/selector_events.py``
-(``_SelectorDatagramTransport``, the ``sock_*`` methods) and
-``create_datagram_endpoint`` in ``asyncio/base_events.py``.
+returns a ``DatagramTransport``. CPython's counterparts are in
+``asyncio/selector_events.py`` (``_SelectorDatagramTransport``, the ``sock_*``
+methods) and ``asyncio/base_events.py`` (``create_datagram_endpoint``).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class DatagramEventLoop(UnixEventLoop):
     async def _now_or_when_ready(
         self, direction: int, sock: socket.socket, call: Callable[..., Any], *args: Any
     ) -> Any:
-        """Return call(*args); if the kernel says "not now", retry when sock is ready."""
+        """Return call(*args), now or, after "not now", once sock is ready."""
         _nonblocking_check(self, sock)
         try:
             return call(*args)
@@ -59,8 +59,10 @@ class DatagramEventLoop(UnixEventLoop):
         if not future.done():
             _settle(future, call, *args)
 
-    async def sock_recvfrom(self, sock: socket.socket, bufsize: int) -> tuple[bytes, Any]:
-        """Receive one datagram (at most bufsize bytes of it); return (data, address)."""
+    async def sock_recvfrom(
+        self, sock: socket.socket, bufsize: int
+    ) -> tuple[bytes, Any]:
+        """Receive one datagram (at most bufsize bytes of it); return (data, addr)."""
         return await self._now_or_when_ready(EVENT_READ, sock, sock.recvfrom, bufsize)
 
     async def sock_sendto(self, sock: socket.socket, data: Any, address: Any) -> int:
@@ -115,13 +117,16 @@ class DatagramEventLoop(UnixEventLoop):
             )
         errors = []
         for (family_, proto_), (local, remote) in pairs:
-            local, remote = local if local_addr else None, remote if remote_addr else None
+            local = local if local_addr else None
+            remote = remote if remote_addr else None
             try:
                 sock = await self._udp_socket(family_, proto_, local, remote, options)
             except OSError as exc:
                 errors.append(exc)
             else:
-                return await self._make_datagram_transport(sock, protocol_factory, remote)
+                return await self._make_datagram_transport(
+                    sock, protocol_factory, remote
+                )
         raise errors[0]
 
     # %% book/08c_datagrams.ipynb cell 22
@@ -194,7 +199,7 @@ class DatagramEventLoop(UnixEventLoop):
 # Why also a Transport: asyncio's datagram transport is one (it shares its base
 # class with the stream transport), and CPython's test_events checks for it.
 class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
-    """A datagram transport over one socket, driven by the loop's readiness callbacks."""
+    """A datagram transport over one socket, driven by readiness callbacks."""
 
     max_size = 256 * 1024  # the largest datagram one recvfrom() takes
 
