@@ -28,11 +28,7 @@ from typing import Any, Callable
 
 from asynciodepth.io_events import _nonblocking_check, _settle
 from asynciodepth.pollers import EVENT_READ, EVENT_WRITE
-from asynciodepth.transports import (
-    _OWN_CONTEXT,
-    SocketTransport,
-    _set_result_unless_cancelled,
-)
+from asynciodepth.transports import SocketTransport, _set_result_unless_cancelled
 from asynciodepth.unix_events import UnixEventLoop
 
 __all__ = ["DatagramTransport", "DatagramEventLoop"]
@@ -214,8 +210,10 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
     ) -> None:
         """Take sock over; address, if given, is the only peer sendto() sends to."""
         super().__init__(extra)
-        # As SocketTransport: from 3.15 on, one context for all the callbacks.
-        self._context = contextvars.copy_context() if _OWN_CONTEXT else None
+        # Why None on every version: asyncio 3.15's context of its own is for
+        # connections; its datagram transport, as before, runs each callback in
+        # a copy of the context of whoever scheduled or registered it.
+        self._context: contextvars.Context | None = None
         self._fill_extra(sock)
         self._loop = loop
         self._sock: socket.socket | None = sock
