@@ -807,3 +807,23 @@ def test_composes_with_a_sibling_section_in_either_order(first):
 
     with asyncio.Runner(loop_factory=lambda: loop_class(poller="epoll")) as runner:
         assert runner.run(asyncio.wait_for(main(), 10)) == (b"composed", True)
+
+
+@pytest.mark.parametrize("impl", LOOPS)
+def test_sock_sendto_asks_the_socket_again_on_each_try(impl):
+    from unittest import mock
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        with udp_socket() as sock, udp_socket() as peer:
+            refusing = mock.Mock(sock)
+            refusing.gettimeout = sock.gettimeout
+            refusing.fileno = sock.fileno
+            refusing.sendto.side_effect = BlockingIOError
+            # As CPython's test_sock_lowlevel: the socket's sendto changes
+            # while the future waits, and the retry must call the new one.
+            loop.call_soon(setattr, refusing, "sendto", sock.sendto)
+            sent = await loop.sock_sendto(refusing, b"again", peer.getsockname())
+            return sent, await loop.sock_recv(peer, 10), registered(loop, sock.fileno())
+
+    assert run(impl, main) == (5, b"again", False)
