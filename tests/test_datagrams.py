@@ -827,3 +827,21 @@ def test_sock_sendto_asks_the_socket_again_on_each_try(impl):
             return sent, await loop.sock_recv(peer, 10), registered(loop, sock.fileno())
 
     assert run(impl, main) == (5, b"again", False)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="asyncio checks from 3.12 on")
+@pytest.mark.parametrize("impl", LOOPS)
+def test_a_socket_owned_by_a_transport_is_refused(impl):
+    async def main():
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            Recorder, local_addr=("127.0.0.1", 0)
+        )
+        try:
+            with pytest.raises(RuntimeError, match="is used by transport"):
+                await loop.create_datagram_endpoint(Recorder, sock=transport._sock)
+            return transport._sock.fileno() >= 0
+        finally:
+            transport.close()
+
+    assert run(impl, main)

@@ -101,6 +101,8 @@ class DatagramEventLoop(UnixEventLoop):
                 sock, local_addr=local_addr, remote_addr=remote_addr, family=family,
                 proto=proto, flags=flags, **options,
             )  # fmt: skip
+            if _REFUSES_OWNED_SOCKET:
+                self._ensure_fd_no_transport(sock)
             sock.setblocking(False)
             return await self._make_datagram_transport(sock, protocol_factory, None)
         if not (local_addr or remote_addr):
@@ -374,6 +376,8 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
 # %% book/08c_datagrams.ipynb cell 29
 # Why: asyncio 3.13 accepts any socket but a stream one (SOCK_SEQPACKET...).
 _ANY_BUT_STREAM = sys.version_info >= (3, 13)
+# asyncio 3.12 refuses a socket that an open transport already owns.
+_REFUSES_OWNED_SOCKET = sys.version_info >= (3, 12)
 
 
 def _check_given_socket(sock: socket.socket, **options: Any) -> None:
