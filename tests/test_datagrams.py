@@ -113,6 +113,11 @@ class Recorder(asyncio.DatagramProtocol):
         self.lost.set_result(exc)
 
 
+async def local_endpoint(loop: Any) -> tuple[Any, Recorder]:
+    """A Recorder's endpoint bound to a free port on 127.0.0.1."""
+    return await loop.create_datagram_endpoint(Recorder, local_addr=("127.0.0.1", 0))
+
+
 # ---- socket futures ------------------------------------------------------
 
 
@@ -226,9 +231,7 @@ def test_sock_futures_on_a_unix_datagram_socketpair(impl):
 def test_sock_recvfrom_on_a_transport_socket_is_refused(impl):
     async def main():
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            Recorder, local_addr=("127.0.0.1", 0)
-        )
+        transport, _ = await local_endpoint(loop)
         try:
             with pytest.raises(RuntimeError, match="is used by transport"):
                 await loop.sock_recvfrom(transport._sock, 10)
@@ -246,9 +249,7 @@ def test_sock_recvfrom_on_a_transport_socket_is_refused(impl):
 def test_endpoint_echo_and_the_order_of_calls(impl):
     async def main():
         loop = asyncio.get_running_loop()
-        server, recorder = await loop.create_datagram_endpoint(
-            Recorder, local_addr=("127.0.0.1", 0)
-        )
+        server, recorder = await local_endpoint(loop)
         address = server.get_extra_info("sockname")
         client, answers = await loop.create_datagram_endpoint(
             Recorder, remote_addr=address
@@ -318,9 +319,7 @@ def test_sendto_checks(impl):
 def test_empty_datagram_is_sent_from_313_on(impl):
     async def main():
         loop = asyncio.get_running_loop()
-        server, recorder = await loop.create_datagram_endpoint(
-            Recorder, local_addr=("127.0.0.1", 0)
-        )
+        server, recorder = await local_endpoint(loop)
         client, _ = await loop.create_datagram_endpoint(
             Recorder, remote_addr=server.get_extra_info("sockname")
         )
@@ -795,9 +794,7 @@ def test_composes_with_a_sibling_section_in_either_order(first):
 
     async def main():
         loop = asyncio.get_running_loop()
-        server, recorder = await loop.create_datagram_endpoint(
-            Recorder, local_addr=("127.0.0.1", 0)
-        )
+        server, recorder = await local_endpoint(loop)
         with udp_socket() as sock:
             address = server.get_extra_info("sockname")
             await loop.sock_sendto(sock, b"composed", address)
@@ -834,9 +831,7 @@ def test_sock_sendto_asks_the_socket_again_on_each_try(impl):
 def test_a_socket_owned_by_a_transport_is_refused(impl):
     async def main():
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            Recorder, local_addr=("127.0.0.1", 0)
-        )
+        transport, _ = await local_endpoint(loop)
         try:
             with pytest.raises(RuntimeError, match="is used by transport"):
                 await loop.create_datagram_endpoint(Recorder, sock=transport._sock)
