@@ -71,7 +71,9 @@ class _Transfer:
             if exc.errno == errno.ENOTCONN and type(exc) is not ConnectionError:
                 # Why: a peer gone mid-transfer is ENOTCONN on some systems and
                 # EPIPE on others; as asyncio, both become a ConnectionError.
-                raise ConnectionError(errno.ENOTCONN, "socket is not connected") from exc
+                raise ConnectionError(
+                    errno.ENOTCONN, "socket is not connected"
+                ) from exc
             raise
         self.sent += sent
         return sent == 0 or self.sent == self.count  # 0: the end of the file
@@ -84,7 +86,7 @@ class _Transfer:
 
 # %% book/08f_sendfile.ipynb cell 8
 class SendfileEventLoop(UnixEventLoop):
-    """UnixEventLoop with sock_sendfile() and sendfile(): os.sendfile, or read and write."""
+    """UnixEventLoop with sock_sendfile() and sendfile(): os.sendfile or read/write."""
 
     # %% book/08f_sendfile.ipynb cell 37
     async def sock_sendfile(
@@ -96,10 +98,11 @@ class SendfileEventLoop(UnixEventLoop):
         *,
         fallback: bool = True,
     ) -> int:
-        """Send file on sock from offset, count bytes (None: to the end); return how many.
+        """Send file on sock from offset, count bytes (None: to the end).
 
-        os.sendfile() if it can serve file, else (unless fallback is False) read
-        and sock_sendall(). The file's position ends after the last byte sent.
+        Return how many bytes went: by os.sendfile() if it can serve file, else
+        (unless fallback is False) by reads and sock_sendall(). The file's
+        position ends after the last byte sent.
         """
         if self.get_debug() and sock.gettimeout() != 0:
             raise ValueError("the socket must be non-blocking")
@@ -245,7 +248,9 @@ class SendfileEventLoop(UnixEventLoop):
         transport.write = _refuse_write  # shadows the method until deleted
         try:
             await standin.drain()  # the buffered bytes go first
-            return await self.sock_sendfile(sock, file, offset, count, fallback=False)
+            return await self.sock_sendfile(
+                sock, file, offset, count, fallback=False
+            )
         finally:
             del transport.write
             if owner is not None:
@@ -311,9 +316,9 @@ def _sendfile_mode(transport: Any) -> _Mode:
     if mode is None:
         # Why isinstance: our SocketTransport does not carry asyncio's
         # attribute, and its socket is one os.sendfile() can write to.
-        return _Mode.TRY_NATIVE if isinstance(transport, SocketTransport) else (
-            _Mode.UNSUPPORTED
-        )
+        if isinstance(transport, SocketTransport):
+            return _Mode.TRY_NATIVE
+        return _Mode.UNSUPPORTED
     return mode
 
 
@@ -366,7 +371,9 @@ class _StandIn(asyncio.Protocol):
     def connection_lost(self, exc: BaseException | None) -> None:
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
-            waiter.set_exception(exc or ConnectionError("Connection is closed by peer"))
+            waiter.set_exception(
+                exc or ConnectionError("Connection is closed by peer")
+            )
         self._protocol.connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
