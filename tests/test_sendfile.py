@@ -449,3 +449,32 @@ def test_sendfile_peer_closes_in_the_middle(impl, tmp_path, native):
 
     run(impl, main())
     assert open_fds() == before
+
+
+@pytest.mark.parametrize("how", ["close", "abort"])
+@pytest.mark.parametrize("name", [loop for loop in LOOPS if loop != "stdlib"])
+def test_sendfile_transport_closed_meanwhile(name, tmp_path, how):
+    """Ours fails the transfer; asyncio's loop waits for ever (so: ours only)."""
+    big = tmp_path / "big"
+    big.write_bytes(DATA * 20)
+    before = open_fds()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        server, transport, sender, receiver = await transport_pair()
+        receiver.transport.pause_reading()  # a peer that does not read
+        with open(big, "rb") as f:
+            sending = asyncio.ensure_future(loop.sendfile(transport, f))
+            await asyncio.sleep(0.05)
+            getattr(transport, how)()
+            with pytest.raises(ConnectionError, match="Connection is closed by peer"):
+                await sending
+            assert 0 < f.tell() < len(DATA) * 20
+        receiver.transport.abort()
+        await receiver.done
+        server.close()
+        await server.wait_closed()
+        return sorted(loop._writers)
+
+    assert run(name, main()) == []
+    assert open_fds() == before

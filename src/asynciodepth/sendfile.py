@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import io
 import os
 import socket
 import sys
 from asyncio import constants
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from asynciodepth.pollers import EVENT_WRITE
 from asynciodepth.transports import SocketTransport
@@ -248,9 +249,18 @@ class SendfileEventLoop(UnixEventLoop):
         transport.write = _refuse_write  # shadows the method until deleted
         try:
             await standin.drain()  # the buffered bytes go first
-            return await self.sock_sendfile(
-                sock, file, offset, count, fallback=False
+            sending = self.create_task(
+                self.sock_sendfile(sock, file, offset, count, fallback=False)
             )
+            # Why a task: a close() or abort() of the transport meanwhile closes
+            # the socket under the transfer; it must end first, not wait on.
+            standin.on_lost = functools.partial(_stop, self, sock.fileno(), sending)
+            try:
+                return await sending
+            except asyncio.CancelledError:
+                if not standin.lost:
+                    raise
+            raise ConnectionError("Connection is closed by peer")
         finally:
             del transport.write
             if owner is not None:
@@ -337,6 +347,8 @@ class _StandIn(asyncio.Protocol):
         self._was_reading = transport.is_reading()
         self._limits = transport.get_write_buffer_limits()  # (low, high)
         self._waiter: asyncio.Future | None = None  # while paused
+        self.lost = False  # connection_lost() came
+        self.on_lost: Callable[[], object] | None = None  # called then
         transport.pause_reading()
         transport.set_protocol(self)
         transport.set_write_buffer_limits(high=0, low=0)  # pauses us if not empty
@@ -369,6 +381,9 @@ class _StandIn(asyncio.Protocol):
             await self._waiter
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        self.lost = True
+        if self.on_lost is not None:
+            self.on_lost()
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_exception(
@@ -407,6 +422,12 @@ _WRITE_THEN_DRAIN = sys.version_info >= (3, 14)
 # %% book/08f_sendfile.ipynb cell 32
 def _refuse_write(data: Any) -> None:
     raise RuntimeError("unable to write; sendfile is in progress")
+
+
+def _stop(loop: Any, fd: int, sending: asyncio.Task) -> None:
+    """The transport lost its connection: unwatch its socket, end the transfer."""
+    loop._remove_writer(fd)
+    sending.cancel()
 
 
 # %% book/08f_sendfile.ipynb cell 36
