@@ -28,6 +28,7 @@ from asyncio import constants
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from asynciodepth.io_events import _settle
 from asynciodepth.pollers import EVENT_WRITE
 from asynciodepth.transports import SocketTransport
 from asynciodepth.unix_events import UnixEventLoop
@@ -52,10 +53,10 @@ class _Transfer:
     sent: int = 0
 
     # %% book/08f_sendfile.ipynb cell 41
-    def send_some(self, fd: int) -> bool:
-        """Make one os.sendfile() call to socket fd; return True once all is sent.
+    def send_some(self, fd: int) -> int:
+        """Make one os.sendfile() call to socket fd; return the total once all went.
 
-        Raises BlockingIOError when the socket's buffer is full, and
+        Raises BlockingIOError until then: call again when fd is writable. Raises
         SendfileNotAvailableError if the very first bytes cannot go.
         """
         size = self.blocksize if self.count is None else self.count - self.sent
@@ -77,7 +78,9 @@ class _Transfer:
                 ) from exc
             raise
         self.sent += sent
-        return sent == 0 or self.sent == self.count  # 0: the end of the file
+        if sent and self.sent != self.count:  # 0: the end of the file
+            raise BlockingIOError("more to send")
+        return self.sent
 
     def update_position(self) -> None:
         """Leave the file's position right after the last byte sent."""
@@ -134,34 +137,21 @@ class SendfileEventLoop(UnixEventLoop):
         transfer = _Transfer(fileno, offset, count, blocksize)
         try:
             try:
-                finished = transfer.send_some(sock.fileno())
+                return transfer.send_some(sock.fileno())
             except (BlockingIOError, InterruptedError):
-                finished = False
-            if not finished:
-                await self._wait_for(
-                    EVENT_WRITE, sock, self._sendfile_ready, sock, transfer
-                )
-            return transfer.sent
+                pass
+            return await self._wait_for(
+                EVENT_WRITE, sock, self._sendfile_ready, sock.fileno(), transfer
+            )
         finally:
             transfer.update_position()
 
     # %% book/08f_sendfile.ipynb cell 10
     def _sendfile_ready(
-        self, future: asyncio.Future, sock: socket.socket, transfer: _Transfer
+        self, future: asyncio.Future, fd: int, transfer: _Transfer
     ) -> None:
-        if future.done():
-            return
-        try:
-            finished = transfer.send_some(sock.fileno())
-        except (BlockingIOError, InterruptedError):
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            future.set_exception(exc)
-        else:
-            if finished:
-                future.set_result(None)
+        if not future.done():
+            _settle(future, transfer.send_some, fd)
 
     # %% book/08f_sendfile.ipynb cell 17
     async def _sock_sendfile_fallback(
