@@ -332,9 +332,16 @@ async def finish(server, transport, receiver):
     await server.wait_closed()
 
 
+# asyncio 3.12 and 3.13's transport fallback writes views of the buffer it reuses,
+# which their transport keeps: bytes still buffered are overwritten (ours copies).
+STDLIB_REUSES_VIEWS = (3, 12) <= sys.version_info < (3, 14)
+
+
 @pytest.mark.parametrize("mode", ["native", "forced", "FALLBACK"])
 @pytest.mark.parametrize("offset, count", [(0, None), (1000, 100), (5, 300_000)])
 def test_sendfile(impl, path, monkeypatch, mode, offset, count):
+    if impl == "stdlib" and mode != "native" and STDLIB_REUSES_VIEWS:
+        pytest.xfail("asyncio's fallback may corrupt data here (3.12, 3.13)")
     async def main():
         loop = asyncio.get_running_loop()
         server, transport, sender, receiver = await transport_pair()

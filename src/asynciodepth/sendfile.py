@@ -215,7 +215,9 @@ class SendfileEventLoop(UnixEventLoop):
             while chunk := await chunks.next():
                 if not _WRITE_THEN_DRAIN:
                     await standin.drain()
-                transport.write(chunk)
+                # Why a copy: asyncio's transports keep the view they are given
+                # (3.12+), and the next read refills this buffer.
+                transport.write(bytes(chunk))
                 if _WRITE_THEN_DRAIN:
                     await standin.drain()
                 sent += len(chunk)
