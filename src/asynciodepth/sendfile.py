@@ -241,19 +241,21 @@ class SendfileEventLoop(UnixEventLoop):
         transport.write = _refuse_write  # shadows the method until deleted
         try:
             await standin.drain()  # the buffered bytes go first
-            sending = self.create_task(
-                self.sock_sendfile(sock, file, offset, count, fallback=False)
-            )
-            # Why a task: a close() or abort() of the transport meanwhile closes
-            # the socket under the transfer; it must end first, not wait on.
-            standin.on_lost = functools.partial(_stop, self, sock.fileno(), sending)
+            # Why: a close() or abort() of the transport meanwhile closes the
+            # socket under the transfer; the stand-in then unwatches it and
+            # cancels this task, and the cancellation becomes an error.
+            task = asyncio.current_task()
+            standin.on_lost = functools.partial(_stop, self, sock.fileno(), task)
             try:
-                return await sending
+                return await self.sock_sendfile(
+                    sock, file, offset, count, fallback=False
+                )
             except asyncio.CancelledError:
-                if not standin.lost:
-                    raise
+                if not standin.lost or task.uncancel():
+                    raise  # (also) cancelled by somebody else
             raise ConnectionError("Connection is closed by peer")
         finally:
+            standin.on_lost = None
             del transport.write
             if owner is not None:
                 self._transports[sock.fileno()] = owner
@@ -416,10 +418,10 @@ def _refuse_write(data: Any) -> None:
     raise RuntimeError("unable to write; sendfile is in progress")
 
 
-def _stop(loop: Any, fd: int, sending: asyncio.Task) -> None:
+def _stop(loop: Any, fd: int, task: asyncio.Task) -> None:
     """The transport lost its connection: unwatch its socket, end the transfer."""
     loop._remove_writer(fd)
-    sending.cancel()
+    task.cancel()
 
 
 # %% book/08f_sendfile.ipynb cell 36
