@@ -30,7 +30,7 @@ from asynciodepth.tasks import Task, create_eager_task_factory, eager_task_facto
 from asynciodepth.runners import TaskEventLoop, EventLoopPolicy, new_event_loop, run
 
 
-# %% book/08g_the_whole_loop.ipynb cell 10
+# %% book/08g_the_whole_loop.ipynb cell 12
 # From chapter "Beyond TCP" on, the package's loop is the one with every kind of
 # I/O. (The other names of the I/O chapters live in their modules:
 # asynciodepth.pollers, .io_events, .transports, .connections, .unix_events, ...)

@@ -18,7 +18,10 @@ import asyncio
 from typing import Any, Callable, Coroutine
 
 from asynciodepth import runners
-from asynciodepth.unix_events import UnixEventLoop
+from asynciodepth.datagrams import DatagramEventLoop
+from asynciodepth.sendfile import SendfileEventLoop
+from asynciodepth.subprocesses import SubprocessEventLoop
+from asynciodepth.tls import TLSEventLoop
 
 __all__ = [
     "EventLoop",
@@ -30,14 +33,18 @@ __all__ = [
 ]
 
 
-class EventLoop(UnixEventLoop):
-    """asynciodepth's event loop: streams, signals and Unix sockets, on epoll or selectors.
+class EventLoop(
+    SendfileEventLoop, TLSEventLoop, SubprocessEventLoop, DatagramEventLoop
+):
+    """asynciodepth's event loop: every kind of I/O asyncio's Unix loop has.
 
-    ``EventLoop(poller="selectors")`` chooses the fallback poller.
+    Options: ``poller=`` ("epoll" or "selectors"), ``clock=``, ``observer=``,
+    ``python_tasks=`` (the book's Future and Task), ``child_watcher=`` ("pidfd"
+    or "thread").
     """
 
 
-# %% book/08g_the_whole_loop.ipynb cell 6
+# %% book/08g_the_whole_loop.ipynb cell 8
 # asyncio's name for its loop with a selector; here it is the same class.
 SelectorEventLoop = EventLoop
 
@@ -63,6 +70,6 @@ def run(
     return runners.run(main, debug=debug, loop_factory=loop_factory or EventLoop)
 
 
-# %% book/08g_the_whole_loop.ipynb cell 8
+# %% book/08g_the_whole_loop.ipynb cell 10
 # In Jupyter, `%autoawait asynciodepth.ipython_runner` runs top-level awaits here.
 ipython_runner = runners.IPythonRunner(EventLoop)
