@@ -307,7 +307,14 @@ class ConnectionEventLoop(SocketEventLoop):
         _check_ssl_options(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         return await self._make_transport(sock, protocol_factory)
 
-    # %% book/08b_transports.ipynb cell 141
+    # %% book/08b_transports.ipynb cell 142
+    def _make_socket_transport(
+        self, sock, protocol, waiter=None, *, extra=None, server=None, context=None
+    ) -> SocketTransport:
+        """asyncio's private factory of a socket transport (its tests call it)."""
+        return SocketTransport(self, sock, protocol, waiter, extra, server, context)
+
+    # %% book/08b_transports.ipynb cell 144
     # ---- not on this loop: chapter "Beyond TCP" adds them -----------------
     async def start_tls(self, *args: Any, **kwargs: Any) -> Any:
         """Not on this loop (SSL): chapter "Beyond TCP" adds it."""

@@ -30,7 +30,6 @@ from typing import Any, Callable
 
 from asynciodepth.io_events import _settle
 from asynciodepth.pollers import EVENT_WRITE
-from asynciodepth.transports import SocketTransport
 from asynciodepth.unix_events import UnixEventLoop
 
 try:
@@ -316,14 +315,7 @@ _Mode = constants._SendfileMode
 
 def _sendfile_mode(transport: Any) -> _Mode:
     """How sendfile() may serve transport: TRY_NATIVE, FALLBACK or UNSUPPORTED."""
-    mode = getattr(transport, "_sendfile_compatible", None)
-    if mode is None:
-        # Why isinstance: our SocketTransport does not carry asyncio's
-        # attribute, and its socket is one os.sendfile() can write to.
-        if isinstance(transport, SocketTransport):
-            return _Mode.TRY_NATIVE
-        return _Mode.UNSUPPORTED
-    return mode
+    return getattr(transport, "_sendfile_compatible", _Mode.UNSUPPORTED)
 
 
 # %% book/08f_sendfile.ipynb cell 26

@@ -439,6 +439,15 @@ class SocketTransport(asyncio.Transport):
             if self._server is not None:
                 self._server._detach(self)
 
+    # %% book/08b_transports.ipynb cell 141
+    # asyncio's private mode: loop.sendfile() may use os.sendfile() on the socket.
+    _sendfile_compatible = asyncio.constants._SendfileMode.TRY_NATIVE
+
+    @property
+    def _read_ready_cb(self) -> Any:
+        """asyncio's name for the read callback; None once closed or lost."""
+        return None if self._closing or self._conn_lost else self._read_ready
+
 
 # %% book/08b_transports.ipynb cell 123
 # As asyncio: after this many writes to a lost connection, say so in the log.
