@@ -50,6 +50,22 @@ install(
 _BLOCKBUSTER_ALLOWED = {
     # asyncio's: base_events.py sendfile, unix_events.py _sock_sendfile_native_impl
     "os.sendfile": [("asynciodepth/sendfile.py", {"send_some"})],
+    # asyncio's: unix_events.py create_unix_server and _stop_serving (the
+    # socket file's removal, before binding and once the server closes)
+    "os.stat": [
+        ("asynciodepth/unix_events.py", {"create_unix_server"}),
+        ("asynciodepth/connections.py", {"_unlink_if_same"}),
+    ],
+    "os.unlink": [("asynciodepth/connections.py", {"_unlink_if_same"})],
+    # asyncio's: base_events.py subprocess_exec and subprocess_shell (Popen
+    # reads the child's exec error from a pipe)
+    "os.read": [
+        ("asynciodepth/subprocesses.py", {"subprocess_exec", "subprocess_shell"})
+    ],
+    # asyncio's: base_events.py shutdown_default_executor
+    "threading.Lock.acquire": [
+        ("asynciodepth/runners.py", {"shutdown_default_executor"})
+    ],
 }
 
 
