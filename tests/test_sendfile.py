@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import socket
 import ssl
 import sys
@@ -366,6 +367,91 @@ def test_sendfile(impl, path, monkeypatch, mode, offset, count):
     assert sent == end - offset and position == end
     assert data == b"PREFIX" * 10_000 + DATA[offset:end] + b"SUFFIX" * 10_000
     assert calls[:2] == ["pause", "resume"] and len(calls) % 2 == 0
+
+
+def test_sendfile_after_headers_as_aiohttp(impl, path):
+    """aiohttp's FileResponse: on the server's transport, the headers by write(),
+    then sendfile() from an offset, count bytes; twice on one connection. The
+    client reads exactly Content-Length bytes each time, and nothing more."""
+    offset, count = 1000, 300_000
+
+    class Handler(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.responses: list[asyncio.Future] = []
+
+        def connection_made(self, transport):
+            self.transport = transport
+            sock = transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            handlers.append(self)
+
+        def data_received(self, data):
+            self.responses.append(asyncio.ensure_future(self.respond()))
+
+        async def respond(self) -> int:
+            loop = asyncio.get_running_loop()
+            with open(path, "rb") as f:
+                head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % count
+                self.transport.write(head)
+                sent = await loop.sendfile(self.transport, f, offset, count)
+            if len(self.responses) == 2:
+                self.transport.close()
+            return sent
+
+    handlers: list[Handler] = []
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Handler, "127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection(
+            *server.sockets[0].getsockname()
+        )
+        bodies = []
+        for _ in range(2):
+            writer.write(b"GET /data.bin HTTP/1.1\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            bodies.append(await reader.readexactly(length))
+        rest = await reader.read()
+        sent = [await response for response in handlers[0].responses]
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return sent, bodies, rest
+
+    sent, bodies, rest = run(impl, main())
+    assert sent == [count, count] and rest == b""
+    assert bodies == [DATA[offset : offset + count]] * 2
+
+
+def test_os_sendfile_is_called_in_one_function(impl, path, monkeypatch):
+    """asyncio calls os.sendfile() in one function, ours too, at once and on each
+    writable event. The library suites' harness lets blockbuster allow the call
+    there by file and function name, as blockbuster allows asyncio's."""
+    callers, calls = set(), []
+    real = os.sendfile
+
+    def recording(*args):
+        frame = sys._getframe(1)
+        where = frame.f_code.co_filename.replace("\\", "/").split("/")[-2:]
+        callers.add(("/".join(where), frame.f_code.co_name))
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(os, "sendfile", recording)
+
+    async def main():
+        with open(path, "rb") as f:
+            sent, data = await sock_send(f)
+        return sent, len(data), len(calls)
+
+    sent, received, count = run(impl, main())
+    assert sent == received == len(DATA) and count > 1
+    if impl == "stdlib":
+        assert callers == {("asyncio/unix_events.py", "_sock_sendfile_native_impl")}
+    else:
+        assert callers == {("asynciodepth/sendfile.py", "send_some")}
 
 
 def test_sendfile_refusals(impl, path):

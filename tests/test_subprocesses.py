@@ -6,11 +6,13 @@ Every test checks afterwards that no fd leaked and no child is left (alive or zo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 
@@ -379,3 +381,157 @@ def test_cancelled_while_the_pipes_connect(loop_name, turns):
 
     # The fixture checks that the child was killed and reaped, its pipes closed.
     assert run(loop_name, main()) == "cancelled"
+
+
+# asyncio 3.11-3.13: a child watcher a program set on the policy is used.
+policy_watchers = pytest.mark.skipif(
+    sys.version_info >= (3, 14), reason="asyncio 3.14 has no policy child watchers"
+)
+
+
+@contextlib.contextmanager
+def policy_with(watcher):
+    """A fresh asyncio policy holding watcher (None: none) for the block."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        old = asyncio.get_event_loop_policy()
+        asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())
+        if watcher is not None:
+            asyncio.set_child_watcher(watcher)
+    try:
+        yield asyncio.get_event_loop_policy()
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            asyncio.set_child_watcher(None)  # closes the watcher
+            asyncio.set_event_loop_policy(old)
+
+
+def recorder(active=True, offset=100):
+    """A watcher that notes its calls and reports each exit code plus offset."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # subclassing it, 3.12+
+
+        class Recorder(asyncio.AbstractChildWatcher):
+            def __init__(self):
+                self.calls, self.handlers, self.threads = [], {}, []
+
+            def __enter__(self):
+                self.calls.append("enter")
+                return self
+
+            def __exit__(self, *exc_info):
+                self.calls.append("exit")
+
+            def is_active(self):
+                self.calls.append("is_active")
+                return active
+
+            def add_child_handler(self, pid, callback, *args):
+                self.calls.append("add_child_handler")
+                self.handlers[pid] = (callback, args)
+                thread = threading.Thread(target=self._wait, args=(pid,))
+                self.threads.append(thread)
+                thread.start()
+
+            def _wait(self, pid):
+                _, status = os.waitpid(pid, 0)
+                callback, args = self.handlers.pop(pid)
+                callback(pid, os.waitstatus_to_exitcode(status) + offset, *args)
+
+            def remove_child_handler(self, pid):
+                self.calls.append("remove_child_handler")
+                return self.handlers.pop(pid, None) is not None
+
+            def attach_loop(self, loop):
+                pass
+
+            def close(self):
+                pass
+
+    return Recorder()
+
+
+@policy_watchers
+def test_a_policy_watcher_not_active_is_refused(loop_name):
+    async def main():
+        try:
+            await asyncio.create_subprocess_exec(PY, "-c", "pass")
+        except RuntimeError as exc:
+            return str(exc)
+
+    watcher = recorder(active=False)
+    with policy_with(watcher):
+        message = run(loop_name, main())
+    assert message == (
+        "asyncio.get_child_watcher() is not activated, "
+        "subprocess support is not installed."
+    )
+    assert watcher.calls == ["enter", "is_active", "exit"]  # no child was started
+
+
+@policy_watchers
+@pytest.mark.parametrize("cmd, close_early, code", [("exit 7", False, 107),
+                                                   ("sleep 10", True, 91)])  # fmt: skip
+def test_a_policy_watcher_reports_the_returncode(loop_name, cmd, close_early, code):
+    async def main():
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.subprocess_shell(Notes, cmd, stdin=None)
+        ours_watching = bool(getattr(loop, "_child_pidfds", None))
+        if close_early:
+            transport.close()  # kills the child; the watcher still reports
+        await protocol.lost
+        transport.close()
+        return transport.get_returncode(), protocol.calls[-1], ours_watching
+
+    watcher = recorder()
+    with policy_with(watcher):
+        assert run(loop_name, main()) == (code, "connection_lost(None)", False)
+    for thread in watcher.threads:
+        thread.join()
+    assert watcher.calls == ["enter", "is_active", "add_child_handler", "exit"]
+    assert watcher.handlers == {}  # nothing left: the watcher has called back
+
+
+@policy_watchers
+def test_a_fast_child_watcher_set_on_the_policy(loop_name):
+    # It reaps every child with waitpid(-1) on SIGCHLD: a loop watching its
+    # children by itself would lose some statuses to it, and report 255.
+    async def main():
+        watcher = asyncio.get_event_loop_policy().get_child_watcher()
+        watcher.attach_loop(asyncio.get_running_loop())
+        try:
+            children = [await asyncio.create_subprocess_exec("sh", "-c", "exit 3")
+                        for _ in range(20)]  # fmt: skip
+            return [await child.wait() for child in children]
+        finally:
+            watcher.attach_loop(None)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        watcher = asyncio.FastChildWatcher()
+        with policy_with(watcher):
+            assert run(loop_name, main()) == [3] * 20
+
+
+@policy_watchers
+@pytest.mark.parametrize("held", ["none", "ThreadedChildWatcher", "PidfdChildWatcher"])
+def test_no_watcher_set_keeps_ours_and_warns_nothing(held):
+    # asyncio's default kinds may sit in the policy only because asyncio's loop
+    # asked for one earlier: ours stands in for them, and never makes one.
+    if held == "PidfdChildWatcher" and not _pidfd_works():
+        pytest.skip("no pidfds")
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        child = await asyncio.create_subprocess_exec("sleep", "10")
+        watching = child.pid in loop._child_pidfds  # alive: not reaped yet
+        child.kill()
+        return watching, await child.wait()
+
+    watcher = None if held == "none" else getattr(asyncio, held)()
+    with policy_with(watcher) as policy:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)
+            assert run("epoll-pidfd", main()) == (True, -9)
+        assert policy._watcher is watcher  # none made, none replaced

@@ -812,3 +812,74 @@ def test_shutdown_timeout_with_a_peer_that_stops_reading(
         thread.join()
         listener.close()
     assert last == "connection_lost(TimeoutError('SSL shutdown timed out'))"
+
+
+class HalfSend:
+    """A socket whose send() takes half of each buffer: a full kernel buffer, faked.
+
+    CPython's test_ssl wraps a transport's socket so (gh-115514). Since send() of
+    one byte takes none, only a write handler that sends otherwise drains the buffer.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+    def send(self, data: Any) -> int:
+        return self.sock.send(memoryview(data)[: len(data) // 2])
+
+
+# asyncio's write handler sends with sendmsg from 3.12 on; 3.11's stalls on HalfSend.
+SENDMSG_LOOPS = [name for name in LOOPS if name != "stdlib" or sys.version_info >= (3, 12)]
+
+
+@pytest.mark.parametrize("loop_name", SENDMSG_LOOPS)
+def test_backlog_and_close_notify_reach_the_peer_through_a_slow_send(
+    loop_name: str,
+) -> None:
+    """close() with a big backlog on a socket whose send() takes half: all arrives."""
+    size = 2 * 1024 * 1024
+    listener = socket.create_server(("127.0.0.1", 0))
+    received: list[Any] = []
+
+    def peer() -> None:
+        conn, _ = listener.accept()
+        conn.settimeout(10)
+        # A ragged EOF raises SSLEOFError: recv() returns b"" on close_notify only.
+        with server_ctx().wrap_socket(
+            conn, server_side=True, suppress_ragged_eofs=False
+        ) as tls:
+            total = 0
+            try:
+                while chunk := tls.recv(65536):
+                    total += len(chunk)
+                received.append(total)
+                tls.unwrap().close()  # close_notify in answer
+            except (OSError, ssl.SSLError) as exc:
+                received.append(describe(exc))
+
+    thread = threading.Thread(target=peer)
+    thread.start()
+
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.create_connection(
+            Recorder, *listener.getsockname(), ssl=client_ctx(),
+            server_hostname="localhost",
+        )
+        plain = transport._ssl_protocol._transport
+        plain._sock = HalfSend(plain._sock)
+        transport.write(bytes(size))
+        transport.close()
+        await protocol.lost
+        return protocol.events
+
+    try:
+        events = run(loop_name, main(), timeout=5)
+    finally:
+        thread.join(10)
+        listener.close()
+    assert received == [size]
+    assert events[-1] == "connection_lost(None)"

@@ -17,6 +17,7 @@ of ``asyncio/unix_events.py``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -132,24 +133,37 @@ class SubprocessEventLoop(PipeEventLoop):
         self._child_exits_queued.discard(pid)
         transport._process_exited(_reap(pid))
 
-    # %% book/08d_subprocesses.ipynb cell 38
+    # %% book/08d_subprocesses.ipynb cell 59
     async def _make_subprocess_transport(
         self, protocol: Any, args: Any, shell: bool, stdin: Any, stdout: Any,
         stderr: Any, bufsize: int, extra: Any = None, **kwargs: Any,
     ) -> SubprocessTransport:  # fmt: skip
         self._check_closed()
-        transport = SubprocessTransport(
-            self, protocol, args, shell, stdin, stdout, stderr, bufsize, extra, **kwargs
-        )
-        self._child_watch(transport)
-        try:
-            await transport._connect_pipes()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException:
-            transport.close()
-            await asyncio.shield(transport._exited)
-            raise
+        watcher = _policy_child_watcher()
+        with contextlib.nullcontext() if watcher is None else watcher as entered:
+            if watcher is not None and sys.version_info < (3, 12):
+                watcher = entered  # asyncio 3.11 uses what __enter__ returned
+            if watcher is not None and not watcher.is_active():
+                raise RuntimeError(
+                    "asyncio.get_child_watcher() is not activated, "
+                    "subprocess support is not installed."
+                )
+            transport = SubprocessTransport(
+                self, protocol, args, shell, stdin, stdout, stderr, bufsize, extra, **kwargs
+            )
+            if watcher is None:
+                self._child_watch(transport)
+            else:
+                pid = transport.get_pid()
+                watcher.add_child_handler(pid, self._child_watcher_callback, transport)
+            try:
+                await transport._connect_pipes()
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                transport.close()
+                await asyncio.shield(transport._exited)
+                raise
         return transport
 
     # %% book/08d_subprocesses.ipynb cell 40
@@ -202,6 +216,16 @@ class SubprocessEventLoop(PipeEventLoop):
                 _reap(pid)
             self._child_exits_queued.clear()
         super().close()
+
+    # %% book/08d_subprocesses.ipynb cell 59
+    def _child_watcher_callback(
+        self, pid: int, returncode: int, transport: SubprocessTransport
+    ) -> None:
+        """What a policy's watcher calls, in any thread, once it has reaped pid."""
+        if sys.version_info < (3, 12):  # asyncio 3.11 waits one more loop turn
+            self.call_soon_threadsafe(self.call_soon, transport._process_exited, returncode)
+        else:
+            self.call_soon_threadsafe(transport._process_exited, returncode)
 
 
 # %% book/08d_subprocesses.ipynb cell 31
@@ -439,3 +463,30 @@ def _check_popen_options(
         raise ValueError("encoding must be None")
     if errors is not None:
         raise ValueError("errors must be None")
+
+
+# %% book/08d_subprocesses.ipynb cell 57
+# Why: asyncio 3.11-3.13 take the child watcher from the policy; 3.14 removed them.
+_POLICY_WATCHERS = sys.version_info < (3, 14)
+_DEFAULT_WATCHERS = (
+    (asyncio.ThreadedChildWatcher, asyncio.PidfdChildWatcher) if _POLICY_WATCHERS else ()
+)
+
+
+def _policy_child_watcher() -> Any:
+    """The child watcher a program set on asyncio's policy (3.11-3.13), else None."""
+    if not _POLICY_WATCHERS:
+        return None
+    policy = asyncio.get_event_loop_policy()
+    getter = getattr(type(policy), "get_child_watcher", None)
+    if getter is asyncio.DefaultEventLoopPolicy.get_child_watcher:
+        watcher = getattr(policy, "_watcher", None)  # asking would make one, and warn
+    elif getter is None or getter is asyncio.AbstractEventLoopPolicy.get_child_watcher:
+        return None  # a policy without child watchers
+    else:
+        with warnings.catch_warnings():  # as asyncio's loop asks it
+            warnings.simplefilter("ignore", DeprecationWarning)
+            watcher = policy.get_child_watcher()
+    if watcher is None or type(watcher) in _DEFAULT_WATCHERS:
+        return None
+    return watcher

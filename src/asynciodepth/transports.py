@@ -184,7 +184,9 @@ class SocketTransport(asyncio.Transport):
         if self._conn_lost:
             return
         try:
-            sent = self._sock.send(self._buffer)
+            # Why sendmsg, as asyncio's handler (3.12+): code that slows send()
+            # down by wrapping the socket must not stall the buffer.
+            sent = self._sock.sendmsg([self._buffer])
         except (BlockingIOError, InterruptedError):
             return
         except (SystemExit, KeyboardInterrupt):
