@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import os
 import socket
 import sys
+import warnings
 from typing import Any, Callable
 
 import pytest
@@ -588,6 +590,44 @@ def test_address_in_use_is_the_bind_error_and_leaks_nothing(impl):
             return info.value.errno, open_fds() - before
 
     assert run(impl, main) == (errno.EADDRINUSE, 0)
+
+
+@pytest.mark.parametrize("impl", LOOPS)
+def test_failed_and_closed_endpoints_leave_nothing_for_the_gc(impl):
+    """anyio's suite makes an unraisable ResourceWarning fail whichever test is
+    running when the collector finds the unclosed socket: so no endpoint, failed
+    (bad family, address in use) or sent on and closed, may leave one behind."""
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        with pytest.raises(socket.gaierror):
+            await loop.create_datagram_endpoint(
+                Recorder, local_addr=("127.0.0.1", 0), family=socket.AF_INET6
+            )
+        with udp_socket() as peer:
+            with pytest.raises(OSError):
+                await loop.create_datagram_endpoint(
+                    Recorder, local_addr=peer.getsockname()
+                )
+            transport, _ = await loop.create_datagram_endpoint(
+                Recorder, remote_addr=peer.getsockname()
+            )
+            transport.sendto(b"x")
+            sock = transport.get_extra_info("socket")
+            transport.close()
+            await asyncio.sleep(0)
+            return sock.fileno()
+
+    unraisable: list[Any] = []
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ResourceWarning)
+            fileno = run(impl, main)
+            gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert (fileno, [repr(u.exc_value) for u in unraisable]) == (-1, [])
 
 
 @pytest.mark.parametrize("impl", LOOPS)
