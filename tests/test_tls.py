@@ -883,3 +883,24 @@ def test_backlog_and_close_notify_reach_the_peer_through_a_slow_send(
         listener.close()
     assert received == [size]
     assert events[-1] == "connection_lost(None)"
+
+
+def test_private_names_libraries_read(loop_name: str) -> None:
+    # aiohttp's test_tcp_connector_do_not_raise_connector_ssl_error reads
+    # transport._ssl_protocol._sslcontext, as asyncio's SSLProtocol names it.
+    async def main() -> tuple[bool, bool, bool]:
+        context = client_ctx()
+        async with await echo_server() as server:
+            _, writer = await connect(port_of(server), ssl=context)
+            try:
+                tls = writer.transport._ssl_protocol
+                return (
+                    getattr(tls, "_sslcontext", None) is context,
+                    tls._app_transport is writer.transport,
+                    tls._sslobj is writer.get_extra_info("ssl_object"),
+                )
+            finally:
+                writer.close()
+                await writer.wait_closed()
+
+    assert run(loop_name, main()) == (True, True, True)

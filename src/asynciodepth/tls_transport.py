@@ -463,7 +463,14 @@ class SSLProtocol(asyncio.Protocol):
         self._app_reading_paused = False
         self._loop.call_soon(self._advance)
 
+    # %% book/08e_tls.ipynb cell 65
+    @property
+    def _sslcontext(self) -> ssl.SSLContext:
+        # asyncio's name for the context; aiohttp's tests read it.
+        return self._extra["sslcontext"]
 
+
+# %% book/08e_tls.ipynb cell 27
 def _limits(high: int | None, low: int | None, default_high: int) -> tuple[int, int]:
     """asyncio's water marks: (high, low) from either, or from neither."""
     if high is None:
@@ -579,7 +586,7 @@ class SSLTransport(asyncio.Transport):
         """Encrypted bytes received and not read yet."""
         return self._ssl_protocol._incoming.pending
 
-    # %% book/08e_tls.ipynb cell 65
+    # %% book/08e_tls.ipynb cell 66
     def _test__append_write_backlog(self, data: bytes) -> None:
         # asyncio's hook for its tests: CPython's test_ssl fills the backlog so.
         self._ssl_protocol._backlog.append(data)
