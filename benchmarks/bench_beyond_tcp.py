@@ -47,7 +47,8 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
+
+from bench_io import Counter, measure_windows  # the same harness as the I/O levels
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOOPS = ["stdlib", "ours", "uvloop"]
@@ -64,12 +65,6 @@ def new_loop(name: str) -> asyncio.AbstractEventLoop:
     import uvloop
 
     return uvloop.new_event_loop()
-
-
-class Counter:
-    def __init__(self) -> None:
-        self.requests = 0
-        self.stop = False
 
 
 # ---- the benchmarks: each starts its clients and returns a cleanup coroutine ---
@@ -186,26 +181,12 @@ def starter(bench: str):
 
 
 async def measure(bench: str, size: int, clients: int, duration: float, repeats: int):
-    counter = Counter()
     start, default_size = starter(bench)
     if default_size is not None:
         size = default_size
-    cleanup = await start(size, clients, counter)
-    await asyncio.sleep(min(0.3, duration))  # warm-up
-    rates: dict[str, list[float]] = {"wall": [], "cpu": []}
-    start_count = counter.requests
-    start_wall, start_cpu = time.perf_counter(), time.process_time()
-    for _ in range(repeats):
-        await asyncio.sleep(duration)
-        count = counter.requests
-        wall, cpu = time.perf_counter(), time.process_time()
-        rates["wall"].append((count - start_count) / (wall - start_wall))
-        rates["cpu"].append((count - start_count) / max(cpu - start_cpu, 1e-9))
-        start_count, start_wall, start_cpu = count, wall, cpu
-    counter.stop = True
-    async with asyncio.timeout(20):
-        await cleanup()
-    return rates
+    return await measure_windows(
+        start, size, clients, duration, repeats, cleanup_timeout=20.0
+    )
 
 
 def child(args: argparse.Namespace) -> None:

@@ -41,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Any
 
 LOOPS = ["stdlib", "ours-epoll", "ours-selectors", "uvloop"]
 LEVELS = ["sock", "protocol", "stream"]
@@ -193,9 +194,16 @@ async def start_stream(size: int, clients: int, counter: Counter):
 STARTERS = {"sock": start_sock, "protocol": start_protocol, "stream": start_stream}
 
 
-async def measure(level: str, size: int, clients: int, duration: float, repeats: int):
+async def measure_windows(
+    start: Any, size: int, clients: int, duration: float, repeats: int,
+    cleanup_timeout: float = 10.0,
+) -> dict[str, list[float]]:  # fmt: skip
+    """Start clients with start(); their request rate over repeats windows (wall, cpu).
+
+    Shared with bench_beyond_tcp.py.
+    """
     counter = Counter()
-    cleanup = await STARTERS[level](size, clients, counter)
+    cleanup = await start(size, clients, counter)
     await asyncio.sleep(min(0.3, duration))  # warm-up
     rates: dict[str, list[float]] = {"wall": [], "cpu": []}
     start_count = counter.requests
@@ -208,9 +216,13 @@ async def measure(level: str, size: int, clients: int, duration: float, repeats:
         rates["cpu"].append((count - start_count) / max(cpu - start_cpu, 1e-9))
         start_count, start_wall, start_cpu = count, wall, cpu
     counter.stop = True
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(cleanup_timeout):
         await cleanup()
     return rates
+
+
+async def measure(level: str, size: int, clients: int, duration: float, repeats: int):
+    return await measure_windows(STARTERS[level], size, clients, duration, repeats)
 
 
 def child(args: argparse.Namespace) -> None:
