@@ -21,7 +21,7 @@ from asynciodepth.sendfile import SendfileEventLoop
 
 LOOPS = ["stdlib", "epoll", "selectors", "epoll+pytask"]
 DATA = b"Hello, world!\n" * 30_000  # 420 kB: more than a loopback buffer takes
-SEEKS_ALWAYS = sys.version_info >= (3, 14)
+SEEKS_ALWAYS = sys.version_info >= (3, 14, 6)  # gh-150107, in 3.14.6
 
 
 def new_loop(name: str) -> asyncio.AbstractEventLoop:

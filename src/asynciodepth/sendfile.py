@@ -291,7 +291,7 @@ class _FileChunks:
 # Why: asyncio 3.14 seeks to offset before a fallback even when it is 0, and
 # leaves the position after what was sent even when nothing was (gh-150107);
 # before, an offset of 0 read on from wherever the file's position was.
-_SEEKS_ALWAYS = sys.version_info >= (3, 14)
+_SEEKS_ALWAYS = sys.version_info >= (3, 14, 6)
 
 
 def _seek_to_start(file: Any, offset: int) -> None:
