@@ -535,3 +535,21 @@ def test_no_watcher_set_keeps_ours_and_warns_nothing(held):
             warnings.simplefilter("error", DeprecationWarning)
             assert run("epoll-pidfd", main()) == (True, -9)
         assert policy._watcher is watcher  # none made, none replaced
+
+
+def test_wait_returns_at_exit_exactly_when_asyncio_does(loop_name):
+    """A grandchild keeps the child's stdout open after the child exits: wait()
+    returns at the exit on 3.14 and 3.15 (gh-119710), at the pipe's end before."""
+    from asynciodepth.subprocesses import _WAKES_AT_EXIT
+
+    async def main():
+        child = await asyncio.create_subprocess_exec(
+            "sh", "-c", "sleep 1.5 & sleep 0.2; exit 3", stdout=PIPE
+        )
+        waiting = asyncio.ensure_future(child.wait())
+        done, _ = await asyncio.wait([waiting], timeout=0.9)
+        code = await waiting
+        await child.stdout.read()  # the end of file comes when sleep 1.5 exits
+        return bool(done), code
+
+    assert run(loop_name, main()) == (_WAKES_AT_EXIT, 3)

@@ -286,7 +286,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         self._pipes = {fd: None for fd in range(3) if specs[fd] == subprocess.PIPE}
         self._finished = False  # connection_lost() is scheduled
         self._exited = loop.create_future()  # the returncode, once reaped
-        self._exit_waiters: list[asyncio.Future] = []  # _wait() before 3.13
+        self._exit_waiters: list[asyncio.Future] = []  # _wait() before 3.14
         self._pid: int | None = None
         try:
             self._proc = subprocess.Popen(
@@ -440,9 +440,9 @@ class SubprocessTransport(asyncio.SubprocessTransport):
 
 
 # %% book/08d_subprocesses.ipynb cell 34
-# Why: asyncio's wait() returns at the child's exit from 3.13 on (gh-119710),
-# at connection_lost() before.
-_WAKES_AT_EXIT = sys.version_info >= (3, 13)
+# Why: asyncio's wait() returns at the child's exit on 3.14 and 3.15 (gh-119710),
+# at connection_lost() before (3.13.0 still waits for it).
+_WAKES_AT_EXIT = sys.version_info >= (3, 14)
 
 
 # %% book/08d_subprocesses.ipynb cell 38
