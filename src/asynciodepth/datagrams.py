@@ -20,16 +20,14 @@ import asyncio
 import collections
 import contextvars
 import logging
-import os
 import socket
-import stat
 import sys
 from typing import Any, Callable
 
 from asynciodepth.io_events import _nonblocking_check, _settle
 from asynciodepth.pollers import EVENT_READ, EVENT_WRITE
 from asynciodepth.transports import SocketTransport, _set_result_unless_cancelled
-from asynciodepth.unix_events import UnixEventLoop
+from asynciodepth.unix_events import UnixEventLoop, _remove_stale_unix_socket
 
 __all__ = ["DatagramTransport", "DatagramEventLoop"]
 
@@ -401,17 +399,8 @@ def _unix_addresses(local_addr: Any, remote_addr: Any) -> tuple[Any, Any]:
     for addr in (local_addr, remote_addr):
         if addr is not None and not isinstance(addr, str):
             raise TypeError("string is expected")
-    if local_addr and local_addr[0] != "\0":  # the abstract namespace has no file
-        try:
-            if stat.S_ISSOCK(os.stat(local_addr).st_mode):
-                os.remove(local_addr)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            # A directory may let us create a socket, yet not look at it.
-            logger.error(
-                "Unable to check or remove stale UNIX socket %r: %r", local_addr, exc
-            )
+    if local_addr:
+        _remove_stale_unix_socket(local_addr)  # chapter 08b's, as create_unix_server
     return local_addr, remote_addr
 
 

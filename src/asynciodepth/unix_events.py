@@ -230,20 +230,24 @@ class UnixEventLoop(ConnectionEventLoop):
 
 
 # %% book/08b_transports.ipynb cell 97
+def _remove_stale_unix_socket(path: str | bytes) -> None:
+    """Remove a socket file a dead server left at path, as asyncio does."""
+    if path[0] in (0, "\0"):  # Linux's abstract namespace: no file
+        return
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.remove(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        # A directory may let us create a socket, yet not look at it.
+        logger.error("Unable to check or remove stale UNIX socket %r: %r", path, exc)
+
+
 def _bind_unix(path: Any) -> socket.socket:
     """Return an AF_UNIX socket bound to path, replacing a stale socket file."""
     path = os.fspath(path)
-    abstract = path[0] in (0, "\0")  # Linux's abstract namespace: no file
-    if not abstract:
-        try:
-            if stat.S_ISSOCK(os.stat(path).st_mode):
-                os.remove(path)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            logger.error(
-                "Unable to check or remove stale UNIX socket %r: %r", path, exc
-            )
+    _remove_stale_unix_socket(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(path)
