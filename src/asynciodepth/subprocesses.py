@@ -259,18 +259,10 @@ class SubprocessTransport(asyncio.SubprocessTransport):
     """A child process and its pipes, as one transport for a SubprocessProtocol."""
 
     def __init__(
-        self,
-        loop: Any,
-        protocol: asyncio.SubprocessProtocol,
-        args: Any,
-        shell: bool,
-        stdin: Any,
-        stdout: Any,
-        stderr: Any,
-        bufsize: int,
-        extra: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
+        self, loop: Any, protocol: asyncio.SubprocessProtocol, args: Any, shell: bool,
+        stdin: Any, stdout: Any, stderr: Any, bufsize: int,
+        extra: dict[str, Any] | None = None, **kwargs: Any,
+    ) -> None:  # fmt: skip
         """Start the child at once; its pipes connect in _connect_pipes()."""
         super().__init__(extra)
         self._loop, self._protocol = loop, protocol
@@ -440,8 +432,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
 
 
 # %% book/08d_subprocesses.ipynb cell 34
-# Why: asyncio's wait() returns at the child's exit on 3.14 and 3.15 (gh-119710),
-# at connection_lost() before (3.13.0 still waits for it).
+# Why: wait() returns at exit from 3.14 (gh-119710), before at connection_lost().
 _WAKES_AT_EXIT = sys.version_info >= (3, 14)
 
 
