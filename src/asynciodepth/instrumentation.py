@@ -60,7 +60,7 @@ class LoopInstrumentation:
         """Return True if debug mode is on."""
         return self._debug
 
-    # %% book/06_event_loop.ipynb cell 121
+    # %% book/06_event_loop.ipynb cell 125
     def set_debug(self, enabled: bool) -> None:
         """Turn debug mode on or off: slow callbacks logged, thread checks."""
         self._debug = enabled
@@ -81,7 +81,7 @@ class LoopInstrumentation:
             )
             self._coroutine_origin_tracking_saved_depth = None
 
-    # %% book/06_event_loop.ipynb cell 123
+    # %% book/06_event_loop.ipynb cell 127
     def _check_callback(self, callback: object, method: str) -> None:
         # Why inspect's: asyncio.iscoroutinefunction is deprecated from 3.14.
         if asyncio.iscoroutine(callback) or inspect.iscoroutinefunction(callback):
@@ -108,7 +108,7 @@ class LoopInstrumentation:
                 "than the current one"
             )
 
-    # %% book/06_event_loop.ipynb cell 129
+    # %% book/06_event_loop.ipynb cell 133
     def set_observer(self, observer: LoopObserver | None) -> None:
         """Install observer (or None to remove it); see events.LoopObserver."""
         self._observer = observer
@@ -138,14 +138,14 @@ class LoopInstrumentation:
     def _poll_observed(self, timeout: float | None) -> None:
         """Section 2 of _run_once with an observer: poll, then report."""
         ready, observer = self._ready, self._observer
-        start = self._now()
+        start = self.time()
         queued = len(ready)
         nevents = self._poll_and_wait(timeout)
         for index in range(queued, len(ready)):
             observer.on_schedule(self, ready[index], "io")
-        observer.on_poll(self, timeout, start, self._now(), nevents)
+        observer.on_poll(self, timeout, start, self.time(), nevents)
 
-    # %% book/06_event_loop.ipynb cell 133
+    # %% book/06_event_loop.ipynb cell 137
     def _run_ready_instrumented(self, ntodo: int) -> None:
         """Run ntodo ready handles, telling the observer and timing slow ones."""
         ready = self._ready
@@ -156,7 +156,7 @@ class LoopInstrumentation:
             if handle._cancelled:
                 continue
             self._current_handle = handle
-            start = self._now() if observer is not None else 0.0
+            start = self.time() if observer is not None else 0.0
             wall_start = time.perf_counter() if debug else 0.0
             try:
                 handle._context.run(handle._callback, *handle._args)
@@ -172,10 +172,10 @@ class LoopInstrumentation:
                     if stepped is None:  # not our Task: perhaps asyncio's
                         stepped = _asyncio_task_step(handle)
                     if stepped is None:
-                        observer.on_callback(self, handle, start, self._now())
+                        observer.on_callback(self, handle, start, self.time())
                     else:
                         task, woken_by = stepped
-                        end = self._now()
+                        end = self.time()
                         observer.on_task_step(self, task, woken_by, start, end)
                 self._current_handle = None
             if debug:
@@ -191,7 +191,7 @@ class LoopInstrumentation:
         handle = stepped = task = woken_by = None
 
 
-# %% book/06_event_loop.ipynb cell 131
+# %% book/06_event_loop.ipynb cell 135
 # asyncio's Task classes: the C one, and the pure-Python one it falls back on.
 _ASYNCIO_TASKS = (asyncio.Task, getattr(asyncio.tasks, "_PyTask", asyncio.Task))
 

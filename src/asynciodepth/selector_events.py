@@ -100,7 +100,7 @@ class BaseSelectorEventLoop(BaseEventLoop):
         except OSError:
             pass
 
-    # %% book/06_event_loop.ipynb cell 107
+    # %% book/06_event_loop.ipynb cell 111
     def _io_can_arrive(self) -> bool:
         """Return True if the selector watches an fd besides the wake-up socket."""
         # Why True without a selector: a subclass that polls by other means
