@@ -815,3 +815,88 @@ def test_readiness_layer_cancels_a_writer_removed_after_it_was_queued(impl):
         return len(calls)
 
     assert run_on_layer("ReadinessEventLoop", impl, main()) == 4
+
+
+# ---- the poll's fast path (chapter "epoll", "The poll's fast path") ----------
+
+
+def _chain_with_idle_socket(loop, n):
+    """Run a chain of n call_soon callbacks with one idle reader; count its polls."""
+    a, b = socket.socketpair()
+    loop.add_reader(a, lambda: None)
+    polls = []
+    poll = loop.get_poller().poll
+    loop.get_poller().poll = lambda timeout: polls.append(timeout) or poll(timeout)
+    left = n
+
+    def chain():
+        nonlocal left
+        left -= 1
+        if left:
+            loop.call_soon(chain)
+        else:
+            loop.stop()
+
+    loop.call_soon(chain)
+    loop.run_forever()
+    loop.remove_reader(a)
+    a.close()
+    b.close()
+    return polls
+
+
+@pytest.mark.parametrize("python_tasks", [False, True])
+def test_fast_path_polls_once_per_iteration_with_a_socket_watched(impl, python_tasks):
+    loop = asynciodepth.EventLoop(poller=impl, python_tasks=python_tasks)
+    try:
+        polls = _chain_with_idle_socket(loop, 100)
+    finally:
+        loop.close()
+    # One poll per iteration, none blocking: the chain is ready in each.
+    assert polls == [0.0] * 100
+
+
+def test_fast_path_queues_io_in_the_same_iteration(impl):
+    """Data that arrived before a poll runs its reader in that iteration."""
+    loop = asynciodepth.EventLoop(poller=impl)
+    a, b = socket.socketpair()
+    order = []
+    try:
+        loop.add_reader(a, lambda: order.append(("read", a.recv(10))))
+        b.send(b"x")
+        loop.call_soon(order.append, "callback")
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+        # The poll comes first, so the reader is queued behind the callbacks of
+        # the same snapshot: asyncio's order.
+        assert order == ["callback", ("read", b"x")]
+        assert loop._poll_and_wait(0.0) == 0  # nothing more: no event, no handle
+        b.send(b"y")
+        assert loop._poll_and_wait(0.0) == 1 and len(loop._ready) == 1
+        loop.remove_reader(a)
+        assert len(loop._ready) == 1 and loop._ready[0].cancelled()
+    finally:
+        loop.close()
+        a.close()
+        b.close()
+
+
+def test_fast_path_keeps_the_virtual_clock_jump(impl):
+    """Under a virtual clock a pending timer is reached by a jump, not by sleeping."""
+    from asynciodepth.events import VirtualClock
+
+    clock = VirtualClock()
+    loop = asynciodepth.EventLoop(poller=impl, clock=clock)
+    a, b = socket.socketpair()
+    try:
+        loop.add_reader(a, lambda: None)  # the poll cannot be skipped
+        fired = []
+        loop.call_later(3600, fired.append, "timer")
+        loop.call_later(3601, loop.stop)
+        loop.run_forever()
+        assert fired == ["timer"] and loop.time() == 3601
+        loop.remove_reader(a)
+    finally:
+        loop.close()
+        a.close()
+        b.close()

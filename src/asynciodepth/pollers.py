@@ -171,7 +171,7 @@ class EpollPoller(Poller):
                 pass  # closed since: there is nothing left to watch
 
 
-# %% book/08_epoll.ipynb cell 106
+# %% book/08_epoll.ipynb cell 112
 def make_poller(kind: str | selectors.BaseSelector | Poller | None = None) -> Poller:
     """Return a poller: "epoll", "selectors", a selector to wrap, or None for the best.
 
@@ -193,7 +193,7 @@ def make_poller(kind: str | selectors.BaseSelector | Poller | None = None) -> Po
     )
 
 
-# %% book/08_epoll.ipynb cell 104
+# %% book/08_epoll.ipynb cell 110
 class SelectorsPoller(Poller):
     """Readiness from a ``selectors`` selector: kqueue, epoll, poll or select."""
 
