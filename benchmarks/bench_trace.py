@@ -22,6 +22,20 @@ runs (the slow tools run once). Usage::
     PYTHONPATH=src python benchmarks/bench_trace.py [--repeat 3]
         [--python OTHER_PYTHON ...] [--skip-slow]
 
+With ``--floors`` it measures instead, in one process per Python, the floors
+under each tracer's overhead: an observer whose hooks do nothing, six
+``sys.monitoring`` callbacks that only return DISABLE, each tracer with its
+records thrown away, and each tracer writing a file; the last line of each table
+is the Recorder's hot path alone (a file trace over records thrown away). Run it
+with ``PYTHONPATH=build/compiled`` ahead of src for the compiled build::
+
+    PYTHONPATH=src python benchmarks/bench_trace.py --floors --repeat 9
+
+``--json OUT`` also writes the tracers' ratios, for the benchmark suite, as
+``{"configs": {name: {"cpu_ratio": x, "wall_ratio": y, "bytes_per_step": z}}}``
+(CPU and run time over the untraced run on the same loop; bytes of the trace
+file per task step).
+
 With ``--hooks FILE`` it measures instead, in one process per Python, what the
 interpreter's hooks cost on the same workload: ``sys.settrace`` and
 ``sys.setprofile`` with a hook that does nothing and with one that looks at
@@ -49,6 +63,13 @@ from pathlib import Path
 
 TASKS, ROUNDS, FIB = 200, 50, 8
 SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def child_env() -> dict[str, str]:
+    """A child's environment: PYTHONPATH as given (build/compiled, say), then src."""
+    given = os.environ.get("PYTHONPATH")
+    path = SRC if not given else f"{given}{os.pathsep}{SRC}"
+    return dict(os.environ, PYTHONPATH=path)
 
 
 def fib(n: int) -> int:
@@ -180,7 +201,7 @@ def main_hooks(path: str, pythons: list[str], repeat: int) -> None:
             [python, os.path.abspath(__file__), "--hooks-child", str(repeat)],
             capture_output=True,
             text=True,
-            env=dict(os.environ, PYTHONPATH=SRC),
+            env=child_env(),
             check=True,
         )
         results[version(python)] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -331,7 +352,7 @@ def main_floors(pythons: list[str], repeat: int) -> None:
             [python, os.path.abspath(__file__), "--floors-child", str(repeat)],
             capture_output=True,
             text=True,
-            env=dict(os.environ, PYTHONPATH=SRC),
+            env=child_env(),
             check=True,
         )
         cpu = json.loads(done.stdout.strip().splitlines()[-1])
@@ -342,12 +363,22 @@ def main_floors(pythons: list[str], repeat: int) -> None:
         print("| configuration | median | best |")
         print("|---|---:|---:|")
         for label, times in cpu.items():
-            base = cpu[
-                "our loop, untraced" if label.startswith("our") else "stdlib loop, untraced"
-            ]
+            loop = "our loop" if label.startswith("our") else "stdlib loop"
+            base = cpu[f"{loop}, untraced"]
             median = statistics.median(times) / statistics.median(base)
             best = min(times) / min(base)
             print(f"| {label} | {median:.2f} | {best:.2f} |")
+        # The Recorder's hot path alone (what trace/recorder.py and the writer
+        # cost the traced process): a file trace over one whose records are
+        # thrown away, the tracer's hooks being the same in both.
+        pairs = (("loop-level tracer", "our loop"), ("coroutine tracer", "stdlib loop"))
+        for tracer, loop in pairs:
+            kept = cpu[f"{loop} + {tracer}"]
+            dropped = cpu[f"{loop} + {tracer}, records thrown away"]
+            median = statistics.median(kept) / statistics.median(dropped)
+            best = min(kept) / min(dropped)
+            print(f"| handing records on ({tracer}): file / thrown away "
+                  f"| {median:.2f} | {best:.2f} |")
 
 
 def run_config(python: str, config: str, tool: str | None) -> dict:
@@ -362,7 +393,7 @@ def run_config(python: str, config: str, tool: str | None) -> dict:
             "panopticon": ["-m", "panopticon", "-o", out],
         }[tool]
         command = [python, *wrapper, me, "--child", config, out]
-        env = dict(os.environ, PYTHONPATH=SRC)
+        env = child_env()
         start = time.perf_counter()
         done = subprocess.run(
             command, capture_output=True, text=True, env=env, timeout=1800, check=False

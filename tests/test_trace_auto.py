@@ -111,7 +111,10 @@ def test_without_loop_the_trace_is_the_one_loop_gives(config) -> None:
     given, found = traced_twice(config, virtual=True)
     assert shape(found.events) == shape(given.events)
     # Under the virtual clock even the times are the same.
-    times = [[e.get("ts") for e in t.events if e["ph"] in "Xsf"] for t in (given, found)]
+    times = [
+        [e.get("ts") for e in trace.events if e["ph"] in "Xsf"]
+        for trace in (given, found)
+    ]
     assert times[0] == times[1]
 
 
@@ -122,7 +125,9 @@ def test_without_loop_on_the_real_clock_same_steps_and_arrows(config) -> None:
         rows = shape(events)
         steps = collections.Counter(r[3:5] for r in rows if r[1] == "step")
         arrows = collections.Counter(r[3] for r in rows if r[0] == "f")
-        callbacks = collections.Counter(r[2] for r in rows if r[1] in ("callback", "timer"))
+        callbacks = collections.Counter(
+            r[2] for r in rows if r[1] in ("callback", "timer")
+        )
         return steps, arrows, callbacks
 
     assert summary(found.events) == summary(given.events)
@@ -153,7 +158,9 @@ def test_a_loop_with_another_observer_is_traced_by_the_coroutine_tracer() -> Non
 
     observer = Counting()
     with tracing() as trace:
-        asynciodepth.run(worker(2), loop_factory=lambda: asynciodepth.EventLoop(observer=observer))
+        asynciodepth.run(
+            worker(2), loop_factory=lambda: asynciodepth.EventLoop(observer=observer)
+        )
     assert Counting.steps >= 3  # the user's observer kept its loop
     steps = [e for e in trace.events if e.get("cat") == "step"]
     assert len(steps) >= 3  # and the coroutine tracer saw the tasks
