@@ -240,3 +240,24 @@ def test_a_trace_file_without_loop_has_the_loops_track(tmp_path) -> None:
     names = [e["args"]["name"] for e in trace.events if e["name"] == "thread_name"]
     assert "loop: callbacks and polls" in names
     assert sum(1 for e in trace.events if e["ph"] == "f") >= 2
+
+
+def test_tracer_coroutines_records_our_loops_tasks_with_the_coroutine_tracer() -> None:
+    with tracing(tracer="coroutines") as trace:
+        asynciodepth.run(worker(2))
+    assert trace.kind == "coroutines"
+    assert not any(e.get("cat") == "poll" for e in trace.events)
+    lives = [e["args"]["coroutine"] for e in trace.events if e.get("cat") == "task"]
+    assert "worker" in lives
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"tracer": "loops"}, "tracer must be 'auto' or 'coroutines', not 'loops'"),
+        ({"tracer": "coroutines", "loop": object()}, "does not take a loop"),
+    ],
+)
+def test_a_bad_tracer_option_is_a_value_error(options, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        tracing(**options)
