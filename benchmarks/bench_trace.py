@@ -22,6 +22,20 @@ runs (the slow tools run once). Usage::
     PYTHONPATH=src python benchmarks/bench_trace.py [--repeat 3]
         [--python OTHER_PYTHON ...] [--skip-slow]
 
+With ``--floors`` it measures instead, in one process per Python, the floors
+under each tracer's overhead: an observer whose hooks do nothing, six
+``sys.monitoring`` callbacks that only return DISABLE, each tracer with its
+records thrown away, and each tracer writing a file; the last line of each table
+is the Recorder's hot path alone (a file trace over records thrown away). Run it
+with ``PYTHONPATH=build/compiled`` ahead of src for the compiled build::
+
+    PYTHONPATH=src python benchmarks/bench_trace.py --floors --repeat 9
+
+``--json OUT`` also writes the tracers' ratios, for the benchmark suite, as
+``{"configs": {name: {"cpu_ratio": x, "wall_ratio": y, "bytes_per_step": z}}}``
+(CPU and run time over the untraced run on the same loop; bytes of the trace
+file per task step).
+
 With ``--hooks FILE`` it measures instead, in one process per Python, what the
 interpreter's hooks cost on the same workload: ``sys.settrace`` and
 ``sys.setprofile`` with a hook that does nothing and with one that looks at
@@ -49,6 +63,13 @@ from pathlib import Path
 
 TASKS, ROUNDS, FIB = 200, 50, 8
 SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def child_env() -> dict[str, str]:
+    """A child's environment: PYTHONPATH as given (build/compiled, say), then src."""
+    given = os.environ.get("PYTHONPATH")
+    path = SRC if not given else f"{given}{os.pathsep}{SRC}"
+    return dict(os.environ, PYTHONPATH=path)
 
 
 def fib(n: int) -> int:
@@ -82,6 +103,12 @@ def child(config: str, out: str) -> None:
     elif config == "ours+loop-tracer":
         with asyncio.Runner(loop_factory=EventLoop) as runner:
             with tracing(out, loop=runner.get_loop()) as trace:
+                runner.run(main())
+                ran = time.perf_counter()
+    elif config == "ours+tracing()":
+        # No loop=: the coroutine tracer hands our loop to the loop-level one.
+        with asyncio.Runner(loop_factory=EventLoop) as runner:
+            with tracing(out) as trace:
                 runner.run(main())
                 ran = time.perf_counter()
     elif config == "stdlib+coroutine-tracer":
@@ -174,7 +201,7 @@ def main_hooks(path: str, pythons: list[str], repeat: int) -> None:
             [python, os.path.abspath(__file__), "--hooks-child", str(repeat)],
             capture_output=True,
             text=True,
-            env=dict(os.environ, PYTHONPATH=SRC),
+            env=child_env(),
             check=True,
         )
         results[version(python)] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -189,6 +216,171 @@ def main_hooks(path: str, pythons: list[str], repeat: int) -> None:
         file.write("\n")
 
 
+def _discarding_recorder():  # noqa: ANN202
+    """A Recorder whose records are thrown away at each flush."""
+    from asynciodepth.trace import Recorder
+
+    recorder = Recorder()
+    recorder.flush = recorder.records.clear
+    return recorder
+
+
+class _Nothing:
+    """An observer whose five hooks do nothing."""
+
+    def on_schedule(self, loop, handle, scheduled_by):  # noqa: ANN001, ANN201
+        pass
+
+    def on_task_step(self, loop, task, woken_by, start, end):  # noqa: ANN001, ANN201
+        pass
+
+    def on_callback(self, loop, handle, start, end):  # noqa: ANN001, ANN201
+        pass
+
+    def on_poll(self, loop, timeout, start, end, nevents):  # noqa: ANN001, ANN201
+        pass
+
+    def on_timer_fired(self, loop, handle, now):  # noqa: ANN001, ANN201
+        pass
+
+
+def _monitoring_that_only_disables() -> tuple:
+    """Six sys.monitoring callbacks that do nothing but DISABLE plain code."""
+    mon = sys.monitoring
+    events = mon.events
+
+    def plain(code, offset, *rest):  # noqa: ANN001, ANN202
+        return None if code.co_flags & 0x80 else mon.DISABLE
+
+    def keep(code, offset, *rest):  # noqa: ANN001, ANN202
+        return None  # PY_THROW and PY_UNWIND cannot be disabled
+
+    return (
+        (events.PY_START, plain),
+        (events.PY_RESUME, plain),
+        (events.PY_YIELD, plain),
+        (events.PY_RETURN, plain),
+        (events.PY_THROW, keep),
+        (events.PY_UNWIND, keep),
+    )
+
+
+def floors_child(repeat: int) -> None:
+    """CPU time of each floor configuration, interleaved; print JSON lists."""
+    from asynciodepth.runners import TaskEventLoop
+    from asynciodepth.trace import CoroutineTracer, LoopTracer, tracing
+
+    def ours(observer=None) -> None:  # noqa: ANN001
+        with asyncio.Runner(loop_factory=TaskEventLoop) as runner:
+            if observer is not None:
+                runner.get_loop().set_observer(observer)
+            runner.run(main())
+
+    def loop_tracer_discarding() -> None:
+        ours(LoopTracer(_discarding_recorder()))
+
+    def loop_tracer_file() -> None:
+        with asyncio.Runner(loop_factory=TaskEventLoop) as runner:
+            with tracing(out, loop=runner.get_loop()):
+                runner.run(main())
+
+    def tracing_auto() -> None:
+        with asyncio.Runner(loop_factory=TaskEventLoop) as runner:
+            with tracing(out):
+                runner.run(main())
+
+    def monitoring_only_disables() -> None:
+        mon = sys.monitoring
+        mon.use_tool_id(mon.PROFILER_ID, "floor")
+        mask = 0
+        for event, callback in _monitoring_that_only_disables():
+            mon.register_callback(mon.PROFILER_ID, event, callback)
+            mask |= event
+        mon.restart_events()
+        mon.set_events(mon.PROFILER_ID, mask)
+        try:
+            asyncio.run(main())
+        finally:
+            mon.set_events(mon.PROFILER_ID, 0)
+            for event, _ in _monitoring_that_only_disables():
+                mon.register_callback(mon.PROFILER_ID, event, None)
+            mon.free_tool_id(mon.PROFILER_ID)
+
+    def coroutine_tracer_discarding() -> None:
+        tracer = CoroutineTracer(_discarding_recorder())
+        tracer.start()
+        try:
+            asyncio.run(main())
+        finally:
+            tracer.stop()
+
+    def coroutine_tracer_file() -> None:
+        with tracing(out):
+            asyncio.run(main())
+
+    plan = {
+        "our loop, untraced": ours,
+        "our loop, an observer whose hooks do nothing": lambda: ours(_Nothing()),
+        "our loop + loop-level tracer, records thrown away": loop_tracer_discarding,
+        "our loop + loop-level tracer": loop_tracer_file,
+        "our loop + tracing() without loop=": tracing_auto,
+        "stdlib loop, untraced": lambda: asyncio.run(main()),
+    }
+    if hasattr(sys, "monitoring"):
+        plan["six sys.monitoring callbacks that only DISABLE"] = (
+            monitoring_only_disables
+        )
+    plan["stdlib loop + coroutine tracer, records thrown away"] = (
+        coroutine_tracer_discarding
+    )
+    plan["stdlib loop + coroutine tracer"] = coroutine_tracer_file
+    cpu: dict[str, list[float]] = {label: [] for label in plan}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "trace.json")
+        for _ in range(repeat):
+            for label, run in plan.items():
+                start = time.process_time()
+                run()
+                cpu[label].append(time.process_time() - start)
+    print(json.dumps(cpu))
+
+
+def main_floors(pythons: list[str], repeat: int) -> None:
+    """Print, per Python, each floor's CPU time over the untraced loop's."""
+    for python in pythons:
+        done = subprocess.run(
+            [python, os.path.abspath(__file__), "--floors-child", str(repeat)],
+            capture_output=True,
+            text=True,
+            env=child_env(),
+            check=True,
+        )
+        cpu = json.loads(done.stdout.strip().splitlines()[-1])
+        print(
+            f"\nPython {version(python)}: CPU time over the untraced run on the "
+            f"same loop, {repeat} interleaved runs in one process\n"
+        )
+        print("| configuration | median | best |")
+        print("|---|---:|---:|")
+        for label, times in cpu.items():
+            loop = "our loop" if label.startswith("our") else "stdlib loop"
+            base = cpu[f"{loop}, untraced"]
+            median = statistics.median(times) / statistics.median(base)
+            best = min(times) / min(base)
+            print(f"| {label} | {median:.2f} | {best:.2f} |")
+        # The Recorder's hot path alone (what trace/recorder.py and the writer
+        # cost the traced process): a file trace over one whose records are
+        # thrown away, the tracer's hooks being the same in both.
+        pairs = (("loop-level tracer", "our loop"), ("coroutine tracer", "stdlib loop"))
+        for tracer, loop in pairs:
+            kept = cpu[f"{loop} + {tracer}"]
+            dropped = cpu[f"{loop} + {tracer}, records thrown away"]
+            median = statistics.median(kept) / statistics.median(dropped)
+            best = min(kept) / min(dropped)
+            print(f"| handing records on ({tracer}): file / thrown away "
+                  f"| {median:.2f} | {best:.2f} |")
+
+
 def run_config(python: str, config: str, tool: str | None) -> dict:
     """Run one configuration in a subprocess; return its times and file size."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -201,7 +393,7 @@ def run_config(python: str, config: str, tool: str | None) -> dict:
             "panopticon": ["-m", "panopticon", "-o", out],
         }[tool]
         command = [python, *wrapper, me, "--child", config, out]
-        env = dict(os.environ, PYTHONPATH=SRC)
+        env = child_env()
         start = time.perf_counter()
         done = subprocess.run(
             command, capture_output=True, text=True, env=env, timeout=1800, check=False
@@ -259,10 +451,21 @@ def main_bench() -> None:
     parser.add_argument(
         "--hooks", metavar="FILE", help="measure the hooks; write JSON to FILE"
     )
+    parser.add_argument(
+        "--json", metavar="OUT", help="also write the tracers' ratios as JSON to OUT"
+    )
+    parser.add_argument(
+        "--floors",
+        action="store_true",
+        help="measure the floors (hooks that do nothing, records thrown away)",
+    )
     args = parser.parse_args()
     here = sys.executable
     if args.hooks:
         main_hooks(args.hooks, [here, *args.python], args.repeat)
+        return
+    if args.floors:
+        main_floors([here, *args.python], args.repeat)
         return
     plan = []
     for python in [here, *args.python]:
@@ -270,6 +473,7 @@ def main_bench() -> None:
             (python, "stdlib loop, untraced", "stdlib", None),
             (python, "our loop, untraced", "ours", None),
             (python, "our loop + loop-level tracer", "ours+loop-tracer", None),
+            (python, "our loop + tracing() without loop=", "ours+tracing()", None),
             (python, "stdlib loop + coroutine tracer", "stdlib+coroutine-tracer", None),
         ]
     # Why interleave: the machine is shared; a burst of load then hits every
@@ -310,6 +514,7 @@ def main_bench() -> None:
         " | wall x stdlib | trace MB | bytes/step |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    configs = {}
     for py, label, result in rows:
         if "error" in result:
             print(f"| {py} | {label} | failed: {result['error']} | | | | | | | | |")
@@ -329,6 +534,30 @@ def main_bench() -> None:
             f" | {result['wall'] / base['wall']:.2f}"
             f" | {size / 1e6:.1f} | {per_step} |"
         )
+        if "untraced" not in label:
+            name = JSON_NAMES.get(label, label)
+            if py != version(here):
+                name += f" ({py})"
+            configs[name] = {
+                "cpu_ratio": round(result["cpu"] / same["cpu"], 3),
+                "wall_ratio": round(result["run"] / same["run"], 3),
+                "bytes_per_step": round(size / steps, 1) if size else None,
+                "python": py,
+            }
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as file:
+            json.dump({"configs": configs}, file, indent=1)
+            file.write("\n")
+
+
+# The names of the configurations in --json's output.
+JSON_NAMES = {
+    "our loop + loop-level tracer": "loop-tracer",
+    "our loop + tracing() without loop=": "tracing-auto",
+    "stdlib loop + coroutine tracer": "coroutine-tracer",
+    "stdlib loop + viztracer --log_async": "viztracer",
+    "stdlib loop + Panopticon 0.0.4": "panopticon",
+}
 
 
 if __name__ == "__main__":
@@ -336,5 +565,7 @@ if __name__ == "__main__":
         child(sys.argv[2], sys.argv[3])
     elif len(sys.argv) >= 2 and sys.argv[1] == "--hooks-child":
         hooks_child(int(sys.argv[2]))
+    elif len(sys.argv) >= 2 and sys.argv[1] == "--floors-child":
+        floors_child(int(sys.argv[2]))
     else:
         main_bench()

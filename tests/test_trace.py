@@ -462,7 +462,7 @@ LOOPS = {
 @pytest.mark.parametrize("make_loop", list(LOOPS.values()), ids=list(LOOPS))
 def test_coroutine_tracer_gather(make_loop, tmp_path: Path) -> None:
     path = tmp_path / "gather.json"
-    with tracing(path) as trace:
+    with tracing(path, tracer="coroutines") as trace:
         with asyncio.Runner(loop_factory=make_loop) as runner:
             assert runner.run(gather_with_failure()) == "caught boom"
     assert trace.kind == "coroutines"
@@ -562,7 +562,7 @@ def test_coroutine_tracer_gives_an_eager_tasks_first_step_its_own_track(
         first, second = asyncio.ensure_future(child()), asyncio.ensure_future(quick())
         return await first + await second
 
-    with tracing() as trace:
+    with tracing(tracer="coroutines") as trace:
         assert setup.run(main()) == 3
     events = trace.events
     steps = check_tracks(events)
@@ -577,7 +577,7 @@ def test_coroutine_tracer_gives_an_eager_tasks_first_step_its_own_track(
 
 def test_coroutine_tracer_flow_from_awaited_task(setup) -> None:
     # The arrow needs the awaited value to be known as a task: asyncio's, or ours.
-    with tracing() as trace:
+    with tracing(tracer="coroutines") as trace:
         assert setup.run(awaits_a_task()) == 42
     events = trace.events
     assert check_flows(events) == 1
@@ -614,7 +614,7 @@ def test_coroutine_tracer_cancel_in_sleep_zero_still_ends_in_cancelled_error(
         task.cancel()
         return await asyncio.gather(task, return_exceptions=True)
 
-    with tracing() as trace:
+    with tracing(tracer="coroutines") as trace:
         (ended,) = setup.run(main())
     assert type(ended) is asyncio.CancelledError
     events = trace.events
@@ -681,7 +681,7 @@ async def through_agen_and_generator() -> str:
 def test_coroutine_tracer_awaits_in_agen_and_types_coroutine_are_one_task(
     setup,
 ) -> None:
-    with tracing() as trace:
+    with tracing(tracer="coroutines") as trace:
         assert setup.run(through_agen_and_generator()) == "abc42!"
     events = trace.events
     check_tracks(events)
@@ -877,7 +877,8 @@ def run_program(setup, tracer: str | None, make_program) -> tuple:
     if tracer is None:
         session = contextlib.nullcontext()
     else:
-        session = tracing(loop=loop if tracer == "loop" else None)
+        options = {"loop": loop} if tracer == "loop" else {"tracer": tracer}
+        session = tracing(**options)
     with contextlib.redirect_stdout(out):
         try:
             with session as trace:
@@ -892,10 +893,10 @@ def run_program(setup, tracer: str | None, make_program) -> tuple:
     return did, trace
 
 
-@pytest.mark.parametrize("tracer", ["coroutines", "loop"])
+@pytest.mark.parametrize("tracer", ["coroutines", "loop", "auto"])
 @pytest.mark.parametrize("program", list(PROGRAMS.values()), ids=list(PROGRAMS))
 def test_tracing_does_not_change_what_a_program_does(setup, tracer, program) -> None:
-    if tracer == "loop" and not setup.ours:
+    if tracer != "coroutines" and not setup.ours:
         pytest.skip("the loop-level tracer needs our loop")
     untraced, _ = run_program(setup, None, program)
     traced, trace = run_program(setup, tracer, program)

@@ -12,6 +12,7 @@ figures and summaries of ``trace.timeline``. This is the part a user touches.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import io
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
+from asynciodepth.base_events import BaseEventLoop
 from asynciodepth.trace.coroutines import CoroutineTracer, TracingError
 from asynciodepth.trace.loop import LoopTracer
 from asynciodepth.trace.recorder import Recorder
@@ -42,9 +44,15 @@ class Trace:
         loop: Any = None,
         max_bytes: int | None = None,
         display: bool = False,
+        tracer: str = "auto",
     ) -> None:
+        if tracer not in ("auto", "coroutines"):
+            raise ValueError(f"tracer must be 'auto' or 'coroutines', not {tracer!r}")
+        if tracer == "coroutines" and loop is not None:
+            raise ValueError("tracer='coroutines' does not take a loop")
         self.path = path
         self.loop = loop
+        self.tracer = tracer
         self.display = display
         self.recorder: Recorder | None = None
         self._max_bytes = max_bytes
@@ -74,6 +82,11 @@ class Trace:
                 "tracing() is already active in this process; nested tracing is "
                 "not supported: end the outer trace first"
             )
+        if self.loop is None and self.tracer == "auto":
+            # Inside one of our loops, running here: trace through its hook.
+            running = asyncio._get_running_loop()
+            if isinstance(running, BaseEventLoop) and running.get_observer() is None:
+                self.loop = running
         if self.loop is not None and self.loop.get_observer() is not None:
             raise TracingError(
                 f"the loop already has an observer: "
@@ -87,7 +100,8 @@ class Trace:
                 self._tracer.begin()
                 self.loop.set_observer(self._tracer)
             else:
-                self._tracer = CoroutineTracer(self.recorder)
+                hand_over = self.tracer == "auto"
+                self._tracer = CoroutineTracer(self.recorder, hand_over=hand_over)
                 self._tracer.start()
         except BaseException:
             self.recorder.close()  # the hook was taken: leave a valid, empty trace
@@ -170,17 +184,24 @@ def tracing(
     loop: Any = None,
     max_bytes: int | None = None,
     display: bool = False,
+    tracer: str = "auto",
 ) -> Trace:
     """Trace what runs inside ``with``: one of our loops, or every task anywhere.
 
     Args:
         path: stream the events to this JSON file as they come.
-        loop: an asynciodepth loop to trace through its observer hook; without
-            it the coroutine tracer records every task on any loop.
+        loop: an asynciodepth loop to trace through its observer hook. Without
+            it, one of ours running here is traced so, and so is each of ours
+            that starts to run in the block; the coroutine tracer records
+            every other task, on any loop.
         max_bytes: stop recording, with a TraceSizeWarning, at this size.
         display: in Jupyter, show the timeline when the block ends.
+        tracer: "coroutines" records every task with the coroutine tracer,
+            on our loops too.
     """
-    return Trace(path, loop=loop, max_bytes=max_bytes, display=display)
+    return Trace(
+        path, loop=loop, max_bytes=max_bytes, display=display, tracer=tracer
+    )
 
 
 # %% book/a2_trace_tool.ipynb cell 47

@@ -20,10 +20,13 @@ import dis
 import sys
 import threading
 import time
+import weakref
 from typing import Any
 
+from asynciodepth.base_events import BaseEventLoop
 from asynciodepth.trace.format import PID
-from asynciodepth.trace.formatter import CLOCK, FLUSH_EVERY, FRAME, FRAME_STEP
+from asynciodepth.trace.formatter import CLOCK, FLUSH_EVERY, FRAME, FRAME_STEP, LOOP
+from asynciodepth.trace.loop import LoopTracer
 from asynciodepth.trace.recorder import Recorder
 
 __all__ = ["MONITORING", "CoroutineTracer", "TracingError"]
@@ -52,6 +55,9 @@ _now_ns = time.perf_counter_ns
 _get_ident = threading.get_ident
 _Task = asyncio.Task
 _DISABLE = sys.monitoring.DISABLE if MONITORING else None
+# Where the tracer hands one of our loops to the loop-level tracer (see "Our
+# loop, found by itself"): the code of run_forever, which every loop of ours runs.
+_RUN_FOREVER = BaseEventLoop.run_forever.__code__
 
 
 # %% book/13_tracing.ipynb cell 72
@@ -64,10 +70,11 @@ class CoroutineTracer:
 
     TOOL_NAME = "asynciodepth.trace"
 
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: Recorder, *, hand_over: bool = True) -> None:
+        """Record into recorder; hand_over: let our loops' own hook record theirs."""
         self.recorder = recorder
         self._records = recorder.records
-        self._record = recorder.records.append
+        self._hand_over = hand_over
         self._thread = 0
         # Invariant: _stack holds, innermost last, the outermost coroutine
         # frames that are running right now (more than one only when a step
@@ -76,16 +83,24 @@ class CoroutineTracer:
         self._stack: list[tuple[int, int, Any]] = []
         self._top_code: Any = None  # the code of _stack[-1]
         self._frames: set[int] = set()  # id() of the frames with a track
+        # 3.12+: the code of every task's outermost coroutine seen, by id();
+        # each has local events (see _watch), and is kept so its id stays unique.
+        self._watched: dict[int, Any] = {}
         self.tool_id: int | None = None
         self._flushed = 0  # when records were last handed on (perf_counter_ns)
         self._unwinding: type = BaseException  # 3.11: the last exception seen
+        # Our loops handed to the loop-level tracer, and id() of the
+        # run_forever frame during which the coroutine hooks are paused.
+        self._loop_tracer: LoopTracer | None = None
+        self._loops: weakref.WeakSet = weakref.WeakSet()
+        self._paused: int | None = None
 
     # %% book/13_tracing.ipynb cell 74
     def start(self) -> None:
         """Install the hook; raise TracingError if it is in use."""
         self._thread = threading.get_ident()
         self._flushed = time.perf_counter_ns()
-        self._record((CLOCK, self._flushed))  # the trace's time zero
+        self._records.append((CLOCK, self._flushed))  # the trace's time zero
         process = {"ph": "M", "name": "process_name", "pid": PID}
         self.recorder.emit({**process, "args": {"name": "asyncio tasks"}})
         if MONITORING:
@@ -108,14 +123,30 @@ class CoroutineTracer:
             raise TracingError("no free sys.monitoring tool id for the tracer")
         mon.use_tool_id(tool_id, self.TOOL_NAME)
         self.tool_id = tool_id
-        events = 0
         for event, callback in self._callbacks().items():
             mon.register_callback(tool_id, event, callback)
-            events |= event
+        events = mon.events
+        # Everywhere: starts, and what cannot be asked for locally (throws,
+        # unwinds). Resumes, yields and returns only of the code of tasks'
+        # outermost coroutines (_watch): asyncio.sleep's own coroutine then
+        # costs one callback per step instead of three.
+        self._events = events.PY_START | events.PY_THROW | events.PY_UNWIND
+        self._local = events.PY_RESUME | events.PY_YIELD | events.PY_RETURN
         # Why restart: DISABLE is remembered per code location; a previous
         # tracing session may have disabled code that is a coroutine now.
         mon.restart_events()
-        mon.set_events(tool_id, events)
+        mon.set_events(tool_id, self._events)
+        # Our loop's run_forever is watched even while the hooks are paused.
+        mon.set_local_events(tool_id, _RUN_FOREVER, events.PY_START | events.PY_RETURN)
+        running = asyncio._get_running_loop()  # tracing may begin inside a task
+        for task in asyncio.all_tasks(running) if running is not None else ():
+            self._watch(getattr(task.get_coro(), "cr_code", None))
+
+    def _watch(self, code: Any) -> None:
+        """Ask for the resumes, yields and returns of a task's outermost code."""
+        if code is not None and id(code) not in self._watched:
+            self._watched[id(code)] = code
+            sys.monitoring.set_local_events(self.tool_id, code, self._local)
 
     # %% book/13_tracing.ipynb cell 76
     def _callbacks(self) -> dict[int, Any]:
@@ -135,6 +166,10 @@ class CoroutineTracer:
             mon = sys.monitoring
             if self.tool_id is not None:
                 mon.set_events(self.tool_id, 0)
+                mon.set_local_events(self.tool_id, _RUN_FOREVER, 0)
+                for code in self._watched.values():
+                    mon.set_local_events(self.tool_id, code, 0)
+                self._watched.clear()
                 for event in self._callbacks():
                     mon.register_callback(self.tool_id, event, None)
                 mon.free_tool_id(self.tool_id)
@@ -143,15 +178,24 @@ class CoroutineTracer:
             sys.settrace(None)
         now = time.perf_counter_ns()
         for frame_id, start, _code in reversed(self._stack):
-            self._record((FRAME_STEP, frame_id, start, now, "interrupted", 0))
+            self._records.append((FRAME_STEP, frame_id, start, now, "interrupted", 0))
         self._stack.clear()
         self._top_code = None
         # Tasks still pending keep their tracks open: the Recorder ends them.
         self._frames.clear()
+        for loop in self._loops:
+            if loop.get_observer() is self._loop_tracer:
+                loop.set_observer(None)
+        if self._loop_tracer is not None:
+            self._loop_tracer.finish()
+        self._paused = None
 
     # %% book/13_tracing.ipynb cell 78
     def _on_start(self, code: Any, offset: int) -> Any:
         if not code.co_flags & _CO_COROUTINE:
+            if code is _RUN_FOREVER:
+                self._loop_starts(_getframe(1))
+                return None
             # Plain functions and generators: never call us here again.
             return _DISABLE
         frame = _getframe(1)
@@ -165,6 +209,8 @@ class CoroutineTracer:
         # step (an eager task's, run by our Python Task).
         if _get_ident() != self._thread:
             return None
+        if id(code) not in self._watched:
+            self._watch(code)
         self._new_track(frame)
         self._stack.append((id(frame), _now_ns(), code))
         self._top_code = code
@@ -204,6 +250,8 @@ class CoroutineTracer:
         if code is self._top_code:
             if self._stack[-1][0] == id(_getframe(1)):
                 self._leave("returned", None)
+        elif code is _RUN_FOREVER:
+            self._loop_stops(_getframe(1))
         elif not code.co_flags & _CO_COROUTINE:
             return _DISABLE
         return None
@@ -213,6 +261,8 @@ class CoroutineTracer:
         if code is self._top_code and self._stack[-1][0] == id(_getframe(1)):
             cancelled = isinstance(exc, asyncio.CancelledError)
             self._leave("cancelled" if cancelled else "raised", None)
+        elif code is _RUN_FOREVER:
+            self._loop_stops(_getframe(1))
 
     # %% book/13_tracing.ipynb cell 84
     def _trace(self, frame: Any, event: str, arg: Any) -> Any:
@@ -225,6 +275,8 @@ class CoroutineTracer:
         # There is still no way to switch a location off.
         code = frame.f_code
         if not code.co_flags & _CO_COROUTINE:
+            if code is _RUN_FOREVER:
+                self._loop_starts(frame)
             return None
         back = frame.f_back
         if back is not None and back.f_code.co_flags & _CO_AWAITS:
@@ -275,7 +327,7 @@ class CoroutineTracer:
             name, task_id = task.get_name(), id(task)
         else:
             name, task_id = qualname, 0
-        self._record((FRAME, id(frame), name, qualname, task_id))
+        self._records.append((FRAME, id(frame), name, qualname, task_id))
 
     def _leave(self, outcome: str, value: Any) -> None:
         end = _now_ns()
@@ -285,16 +337,57 @@ class CoroutineTracer:
         if outcome == "suspended":
             # What the task waits on: if it is a task, the Formatter draws an
             # arrow from that task's last step to this task's next one.
-            awaited = id(value) if _is_task(value) else 0
+            # Why None first: a bare yield (sleep(0)) is the common case, and
+            # _is_task calls asyncio.isfuture, a Python function.
+            awaited = 0 if value is None or not _is_task(value) else id(value)
         else:
             awaited = 0
             self._frames.discard(frame_id)
-        self._record((FRAME_STEP, frame_id, start, end, outcome, awaited))
+        self._records.append((FRAME_STEP, frame_id, start, end, outcome, awaited))
         # Why the time too: a slow program may take minutes to fill a batch;
         # what is handed on survives even a SIGKILL.
         if len(self._records) >= FLUSH_EVERY or end - self._flushed > _FLUSH_NS:
             self._flushed = end
             self.recorder.flush()
+
+    # %% book/13_tracing.ipynb cell 98
+    def _loop_starts(self, frame: Any) -> None:
+        """One of our loops starts to run: let its own hook record its tasks."""
+        if not self._hand_over or self._paused is not None:
+            return
+        if _get_ident() != self._thread:
+            return
+        loop = frame.f_locals["self"]
+        observer = loop.get_observer()
+        new = observer is None
+        if new:
+            if self._loop_tracer is None:
+                self._loop_tracer = LoopTracer(self.recorder)
+                self._loop_tracer.begin()
+            loop.set_observer(self._loop_tracer)
+            self._loops.add(loop)
+        elif observer is not self._loop_tracer:
+            return  # someone else's observer: the coroutine hooks go on
+        virtual = loop.get_clock() is not None
+        self._records.append((LOOP, virtual, _now_ns(), loop.time(), new))
+        self._paused = id(frame)
+        if MONITORING:
+            # PY_UNWIND stays on, and the local events on run_forever.
+            sys.monitoring.set_events(self.tool_id, sys.monitoring.events.PY_UNWIND)
+            self._set_local_events(0)
+        else:
+            sys.settrace(None)  # 3.11: for the rest of the trace
+
+    def _loop_stops(self, frame: Any) -> None:
+        """The run that paused the hooks has ended: switch them on again."""
+        if self._paused == id(frame):
+            self._paused = None
+            sys.monitoring.set_events(self.tool_id, self._events)
+            self._set_local_events(self._local)
+
+    def _set_local_events(self, events: int) -> None:
+        for code in self._watched.values():
+            sys.monitoring.set_local_events(self.tool_id, code, events)
 
 
 # %% book/13_tracing.ipynb cell 90

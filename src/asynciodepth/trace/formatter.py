@@ -45,10 +45,11 @@ FRAME = 6  # (FRAME, id(frame), name, qualname, id(task) or 0)
 FRAME_STEP = 7  # (FRAME_STEP, id(frame), start, end, outcome, id(awaited task) or 0)
 ERROR = 8  # (ERROR, message): the traced code raised
 CLOCK = 9  # (CLOCK, perf_counter_ns()): the coroutine tracer's time zero
-CLOSE = 10  # (CLOSE,): the Recorder was closed
+LOOP = 10  # (LOOP, virtual, perf_counter_ns(), loop.time(), new): see _loop
+CLOSE = 11  # (CLOSE,): the Recorder was closed
 # The Formatter's method for each kind, by name: a section may add one later.
 _HANDLERS = ("_event", "_scheduled", "_task", "_step", "_callback", "_poll")
-_HANDLERS += ("_frame", "_frame_step", "_error", "_clock")
+_HANDLERS += ("_frame", "_frame_step", "_error", "_clock", "_loop")
 
 
 # %% book/13_tracing.ipynb cell 35
@@ -248,6 +249,17 @@ class Formatter:
             task_id = self._frame_tasks.pop(frame_id, None)
             if task_id is not None:
                 self._final[task_id] = (tid, ts)
+
+    # %% book/13_tracing.ipynb cell 100
+    def _loop(self, record: tuple[Any, ...]) -> None:
+        _, virtual, now_ns, now, new = record
+        self.virtual = virtual
+        if not virtual:
+            # The same instant read on both clocks: loop times on our axis.
+            self._origin = now - (now_ns - self._origin_ns) / 1e9
+        elif new:
+            self._origin = None  # a new virtual clock: zero after what is drawn
+            self._cursor = max(self._cursor, self.last_ts)
 
 
 # %% book/a2_trace_tool.ipynb cell 11

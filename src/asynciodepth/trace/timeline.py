@@ -2,7 +2,7 @@
 # DO NOT EDIT BY HAND: edit the notebook, then run `make tangle`.
 
 
-# %% book/13_tracing.ipynb cell 98
+# %% book/13_tracing.ipynb cell 104
 """Summaries and timeline figures of traces: chapter "Tracing".
 
 Builds on ``trace.format``: everything here reads the Chrome Trace Events the
@@ -27,7 +27,7 @@ _COLOURS = {
 }
 
 
-# %% book/13_tracing.ipynb cell 100
+# %% book/13_tracing.ipynb cell 106
 @dataclass
 class TaskStats:
     """What one task did: its steps, and its time running against waiting."""
@@ -45,7 +45,7 @@ class TaskStats:
         return max(self.lifetime - self.running, 0.0)
 
 
-# %% book/13_tracing.ipynb cell 102
+# %% book/13_tracing.ipynb cell 108
 @dataclass
 class Summary:
     """Per-task statistics and the longest steps of a trace."""
@@ -78,7 +78,7 @@ class Summary:
         return "\n".join(lines)
 
 
-# %% book/13_tracing.ipynb cell 104
+# %% book/13_tracing.ipynb cell 110
 def _tracks(events: list[dict[str, Any]]) -> dict[int, str]:
     names = {}
     for event in events:
@@ -117,7 +117,7 @@ def summarize(events: list[dict[str, Any]], *, top: int = 3) -> Summary:
     return Summary([stats[tid] for tid in sorted(stats)], steps[:top], polls, polled)
 
 
-# %% book/13_tracing.ipynb cell 106
+# %% book/13_tracing.ipynb cell 112
 def _draw_slice(ax: Any, event: dict[str, Any], x: float, y: int, width: float) -> None:
     """Draw one X event at x (ms) on row y: a step, a life, a poll or a callback."""
     category = event.get("cat")
@@ -149,7 +149,7 @@ def _shown_as(event: dict[str, Any]) -> str:
     return category if category in ("task", "poll") else "callback"
 
 
-# %% book/13_tracing.ipynb cell 108
+# %% book/13_tracing.ipynb cell 114
 def _draw_flows(ax: Any, timed: list[dict[str, Any]], rows: dict, t0: float) -> int:
     """Draw each flow of the trace as an arrow between its two tracks; count them."""
     starts = {e["id"]: e for e in timed if e["ph"] == "s"}
@@ -200,7 +200,7 @@ def _legend(ax: Any, shown: set[str]) -> None:
               frameon=False)
 
 
-# %% book/13_tracing.ipynb cell 110
+# %% book/13_tracing.ipynb cell 116
 def plot_timeline(
     events: list[dict[str, Any]],
     *,
