@@ -16,6 +16,8 @@ help:
 	@echo "make tangle-check  fail if src/asynciodepth differs from the notebooks"
 	@echo "make perfetto-check  load the book's traces in Perfetto's UI, offline (needs chromium)"
 	@echo "make browser-check   open every page of the built book in headless Chromium, offline"
+	@echo "make compiled      the loop's modules compiled by Cython, in build/compiled (optional)"
+	@echo "make test-compiled the unit tests on the compiled build"
 
 # The virtual environment, rebuilt when the requirements change.
 $(STAMP): requirements.txt pyproject.toml
@@ -114,6 +116,32 @@ browser-check: $(BROWSER_STAMP)
 	$(BIN)/python tools/browser_check.py --self-test > _build/browser-check-self-test.log || { cat _build/browser-check-self-test.log; exit 1; }
 	@tail -n 1 _build/browser-check-self-test.log
 	$(BIN)/python tools/browser_check.py --html _build/html --out _build/browser-check
+
+# The compiled build, optional: the tangled loop modules compiled by Cython as they
+# are, in a whole copy of the package in build/compiled (git-ignored), used by putting
+# that directory first on PYTHONPATH. The pure-Python package stays the default.
+# .venv-compiled has requirements.txt (pytest for test-compiled) and Cython; the
+# package is not installed into it, so nothing can fall back to src unnoticed.
+CVENV    := .venv-compiled
+CSTAMP   := $(CVENV)/.installed
+COMPILED := build/compiled
+CBUILT   := $(COMPILED)/asynciodepth/_compiled.json
+.PHONY: compiled test-compiled
+
+$(CSTAMP): requirements.txt requirements-compiled.txt
+	test -x $(CVENV)/bin/python || $(PYTHON) -m venv $(CVENV)
+	$(CVENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-compiled.txt
+	touch $(CSTAMP)
+
+$(CBUILT): $(CSTAMP) tools/build_compiled.py $(wildcard src/asynciodepth/*.py src/asynciodepth/trace/*.py)
+	$(CVENV)/bin/python tools/build_compiled.py --out $(COMPILED)
+
+compiled: $(CBUILT)
+
+# tools/compiled_plugin.py prints the compiled modules imported and stops the session
+# if one came from a .py; it deselects the tests that cannot hold compiled, with reasons.
+test-compiled: $(CBUILT)
+	PYTHONPATH=$(CURDIR)/$(COMPILED):$(CURDIR)/tools $(CVENV)/bin/python -m pytest tests -q -p compiled_plugin -o faulthandler_timeout=120
 
 clean:
 	rm -rf _build
