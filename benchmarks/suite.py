@@ -8,7 +8,8 @@ Configurations (each skipped, with a message, when it cannot run):
   compiled     ours from the compiled build (--compiled DIR, default build/compiled
   compiled-py  when it holds a package): DIR goes first on PYTHONPATH
 
-Groups and workloads (sizes at --scale 1; --quick is about a tenth, fewer repeats):
+Groups and workloads (sizes at --scale 1; --quick: a tenth, 2 repeats, and
+only a, a', b, c, timers, threadsafe, 1KiB-10c, 64KiB-10c, plaintext, tls-1k, spawn):
   micro      a: 300k call_soon chain, no fd; a': the same with one idle registered
              socket; b: 2 tasks x 100k sleep(0); c: 5k tasks x 10 random sleeps
              (seeded); timers: 300k call_later cancelled before they fire (1k fire);
@@ -24,6 +25,9 @@ Groups and workloads (sizes at --scale 1; --quick is about a tenth, fewer repeat
   spawn      create_subprocess_exec("true") + wait (10 workers), from
              bench_beyond_tcp.py, clients on the same loop
   trace      benchmarks/bench_trace.py --json, if it has that option
+
+Every child runs with glibc's malloc thresholds fixed (MALLOC_MMAP_THRESHOLD_,
+MALLOC_TRIM_THRESHOLD_; see MALLOC_PINNED), unless --malloc default.
 
 Method: every (configuration, workload) run is a fresh subprocess; the repeats
 are interleaved (repeat 1 of every configuration, then repeat 2, ...; the order
@@ -56,6 +60,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+
+from suite_servers import BENCH_LOOP_NAME  # noqa: E402
 
 CONFIGS = ["stdlib", "uvloop", "ours", "ours-py", "compiled", "compiled-py"]
 GROUPS = ["micro", "streams", "protocols", "http", "tls", "spawn", "trace"]
@@ -102,8 +108,25 @@ def workloads(args: argparse.Namespace) -> list[tuple[str, str]]:
 # ---- running one (configuration, workload) ----------------------------------------
 
 
+# Why pinned: with glibc's adaptive thresholds, a recv(256 KiB) (asyncio's and
+# ours's read size) is served by mmap + mremap + munmap on every call or from the
+# heap, depending on what the process freed before: strace of one echo server
+# counted 2,218 mmap/mremap/munmap for 2,009 requests on ours and none on stdlib,
+# and ours cost 19 us a request instead of 5. Fixed thresholds give every loop
+# the heap: ours 4.3-4.9 us, stdlib 5.3. `--malloc default` measures without.
+MALLOC_PINNED = {
+    "MALLOC_MMAP_THRESHOLD_": "1048576",
+    "MALLOC_TRIM_THRESHOLD_": "8388608",
+}
+QUICK_WORKLOADS = list(MICRO) + ["1KiB-10c", "64KiB-10c", "plaintext", "tls-1k",
+                                 "spawn-10w"]  # fmt: skip
+
+
 def child_env(config: str, args: argparse.Namespace) -> dict[str, str]:
     env = dict(os.environ)
+    if args.malloc == "pinned":
+        for key, value in MALLOC_PINNED.items():
+            env.setdefault(key, value)
     path = [os.path.join(TOP, "src")]
     if config.startswith("compiled"):
         path.insert(0, args.compiled)
@@ -266,7 +289,8 @@ def run_one(config: str, group: str, workload: str, args) -> dict:
     if group == "micro":
         wall, cpu = run_json(
             [sys.executable, os.path.join(HERE, "bench_loop.py"), "--child",
-             new_name(config), workload, "--scale", str(MICRO[workload] * args.scale)],
+             BENCH_LOOP_NAME[config], workload,
+             "--scale", str(MICRO[workload] * args.scale)],
             child_env(config, args), timeout=300,
         )  # fmt: skip
         return {"wall": wall, "cpu": cpu, "extra": {}}
@@ -281,18 +305,6 @@ def run_one(config: str, group: str, workload: str, args) -> dict:
         child_env(config, args), timeout=300,
     )  # fmt: skip
     return {"wall": got["wall"], "cpu": got["cpu"], "extra": {}}
-
-
-def new_name(config: str) -> str:
-    """bench_loop.py's name of a configuration."""
-    return {
-        "stdlib": "stdlib+ctask",
-        "uvloop": "uvloop",
-        "ours": "ours+ctask",
-        "compiled": "ours+ctask",
-        "ours-py": "ours+ours",
-        "compiled-py": "ours+ours",
-    }[config]
 
 
 # ---- the run -------------------------------------------------------------------------
@@ -408,6 +420,7 @@ def run(args: argparse.Namespace) -> dict:
         "repeats": args.repeats,
         "scale": args.scale,
         "configs": configs,
+        "malloc": MALLOC_PINNED if args.malloc == "pinned" else "default",
         "command": " ".join(["python", "benchmarks/suite.py", *sys.argv[1:]]),
     }
     table: dict[tuple[str, str, str], dict] = {}
@@ -604,7 +617,13 @@ def main() -> None:
     parser.add_argument("--compiled", default=os.path.join(TOP, "build", "compiled"))
     parser.add_argument("--http-seconds", type=int)
     parser.add_argument("--http-connections", type=int, default=50)
-    parser.add_argument("--trace-timeout", type=float, default=600)
+    parser.add_argument("--trace-timeout", type=float, default=300)
+    parser.add_argument(
+        "--malloc",
+        choices=["pinned", "default"],
+        default="pinned",
+        help="glibc's mmap/trim thresholds fixed in every child (default) or not",
+    )
     parser.add_argument("--json", help="write the results here")
     parser.add_argument(
         "--report", metavar="FILE", help="print FILE's tables, run nothing"
@@ -615,12 +634,14 @@ def main() -> None:
             sys.stdout.write(report(json.load(f)))
         return
     quick = args.quick
-    args.repeats = args.repeats or (2 if quick else 5)
+    args.repeats = args.repeats or (2 if quick else 4)
     args.scale = args.scale or (0.1 if quick else 1.0)
     args.http_seconds = args.http_seconds or (1 if quick else 4)
     args.configs = args.configs.split(",")
     args.groups = args.groups.split(",")
     args.workloads = args.workloads.split(",") if args.workloads else None
+    if quick and not args.workloads:
+        args.workloads = QUICK_WORKLOADS
     args.compiled = os.path.abspath(args.compiled)
     data = run(args)
     text = json.dumps(data, indent=1) + "\n"
