@@ -315,6 +315,11 @@ def available(config: str, args: argparse.Namespace) -> str | None:
     if config.startswith("compiled"):
         if not os.path.isdir(os.path.join(args.compiled, "asynciodepth")):
             return f"no compiled build in {args.compiled}"
+        code = "import asynciodepth.base_events as m; print(m.__file__)"
+        check = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                               text=True, env=child_env(config, args))  # fmt: skip
+        if check.returncode or check.stdout.strip().endswith(".py"):
+            return f"the build in {args.compiled} does not load compiled modules"
         return None
     if config == "uvloop":
         check = subprocess.run([sys.executable, "-c", "import uvloop"],
@@ -348,6 +353,8 @@ def run_trace(args: argparse.Namespace, results: list[dict]) -> None:
                str(min(args.repeats, 3))]  # fmt: skip
     if "--skip-slow" in helptext:
         command.append("--skip-slow")
+    for python in args.trace_python:  # e.g. a 3.12+, for the sys.monitoring tracer
+        command += ["--python", python]
     try:
         subprocess.run(command, env=env, capture_output=True, text=True,
                        timeout=args.trace_timeout, check=True)  # fmt: skip
@@ -420,6 +427,7 @@ def run(args: argparse.Namespace) -> dict:
         "repeats": args.repeats,
         "scale": args.scale,
         "configs": configs,
+        "compiled": args.compiled if "compiled" in configs else None,
         "malloc": MALLOC_PINNED if args.malloc == "pinned" else "default",
         "command": " ".join(["python", "benchmarks/suite.py", *sys.argv[1:]]),
     }
@@ -618,6 +626,13 @@ def main() -> None:
     parser.add_argument("--http-seconds", type=int)
     parser.add_argument("--http-connections", type=int, default=50)
     parser.add_argument("--trace-timeout", type=float, default=300)
+    parser.add_argument(
+        "--trace-python",
+        action="append",
+        default=[],
+        metavar="PYTHON",
+        help="bench_trace.py --python: also trace on this interpreter",
+    )
     parser.add_argument(
         "--malloc",
         choices=["pinned", "default"],
