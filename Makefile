@@ -145,3 +145,24 @@ test-compiled: $(CBUILT)
 
 clean:
 	rm -rf _build
+
+# On demand, not part of `make test`: the benchmark suite (benchmarks/suite.py, see
+# benchmarks/README.md) in its own venv .venv-bench, with uvloop and aiohttp from
+# requirements-bench.txt; the http group needs Debian's wrk (apt-get install wrk).
+# A full run (<= 20 min) writes benchmarks/results/suite.json; `make bench
+# BENCH_ARGS=--quick` is a smoke run of about two minutes into build/suite-quick.json.
+# The compiled configurations run when build/compiled holds the compiled build.
+BENCHVENV   := .venv-bench
+BENCH_STAMP := $(BENCHVENV)/.installed
+BENCH_ARGS  ?=
+BENCH_JSON  ?= $(if $(findstring --quick,$(BENCH_ARGS)),build/suite-quick.json,benchmarks/results/suite.json)
+.PHONY: bench
+$(BENCH_STAMP): requirements-bench.txt pyproject.toml
+	test -x $(BENCHVENV)/bin/python || $(PYTHON) -m venv $(BENCHVENV)
+	$(BENCHVENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	$(BENCHVENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	@command -v wrk >/dev/null || echo "bench: wrk is missing (apt-get install wrk): the http group is skipped"
+	nice $(BENCHVENV)/bin/python benchmarks/suite.py --json $(BENCH_JSON) $(BENCH_ARGS)

@@ -5,7 +5,11 @@ Workloads:
   a'  the same with one idle socket registered with add_reader: a loop must
       then poll on every iteration (asyncio does), since data could arrive;
   b   two tasks, each doing 200,000 ``await asyncio.sleep(0)``;
-  c   10,000 tasks, each doing 10 random sleeps of 0-10 ms (seeded).
+  c   10,000 tasks, each doing 10 random sleeps of 0-10 ms (seeded);
+  timers      100,000 call_later timers cancelled before they fire, in rounds
+              of 100, each round started by a timer that fires (1,000 fire);
+  threadsafe  100,000 call_soon_threadsafe posts from another thread.
+  (timers and threadsafe run only when named in --workloads.)
 
 Configurations:
   stdlib+ctask   asyncio's loop with its C Task (the baseline)
@@ -151,14 +155,66 @@ def workload_c(loop: asyncio.AbstractEventLoop, scale: float) -> None:
     loop.run_until_complete(main())
 
 
+def workload_timers(loop: asyncio.AbstractEventLoop, scale: float) -> None:
+    rounds = max(1, int(1_000 * scale))
+    done = 0
+
+    def noop() -> None:
+        pass
+
+    def round_() -> None:
+        nonlocal done
+        done += 1
+        handles = [loop.call_later(60.0 + i, noop) for i in range(100)]
+        for handle in handles:
+            handle.cancel()
+        if done < rounds:
+            loop.call_later(0, round_)
+        else:
+            loop.stop()
+
+    loop.call_soon(round_)
+    loop.run_forever()
+    assert done == rounds
+
+
+def workload_threadsafe(loop: asyncio.AbstractEventLoop, scale: float) -> None:
+    import threading
+
+    n = int(100_000 * scale)
+    received = 0
+
+    def callback() -> None:
+        nonlocal received
+        received += 1
+        if received == n:
+            loop.stop()
+
+    def poster() -> None:
+        post = loop.call_soon_threadsafe
+        for _ in range(n):
+            post(callback)
+
+    thread = threading.Thread(target=poster)
+    loop.call_soon(thread.start)
+    loop.run_forever()
+    thread.join()
+    assert received == n
+
+
+WORKLOAD_FUNCTIONS = {
+    "a": workload_a,
+    "a'": workload_a_with_socket,
+    "b": workload_b,
+    "c": workload_c,
+    "timers": workload_timers,
+    "threadsafe": workload_threadsafe,
+}
+
+
 def run_child(config: str, workload: str, scale: float) -> None:
     """In the subprocess: time one run of the workload, print [wall, cpu] as JSON."""
-    function = {
-        "a": workload_a,
-        "a'": workload_a_with_socket,
-        "b": workload_b,
-        "c": workload_c,
-    }[workload]
+    function = WORKLOAD_FUNCTIONS[workload]
     loop = new_loop(config)
     try:
         wall, cpu = time.perf_counter(), time.process_time()
