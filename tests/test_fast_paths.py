@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import socket
+import threading
+import time
 
 import pytest
 
@@ -142,3 +144,58 @@ def test_a_long_chain_runs_in_order(loop):
     loop.call_soon(step, 0)
     loop.run_forever()
     assert count == 10_000
+
+
+def test_threadsafe_posts_from_many_threads_all_run(loop):
+    """Bursts from several threads while the loop sleeps in its poll: no post lost."""
+    threads, per_thread = 4, 2000
+    ran = []
+
+    def record(i):
+        ran.append(i)
+        if len(ran) == threads * per_thread:
+            loop.stop()
+
+    def poster(start):
+        for i in range(start, start + per_thread):
+            loop.call_soon_threadsafe(record, i)
+            if i % 97 == 0:
+                time.sleep(0.0005)  # let the loop drain and block again
+
+    # A lost wake-up would block the loop for ever: the guard fails the test instead.
+    guard = threading.Timer(20, loop.call_soon_threadsafe, (loop.stop,))
+    guard.start()
+    workers = [
+        threading.Thread(target=poster, args=(k * per_thread,)) for k in range(threads)
+    ]
+    loop.call_soon(lambda: [w.start() for w in workers])
+    try:
+        loop.run_forever()
+    finally:
+        guard.cancel()
+        for w in workers:
+            w.join()
+    assert sorted(ran) == list(range(threads * per_thread))
+
+
+def test_a_post_wakes_a_loop_blocked_in_its_poll(loop):
+    """After a burst is drained, the loop blocks again; a single post must wake it."""
+    ran = []
+
+    def later():
+        time.sleep(0.05)  # the loop is blocked in a poll with no timeout by now
+        loop.call_soon_threadsafe(ran.append, "late")
+        loop.call_soon_threadsafe(loop.stop)
+
+    for i in range(100):
+        loop.call_soon_threadsafe(ran.append, i)
+    thread = threading.Thread(target=later)
+    loop.call_soon(thread.start)
+    guard = threading.Timer(10, loop.call_soon_threadsafe, (loop.stop,))
+    guard.start()
+    try:
+        loop.run_forever()
+    finally:
+        guard.cancel()
+        thread.join()
+    assert ran == [*range(100), "late"]

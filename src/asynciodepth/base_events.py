@@ -104,7 +104,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         doc="loop.time(): the loop's clock, monotonic seconds or the virtual clock.",
     )
 
-    # %% book/06_event_loop.ipynb cell 124
+    # %% book/06_event_loop.ipynb cell 127
     def call_soon(
         self,
         callback: Callable[..., object],
@@ -130,7 +130,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
             self._observer.on_schedule(self, handle, self._current_handle)
         return handle
 
-    # %% book/06_event_loop.ipynb cell 126
+    # %% book/06_event_loop.ipynb cell 129
     def call_later(
         self,
         delay: float,
@@ -255,7 +255,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         """Create a Future (of _future_class) attached to this loop."""
         return self._future_class(loop=self)
 
-    # %% book/06_event_loop.ipynb cell 157
+    # %% book/06_event_loop.ipynb cell 160
     def create_task(self, coro: Any, **kwargs: Any) -> Any:
         """Wrap coro in a Task (or what the task factory makes), schedule it."""
         self._check_closed()
@@ -279,7 +279,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
             task.set_name(name)
         return task
 
-    # %% book/06_event_loop.ipynb cell 153
+    # %% book/06_event_loop.ipynb cell 156
     def run_forever(self) -> None:
         """Run iterations until stop() is called."""
         self._check_closed()
@@ -488,7 +488,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
                     exc_info=True,
                 )
 
-    # %% book/06_event_loop.ipynb cell 79
+    # %% book/06_event_loop.ipynb cell 121
     def call_soon_threadsafe(
         self,
         callback: Callable[..., object],
@@ -507,10 +507,14 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         # Why this is safe: deque.append is atomic, and the loop only pops
         # from the left the number of handles it counted beforehand.
         self._ready.append(queued)
-        self._wakeup_pending = True
-        self._write_to_self()
+        # Why only if none is pending: see "One wake-up byte per burst"; 100,000
+        # posts from a thread, CPU: x 1.04 -> x 2.79 of asyncio's loop.
+        if not self._wakeup_pending:
+            self._wakeup_pending = True
+            self._write_to_self()
         return handle
 
+    # %% book/06_event_loop.ipynb cell 79
     def _write_to_self(self) -> None:
         """Wake the loop if it is blocked in _poll(); see selector_events.py."""
         raise NotImplementedError
@@ -557,7 +561,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         """
         return True
 
-    # %% book/06_event_loop.ipynb cell 151
+    # %% book/06_event_loop.ipynb cell 154
     def _asyncgen_firstiter_hook(self, agen: Any) -> None:
         if self._asyncgens_shutdown_called:
             warnings.warn(
@@ -574,7 +578,7 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         if not self.is_closed():
             self.call_soon_threadsafe(self.create_task, agen.aclose())
 
-    # %% book/06_event_loop.ipynb cell 157
+    # %% book/06_event_loop.ipynb cell 160
     def set_task_factory(self, factory: Callable[..., Any] | None) -> None:
         """Use factory(loop, coro, **kwargs) in create_task(); None resets."""
         if factory is not None and not callable(factory):
@@ -614,13 +618,13 @@ def _format_context_value(key: str, value: Any) -> str:
 _HANDLER_RUNS_IN_CONTEXT = sys.version_info >= (3, 12)
 
 
-# %% book/06_event_loop.ipynb cell 124
+# %% book/06_event_loop.ipynb cell 127
 # Why: an object of a class with __slots__, its __init__ not run (see call_soon).
 _new_handle = object.__new__
 _copy_context = contextvars.copy_context
 
 
-# %% book/06_event_loop.ipynb cell 156
+# %% book/06_event_loop.ipynb cell 159
 _VERSION = sys.version_info[:3]
 # create_task(coro, **kwargs) hands its keywords on (eager_start=...) from
 # 3.13.3; 3.13.3 and 3.14+ hand on everything, name and context too.
