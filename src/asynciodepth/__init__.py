@@ -19,7 +19,7 @@ from asynciodepth.coroutines import Driver, await_chain, trap
 from asynciodepth.futures import Future, sleep
 
 
-# %% book/06_event_loop.ipynb cell 163
+# %% book/06_event_loop.ipynb cell 172
 from asynciodepth.events import Handle, LoopObserver, TimerHandle, VirtualClock
 from asynciodepth.base_events import BaseEventLoop
 from asynciodepth.selector_events import BaseSelectorEventLoop

@@ -74,7 +74,7 @@ class Handle:
         except BaseException as exc:
             self._loop.call_exception_handler(_error_context(self, exc))
 
-    # %% book/06_event_loop.ipynb cell 123
+    # %% book/06_event_loop.ipynb cell 132
     def __repr__(self) -> str:
         state = " cancelled" if self._cancelled else ""
         return f"<{type(self).__name__}{state} {self._describe()}{_created_at(self)}>"
@@ -129,7 +129,7 @@ class TimerHandle(Handle):
         # loop's timer heap.
         self._scheduled = False
 
-    # %% book/06_event_loop.ipynb cell 123
+    # %% book/06_event_loop.ipynb cell 132
     def __repr__(self) -> str:
         state = " cancelled" if self._cancelled else ""
         created = _created_at(self)
@@ -249,7 +249,7 @@ class _ThreadSafeCall(Handle):
         return _format_callback(handle._callback, handle._args)
 
 
-# %% book/06_event_loop.ipynb cell 123
+# %% book/06_event_loop.ipynb cell 132
 DEBUG_STACK_DEPTH = 10  # asyncio's constants.DEBUG_STACK_DEPTH
 
 
@@ -272,7 +272,7 @@ def _created_at(handle: Handle) -> str:
     return f" created at {frame.filename}:{frame.lineno}"
 
 
-# %% book/06_event_loop.ipynb cell 130
+# %% book/06_event_loop.ipynb cell 139
 class LoopObserver:
     """What the loop tells an observer; subclass and override what you need.
 
@@ -307,7 +307,7 @@ class LoopObserver:
     ) -> None:
         """A ready handle that was not a task step ran from start to end."""
 
-    # %% book/06_event_loop.ipynb cell 131
+    # %% book/06_event_loop.ipynb cell 140
     def on_task_step(
         self,
         loop: asyncio.AbstractEventLoop,

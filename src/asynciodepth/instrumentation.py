@@ -60,7 +60,7 @@ class LoopInstrumentation:
         """Return True if debug mode is on."""
         return self._debug
 
-    # %% book/06_event_loop.ipynb cell 125
+    # %% book/06_event_loop.ipynb cell 134
     def set_debug(self, enabled: bool) -> None:
         """Turn debug mode on or off: slow callbacks logged, thread checks."""
         self._debug = enabled
@@ -81,7 +81,7 @@ class LoopInstrumentation:
             )
             self._coroutine_origin_tracking_saved_depth = None
 
-    # %% book/06_event_loop.ipynb cell 127
+    # %% book/06_event_loop.ipynb cell 136
     def _check_callback(self, callback: object, method: str) -> None:
         # Why inspect's: asyncio.iscoroutinefunction is deprecated from 3.14.
         if asyncio.iscoroutine(callback) or inspect.iscoroutinefunction(callback):
@@ -108,7 +108,7 @@ class LoopInstrumentation:
                 "than the current one"
             )
 
-    # %% book/06_event_loop.ipynb cell 133
+    # %% book/06_event_loop.ipynb cell 142
     def set_observer(self, observer: LoopObserver | None) -> None:
         """Install observer (or None to remove it); see events.LoopObserver."""
         self._observer = observer
@@ -145,7 +145,7 @@ class LoopInstrumentation:
             observer.on_schedule(self, ready[index], "io")
         observer.on_poll(self, timeout, start, self.time(), nevents)
 
-    # %% book/06_event_loop.ipynb cell 137
+    # %% book/06_event_loop.ipynb cell 146
     def _run_ready_instrumented(self, ntodo: int) -> None:
         """Run ntodo ready handles, telling the observer and timing slow ones."""
         ready = self._ready
@@ -191,7 +191,7 @@ class LoopInstrumentation:
         handle = stepped = task = woken_by = None
 
 
-# %% book/06_event_loop.ipynb cell 135
+# %% book/06_event_loop.ipynb cell 144
 # asyncio's Task classes: the C one, and the pure-Python one it falls back on.
 _ASYNCIO_TASKS = (asyncio.Task, getattr(asyncio.tasks, "_PyTask", asyncio.Task))
 
