@@ -150,12 +150,12 @@ clean:
 # benchmarks/README.md) in its own venv .venv-bench, with uvloop and aiohttp from
 # requirements-bench.txt; the http group needs Debian's wrk (apt-get install wrk).
 # A full run (<= 20 min) writes benchmarks/results/suite.json; `make bench
-# BENCH_ARGS=--quick` is a smoke run of about two minutes into build/suite-quick.json.
+# BENCH_ARGS=--quick` is a smoke run of about two minutes into _build/suite-quick.json.
 # The compiled configurations run when build/compiled holds the compiled build.
 BENCHVENV   := .venv-bench
 BENCH_STAMP := $(BENCHVENV)/.installed
 BENCH_ARGS  ?=
-BENCH_JSON  ?= $(if $(findstring --quick,$(BENCH_ARGS)),build/suite-quick.json,benchmarks/results/suite.json)
+BENCH_JSON  ?= $(if $(findstring --quick,$(BENCH_ARGS)),_build/suite-quick.json,benchmarks/results/suite.json)
 .PHONY: bench
 $(BENCH_STAMP): requirements-bench.txt pyproject.toml
 	test -x $(BENCHVENV)/bin/python || $(PYTHON) -m venv $(BENCHVENV)
