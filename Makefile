@@ -120,8 +120,9 @@ browser-check: $(BROWSER_STAMP)
 # The compiled build, optional: the tangled loop modules compiled by Cython as they
 # are, in a whole copy of the package in build/compiled (git-ignored), used by putting
 # that directory first on PYTHONPATH. The pure-Python package stays the default.
-# .venv-compiled has requirements.txt (pytest for test-compiled) and Cython; the
-# package is not installed into it, so nothing can fall back to src unnoticed.
+# .venv-compiled has what test-all's venvs have (pytest and matplotlib, pinned by
+# requirements.txt) and the build's toolchain (requirements-compiled.txt); the package
+# is not installed into it, so nothing can fall back to src unnoticed.
 CVENV    := .venv-compiled
 CSTAMP   := $(CVENV)/.installed
 COMPILED := build/compiled
@@ -130,7 +131,7 @@ CBUILT   := $(COMPILED)/asynciodepth/_compiled.json
 
 $(CSTAMP): requirements.txt requirements-compiled.txt
 	test -x $(CVENV)/bin/python || $(PYTHON) -m venv $(CVENV)
-	$(CVENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-compiled.txt
+	$(CVENV)/bin/python -m pip install --quiet --disable-pip-version-check -c requirements.txt pytest matplotlib -r requirements-compiled.txt
 	touch $(CSTAMP)
 
 $(CBUILT): $(CSTAMP) tools/build_compiled.py $(wildcard src/asynciodepth/*.py src/asynciodepth/trace/*.py)
