@@ -170,17 +170,15 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
         # ---- 1. How long may we block? ----------------------------------
         if self._timer_cancelled_count:
             scheduled = self._drop_cancelled_timers()  # it may rebuild the heap
+        timeout: float | None = None
         if ready or self._stopping:
-            timeout: float | None = 0.0
+            timeout = 0.0
         elif scheduled:
             timeout = max(0.0, scheduled[0][0] - self.time())
             timeout = min(timeout, _MAXIMUM_POLL_TIMEOUT)
-        else:
-            timeout = None
         # ---- 2. Poll for I/O and wake-ups, unless nothing can arrive -----
         if timeout != 0.0 or self._wakeup_pending or self._io_can_arrive():
-            # Why clear first: a byte written from now on is seen by the next poll.
-            self._wakeup_pending = False
+            self._wakeup_pending = False  # Why first: a later byte is seen by the poll
             if observer is None:
                 self._poll_and_wait(timeout)
             else:
@@ -217,10 +215,12 @@ class BaseEventLoop(LoopInstrumentation, asyncio.AbstractEventLoop):
                 except BaseException as exc:
                     self._callback_failed(handle, exc)
             handle = None  # Why: don't keep the last callback's arguments alive.
-            if not ready or scheduled or self._stopping or self._wakeup_pending:
+            if (not ready or scheduled or self._stopping or self._debug
+                    or self._observer is not None):
                 return
-            if self._observer is not None or io_can_arrive():
-                return
+            if self._wakeup_pending or io_can_arrive():  # Why: see "The fast path".
+                self._wakeup_pending = False
+                self._poll_and_wait(0.0)
 
     # %% book/06_event_loop.ipynb cell 28
     def _poll(self, timeout: float | None) -> list[tuple[Any, int]]:

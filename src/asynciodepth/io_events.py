@@ -245,9 +245,9 @@ class ReadinessEventLoop(TaskEventLoop):
         """Poll, then queue the ready handles: the core's method, two calls shorter."""
         # Why: with one idle socket watched, a call_soon chain spent more time in
         # this seam's Python calls than in epoll_wait. Calling the poller here and
-        # skipping _process_events when nothing came cut an iteration from 18.3k
-        # to 15.9k instructions (callgrind); benchmarks/bench_loop.py, workload
-        # a': x 0.97 -> x 1.09 of asyncio's speed (CPU, interleaved).
+        # skipping _process_events when nothing came cut an iteration from 13.1k
+        # to 10.7k instructions (callgrind); benchmarks/bench_loop.py, workload
+        # a': x 1.28 -> x 1.54 of asyncio's speed (CPU, interleaved).
         if self._clock is not None and timeout:
             return super()._poll_and_wait(timeout)  # a virtual clock's jump
         events = self._poller.poll(timeout)
