@@ -67,6 +67,14 @@ _FINISHED_NAME = (
     "change wanted: trace/loop.py's on_task_step falls back on the type's name "
     "when __qualname__ is None)"
 )
+_AUTO_ATTACH = (
+    "tracing() without loop= finds our loop by watching the code of "
+    "BaseEventLoop.run_forever (sys.monitoring local events on 3.12+, settrace's call "
+    "event on 3.11); compiled, run_forever has no Python code to watch, so the "
+    "coroutine tracer records the tasks and the loop-level tracer is not attached "
+    "(pass loop= on the compiled build; the change wanted: the trace package also "
+    "attaches at the first task step it sees on one of our loops)"
+)
 KNOWN: dict[str, str] = {
     **{
         f"tests/test_base_events.py::{test}[{setup}]": _FRAMES
@@ -89,6 +97,24 @@ KNOWN: dict[str, str] = {
     },
     "tests/test_trace.py::test_tracing_does_not_change_what_a_program_does"
     "[ours+pytask-eager-loop]": _FINISHED_NAME,
+    **{
+        f"tests/test_trace_auto.py::{test}": _AUTO_ATTACH
+        for test in (
+            *(
+                f"{name}[{setup}]"
+                for name in (
+                    "test_without_loop_the_trace_is_the_one_loop_gives",
+                    "test_without_loop_on_the_real_clock_same_steps_and_arrows",
+                )
+                for setup in ("epoll", "selectors", "pytask")
+            ),
+            "test_asynciodepth_run_inside_tracing_draws_the_loops_arrows",
+            "test_the_stdlib_loop_before_ours_is_traced_by_its_coroutines",
+            "test_on_311_the_hooks_stay_off_after_our_loop",
+            "test_the_hooks_are_released_and_the_loop_left_clean",
+            "test_a_trace_file_without_loop_has_the_loops_track",
+        )
+    },
 }  # fmt: skip
 
 _SUFFIXES = tuple(importlib.machinery.EXTENSION_SUFFIXES)
