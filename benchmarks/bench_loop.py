@@ -99,7 +99,11 @@ def new_loop(config: str) -> asyncio.AbstractEventLoop:
 
 
 def workload_a(loop: asyncio.AbstractEventLoop, scale: float) -> None:
-    n = int(1_000_000 * scale)
+    call_soon_chain(loop, int(1_000_000 * scale))
+
+
+def call_soon_chain(loop: asyncio.AbstractEventLoop, n: int) -> None:
+    """Run n callbacks, each scheduling the next with call_soon (workload a)."""
     remaining = n
 
     def callback() -> None:

@@ -64,6 +64,8 @@ import sys
 import tempfile
 import time
 
+from bench_loop import call_soon_chain
+
 CONFIGS = ["stdlib", "ours", "ours-py", "uvloop", "compiled", "compiled-py"]
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -114,19 +116,7 @@ def m_call_soon(config: str, n: int, batch: int = 1000) -> float:
     return per_unit(run, n) - per_unit(lambda n: run(n, 0), n)
 
 
-def chain(loop: asyncio.AbstractEventLoop, n: int) -> None:
-    remaining = n
-
-    def callback() -> None:
-        nonlocal remaining
-        remaining -= 1
-        if remaining:
-            loop.call_soon(callback)
-        else:
-            loop.stop()
-
-    loop.call_soon(callback)
-    loop.run_forever()
+chain = call_soon_chain  # workload (a) of bench_loop.py
 
 
 def m_callback(config: str, n: int, with_fd: bool = False) -> float:
