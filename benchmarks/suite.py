@@ -370,7 +370,11 @@ def run_trace(args: argparse.Namespace, results: list[dict]) -> None:
 
 
 def git(*argv: str) -> str:
-    run = subprocess.run(["git", "-C", TOP, *argv], capture_output=True, text=True)
+    """git's answer, or "" where there is no git (e.g. a chroot with only Python)."""
+    try:
+        run = subprocess.run(["git", "-C", TOP, *argv], capture_output=True, text=True)
+    except OSError:
+        return ""
     return run.stdout.strip()
 
 
