@@ -72,6 +72,18 @@ def child_env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=path)
 
 
+def child_json(python: str, mode: str, repeat: int) -> dict:
+    """Run this file as a child in mode (--hooks-child, ...); its last line's JSON."""
+    done = subprocess.run(
+        [python, os.path.abspath(__file__), mode, str(repeat)],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def fib(n: int) -> int:
     return n if n < 2 else fib(n - 1) + fib(n - 2)
 
@@ -197,14 +209,7 @@ def hooks_child(repeat: int) -> None:
 def main_hooks(path: str, pythons: list[str], repeat: int) -> None:
     results = {}
     for python in pythons:
-        done = subprocess.run(
-            [python, os.path.abspath(__file__), "--hooks-child", str(repeat)],
-            capture_output=True,
-            text=True,
-            env=child_env(),
-            check=True,
-        )
-        results[version(python)] = json.loads(done.stdout.strip().splitlines()[-1])
+        results[version(python)] = child_json(python, "--hooks-child", repeat)
         print(version(python), results[version(python)], file=sys.stderr)
     data = {
         "workload": f"{TASKS} tasks x {ROUNDS} x (fib({FIB}), sleep(0))",
@@ -348,14 +353,7 @@ def floors_child(repeat: int) -> None:
 def main_floors(pythons: list[str], repeat: int) -> None:
     """Print, per Python, each floor's CPU time over the untraced loop's."""
     for python in pythons:
-        done = subprocess.run(
-            [python, os.path.abspath(__file__), "--floors-child", str(repeat)],
-            capture_output=True,
-            text=True,
-            env=child_env(),
-            check=True,
-        )
-        cpu = json.loads(done.stdout.strip().splitlines()[-1])
+        cpu = child_json(python, "--floors-child", repeat)
         print(
             f"\nPython {version(python)}: CPU time over the untraced run on the "
             f"same loop, {repeat} interleaved runs in one process\n"
